@@ -1,0 +1,92 @@
+"""distilbert-onnx: DistilBERT checkpoints to validated, fused and quantized ONNX, served without torch.
+
+    import distilbert_onnx as dox
+    dox.export("path/or/hub-id", "artifacts/sst2")     # needs the [export] extra
+    pipe = dox.load("artifacts/sst2")                    # onnxruntime, tokenizers, numpy only
+    pipe("I love this!")
+
+`export` imports torch lazily; `optimize`, `quantize` and `load` never import it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import MissingExtraError
+from .versions import package_version
+
+__version__ = package_version("distilbert-onnx") or "0+unknown"
+
+__all__ = ["export", "optimize", "quantize", "load", "__version__"]
+
+
+def export(
+    model: str | Path,
+    output: str | Path,
+    task: str | None = None,
+    optimize: bool = True,
+    quantize: bool = True,
+    *,
+    fp16: bool = False,
+    opset: int | None = None,
+    atol: float | None = None,
+    calibration_texts: str | Path | list[str] | None = None,
+    min_cosine: float | None = None,
+    min_worst_cosine: float | None = None,
+    force: bool = False,
+    revision: str | None = None,
+    echo=None,
+):
+    """Export a DistilBERT checkpoint (folder or Hub id) to a deployable folder; returns an ExportResult.
+
+    The task comes from config.json `architectures` unless given. The fp32 graph is validated against
+    PyTorch; `optimize` adds the fused graph (and the fp16 one with `fp16`), `quantize` the int8 one,
+    measured on `calibration_texts` against the `min_cosine` / `min_worst_cosine` targets.
+    """
+    try:
+        from .exporting.job import export_checkpoint
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"export needs PyTorch and onnx ({exc.name} is missing): pip install 'distilbert-onnx[export]'"
+        ) from None
+    from .exporting.exporter import DEFAULT_OPSET
+    from .exporting.validate import DEFAULT_ATOL
+    from .graph.quantize import QuantizeSettings
+
+    return export_checkpoint(
+        model,
+        output,
+        task=task,
+        opset=opset or DEFAULT_OPSET,
+        optimize=optimize,
+        quantize=quantize,
+        fp16=fp16,
+        atol=atol or DEFAULT_ATOL,
+        quantize_settings=QuantizeSettings.from_options(calibration_texts, min_cosine, min_worst_cosine),
+        force=force,
+        revision=revision,
+        echo=echo,
+    )
+
+
+def optimize(folder: str | Path, fp16: bool = False, *, atol: float | None = None, echo=None) -> dict:
+    """Add the fused fp32 graph (and the fp16 one with `fp16`) to an exported folder."""
+    from .graph.optimize import DEFAULT_ATOL, optimize_folder
+    from .progress import Stages
+
+    return optimize_folder(folder, fp16=fp16, atol=atol or DEFAULT_ATOL, stages=Stages(echo))
+
+
+def quantize(folder: str | Path, *, echo=None, **options) -> dict:
+    """Add the int8 graph to an exported folder; `options` as QuantizeSettings.from_options takes them."""
+    from .graph.quantize import QuantizeSettings, quantize_folder
+    from .progress import Stages
+
+    return quantize_folder(folder, QuantizeSettings.from_options(**options), stages=Stages(echo))
+
+
+def load(folder: str | Path, device: str = "cpu", variant: str = "auto", **options):
+    """A pipeline for the folder's task on onnxruntime (`device` cpu, cuda or auto)."""
+    from .runtime.pipelines import load_pipeline
+
+    return load_pipeline(folder, device=device, variant=variant, **options)

@@ -1,0 +1,61 @@
+"""The exceptions distilbert-onnx raises for problems a user can fix.
+
+Each one is also a ValueError (bad input: a path, a config, a task, a folder) or a RuntimeError
+(something that could not be done: a graph that disagrees with PyTorch, a missing provider), so
+callers can catch the builtin they expect. The CLI prints any DistilbertOnnxError as one line.
+"""
+
+
+class DistilbertOnnxError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class TaskError(DistilbertOnnxError, ValueError):
+    """An unknown task, or a checkpoint whose task cannot be told."""
+
+
+class OptionError(DistilbertOnnxError, ValueError):
+    """An option value that cannot be used (an opset, a tolerance, a batch size)."""
+
+
+class ConfigError(DistilbertOnnxError, ValueError):
+    """config.json is missing, unreadable or not a DistilBERT config."""
+
+
+class CheckpointError(DistilbertOnnxError, ValueError):
+    """The checkpoint cannot be found or read."""
+
+
+class MissingWeightsError(CheckpointError):
+    """The checkpoint lacks weights the requested head needs (never filled in at random)."""
+
+
+class ArtifactError(DistilbertOnnxError, ValueError):
+    """A deployable folder is missing, occupied, incomplete or corrupt."""
+
+
+class ValidationError(DistilbertOnnxError, RuntimeError):
+    """An ONNX graph disagrees with its reference beyond the tolerance.
+
+    `report` holds every failing comparison, not just the first.
+    """
+
+    def __init__(self, message: str, report: list[str] | None = None):
+        super().__init__(message)
+        self.report = report or []
+
+
+class FusionError(DistilbertOnnxError, RuntimeError):
+    """onnxruntime's optimizer did not fuse the graph as completely as DistilBERT requires."""
+
+
+class QuantizationError(DistilbertOnnxError, RuntimeError):
+    """Quantization could not produce a graph that meets the requested fidelity."""
+
+
+class DeviceError(DistilbertOnnxError, RuntimeError):
+    """The requested device or execution provider cannot be used."""
+
+
+class MissingExtraError(DistilbertOnnxError, RuntimeError):
+    """A feature needs an optional dependency that is not installed."""

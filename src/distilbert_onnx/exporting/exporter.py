@@ -1,0 +1,62 @@
+"""PyTorch -> ONNX for one task head, with the dynamic axes of its TaskSpec.
+
+The TorchScript exporter (`torch.onnx.export(..., dynamo=False)`) at opset 17 is used on purpose: on
+torch 2.13 and onnxruntime 1.31 its graphs keep the MatMul / Reshape / Transpose / Softmax pattern
+that onnxruntime's transformer optimizer fuses into Attention, EmbedLayerNormalization,
+SkipLayerNormalization and BiasGelu, and it exports a DistilBERT in a fraction of a second. The
+torch.export-based exporter (the default since torch 2.9) needs opset 18+, emits a Gelu op and a
+mask pattern the optimizer does not fuse, and takes seconds (see the README).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import torch
+
+from ..config import DistilBertConfig
+from ..errors import OptionError
+from ..tasks import INPUT_NAMES, TaskSpec
+
+DEFAULT_OPSET = 17
+# LayerNormalization is a single op from opset 17; below 14 the exporter lacks ops DistilBERT uses.
+SUPPORTED_OPSETS = range(14, 18)
+EXAMPLE_BATCH, EXAMPLE_SEQUENCE, EXAMPLE_CHOICES = 2, 16, 2
+
+
+def example_inputs(spec: TaskSpec, config: DistilBertConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inputs the graph is traced with; validation then uses other shapes."""
+    shape = (EXAMPLE_BATCH, EXAMPLE_SEQUENCE)
+    if "num_choices" in spec.input_axes:
+        shape = (EXAMPLE_BATCH, EXAMPLE_CHOICES, EXAMPLE_SEQUENCE)
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(1, config.vocab_size, shape, generator=generator)
+    return input_ids, torch.ones_like(input_ids)
+
+
+def export_onnx(
+    model: torch.nn.Module, spec: TaskSpec, config: DistilBertConfig, path: str | Path, opset: int = DEFAULT_OPSET
+) -> None:
+    """Trace `model` to `path`. The exporter's own chatter is kept off the terminal."""
+    if opset not in SUPPORTED_OPSETS:
+        raise OptionError(
+            f"opset {opset} is not supported: choose {SUPPORTED_OPSETS.start} to {SUPPORTED_OPSETS.stop - 1} "
+            f"(default {DEFAULT_OPSET})"
+        )
+    quiet = io.StringIO()
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(quiet):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            example_inputs(spec, config),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=list(INPUT_NAMES),
+            output_names=list(spec.output_names),
+            dynamic_axes=spec.dynamic_axes(),
+            do_constant_folding=True,
+        )

@@ -1,0 +1,132 @@
+"""The export job end to end: a checkpoint in, a validated deployable folder out.
+
+load checkpoint -> trace to ONNX -> validate against PyTorch -> tokenizer, config, manifest ->
+(fuse -> quantize). Everything is built in a staging folder beside the target and renamed into place
+only when every stage passed, so a failure leaves no half-written output.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..artifacts import (
+    CONFIG_NAME,
+    FORMAT_VERSION,
+    VARIANTS,
+    check_target,
+    read_manifest,
+    staged_folder,
+    variant_record,
+    write_manifest,
+)
+from ..config import DistilBertConfig
+from ..graph.optimize import optimize_folder
+from ..graph.quantize import QuantizeSettings, quantize_folder
+from ..progress import Stages
+from ..tasks import TaskSpec
+from ..versions import tool_versions
+from .checkpoint import load_checkpoint
+from .exporter import DEFAULT_OPSET, export_onnx
+from .tokenizer_files import write_tokenizer_files
+from .validate import DEFAULT_ATOL, pytorch_runner, validate_against_pytorch
+
+
+@dataclass
+class ExportResult:
+    """What `export` made: the folder, its task, its variants, and how long each stage took."""
+
+    folder: Path
+    task: str
+    variants: list[str]
+    manifest: dict
+    seconds: dict[str, float]
+
+
+def export_checkpoint(
+    model: str | Path,
+    output: str | Path,
+    *,
+    task: str | None = None,
+    opset: int = DEFAULT_OPSET,
+    optimize: bool = True,
+    quantize: bool = True,
+    fp16: bool = False,
+    atol: float = DEFAULT_ATOL,
+    quantize_settings: QuantizeSettings | None = None,
+    force: bool = False,
+    revision: str | None = None,
+    echo=None,
+) -> ExportResult:
+    """Export `model` (a folder or Hub id) to the deployable folder `output`."""
+    stages = Stages(echo)
+    check_target(output, force)
+    with stages("load checkpoint"):
+        checkpoint = load_checkpoint(model, task, revision)
+    spec, config = checkpoint.task, checkpoint.config
+    with staged_folder(output, force) as staging:
+        onnx_path = staging / VARIANTS["fp32"].file
+        with stages(f"export {spec.name} head to ONNX (opset {opset})"):
+            export_onnx(checkpoint.model, spec, config, onnx_path, opset)
+        with stages("validate model.onnx against PyTorch"):
+            validation = validate_against_pytorch(onnx_path, checkpoint.model, spec, config, atol)
+        with stages("write tokenizer, config and manifest"):
+            tokenizer = write_tokenizer_files(checkpoint.folder, staging, config)
+            _write_config(checkpoint.folder, staging, spec)
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "task": spec.name,
+                "architecture": spec.architecture,
+                **_io_signature(spec, config),
+                "opset": opset,
+                "source": {
+                    "checkpoint": checkpoint.source,
+                    "revision": revision,
+                    "weights": [{"file": name, "sha256": digest} for name, digest in checkpoint.weight_files.items()],
+                },
+                "tokenizer": tokenizer,
+                "variants": {"fp32": variant_record(staging, VARIANTS["fp32"], validation=validation)},
+                "tools": tool_versions(),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            write_manifest(staging, manifest)
+        if optimize:
+            optimize_folder(
+                staging,
+                fp16=fp16,
+                atol=atol,
+                reference=pytorch_runner(checkpoint.model, spec),
+                against="PyTorch",
+                stages=stages,
+            )
+        if quantize:
+            quantize_folder(staging, quantize_settings or QuantizeSettings(), stages=stages)
+        manifest = read_manifest(staging)
+    return ExportResult(
+        folder=Path(output),
+        task=spec.name,
+        variants=list(manifest["variants"]),
+        manifest=manifest,
+        seconds=stages.seconds,
+    )
+
+
+def _io_signature(spec: TaskSpec, config: DistilBertConfig) -> dict:
+    """Inputs and outputs with their axes: names for dynamic axes, sizes for fixed ones."""
+    sizes = {"dim": config.dim, "vocab": config.vocab_size, "num_labels": config.num_labels}
+    return {
+        "inputs": {name: {"dtype": "int64", "axes": list(axes)} for name, axes in spec.inputs.items()},
+        "outputs": {
+            name: {"dtype": "float32", "axes": [sizes.get(axis, axis) for axis in axes]}
+            for name, axes in spec.outputs.items()
+        },
+    }
+
+
+def _write_config(source: Path, target: Path, spec: TaskSpec) -> None:
+    """config.json as the checkpoint has it, with `architectures` naming the head that was exported."""
+    data = json.loads((source / CONFIG_NAME).read_text(encoding="utf-8"))
+    data["architectures"] = [spec.architecture]
+    (target / CONFIG_NAME).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,135 @@
+"""Fuse an exported DistilBERT graph with onnxruntime's transformer optimizer.
+
+One Attention op per layer, two SkipLayerNormalization per layer, one BiasGelu per GELU, and the
+embedding sum + layer norm as EmbedLayerNormalization (or the optimizer's reason why not, recorded).
+Attention takes the raw 2-D attention mask: the optimizer's default mask-index format assumes right
+padding and gives wrong results on left-padded batches. A fusion that falls short is an error,
+never a quietly slower graph. The fused graph is validated like model.onnx (right- and left-padded
+probes) and its fused-op counts go into the manifest.
+
+`fp16=True` also writes model_optimized_fp16.onnx: the fused graph with float16 weights and compute,
+float32 outputs, and the GPU's tanh-approximated GELU (FastGelu). It is validated on CUDA when a GPU
+is available, and marked unvalidated otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..artifacts import VARIANTS, require_manifest, staged_file, variant_record, write_manifest
+from ..config import DistilBertConfig, load_config
+from ..errors import FusionError
+from ..probes import Runner, check, make_probes, onnx_runner
+from ..progress import Stages
+from ..tasks import TaskSpec, get_task
+from .logs import captured_logs
+
+DEFAULT_ATOL = 1e-4
+FP16_ATOL = 5e-2  # float16 keeps ~3 significant digits; outputs of a few units differ in the 2nd decimal
+CUDA_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def optimize_folder(
+    folder: str | Path,
+    fp16: bool = False,
+    *,
+    atol: float = DEFAULT_ATOL,
+    reference: Runner | None = None,
+    against: str = "model.onnx",
+    stages: Stages | None = None,
+) -> dict:
+    """Add model_optimized.onnx (and model_optimized_fp16.onnx) to an exported folder.
+
+    Each graph is written under a temporary name, validated against `reference` (default: the
+    folder's fp32 model.onnx, itself validated against PyTorch), then renamed into place and recorded
+    in the manifest. Returns the new manifest entries.
+    """
+    folder = Path(folder)
+    stages = stages or Stages()
+    manifest = require_manifest(folder)
+    spec, config = get_task(manifest["task"]), load_config(folder)
+    source = folder / VARIANTS["fp32"].file
+    reference = reference or onnx_runner(source)
+    probes = make_probes(spec, config.vocab_size, config.pad_token_id)
+    records = {}
+    with staged_file(folder / VARIANTS["optimized"].file) as tmp:
+        with stages("fuse attention, layer norms and GELU"):
+            fused_ops = fuse(source, tmp, spec, config)
+        with stages(f"validate model_optimized.onnx against {against}"):
+            validation = check(reference, onnx_runner(tmp), spec, probes, atol, "model_optimized.onnx", against)
+    records["optimized"] = variant_record(folder, VARIANTS["optimized"], fused_ops=fused_ops, validation=validation)
+    if fp16:
+        with staged_file(folder / VARIANTS["fp16"].file) as tmp:
+            with stages("fuse for CUDA and convert to float16"):
+                fused_ops = fuse(source, tmp, spec, config, fp16=True)
+            with stages("validate model_optimized_fp16.onnx on CUDA"):
+                validation = _validate_fp16(tmp, reference, spec, probes, against)
+        records["fp16"] = variant_record(folder, VARIANTS["fp16"], fused_ops=fused_ops, validation=validation)
+    manifest = require_manifest(folder)
+    manifest["variants"].update(records)
+    write_manifest(folder, manifest)
+    return records
+
+
+def fuse(source: Path, target: Path, spec: TaskSpec, config: DistilBertConfig, fp16: bool = False) -> dict:
+    """Write the fused graph of `source` to `target`; returns the fused-op counts for the manifest."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    options = FusionOptions("bert")
+    options.use_raw_attention_mask(True)
+    options.enable_gelu_approximation = fp16
+    with captured_logs() as logs:
+        model = optimize_model(
+            str(source),
+            model_type="bert",
+            num_heads=config.n_heads,
+            hidden_size=config.dim,
+            optimization_options=options,
+            opt_level=0,
+            use_gpu=fp16,
+        )
+        counts = {op: count for op, count in model.get_fused_operator_statistics().items() if count}
+        if fp16:
+            model.convert_float_to_float16(keep_io_types=True)
+        model.save_model_to_file(str(target))
+    return _check_fusion(counts, spec, config, fp16, logs)
+
+
+def expected_fusions(spec: TaskSpec, config: DistilBertConfig, fp16: bool = False) -> dict[str, int]:
+    """The fused ops a DistilBERT graph must have: per layer one Attention, two SkipLayerNorms, one GELU."""
+    expected = {"Attention": config.n_layers, "SkipLayerNormalization": 2 * config.n_layers}
+    if config.activation == "gelu":
+        # The masked-LM head's transform has one more GELU.
+        expected["FastGelu" if fp16 else "BiasGelu"] = config.n_layers + (spec.name == "fill-mask")
+    return expected
+
+
+def _check_fusion(counts: dict, spec: TaskSpec, config: DistilBertConfig, fp16: bool, logs: list[str]) -> dict:
+    short = [
+        f"{op} {counts.get(op, 0)} of {wanted}"
+        for op, wanted in expected_fusions(spec, config, fp16).items()
+        if counts.get(op, 0) < wanted
+    ]
+    if short:
+        raise FusionError(
+            f"onnxruntime's optimizer fused only part of the graph ({'; '.join(short)}): the fused graph would be "
+            "slower than it should, so none was written; export with --no-optimize and report this"
+        )
+    result = {"counts": counts}
+    if not counts.get("EmbedLayerNormalization"):
+        reasons = [line for line in logs if "EmbedLayerNormalization" in line]
+        result["embed_layer_norm_not_fused"] = reasons[0] if reasons else "the optimizer did not match the embedding subgraph"
+    return result
+
+
+def _validate_fp16(path: Path, reference: Runner, spec: TaskSpec, probes, against: str) -> dict:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return {
+            "passed": None,
+            "reason": "not validated: no CUDA provider on the machine that exported it; run `distilbert-onnx validate` on a GPU",
+        }
+    candidate = onnx_runner(path, providers=CUDA_PROVIDERS)
+    return {**check(reference, candidate, spec, probes, FP16_ATOL, path.name, against), "device": "cuda"}

@@ -1,0 +1,385 @@
+"""int8 for CPUs: onnxruntime's dynamic quantization, made accuracy-aware.
+
+Weights of the MatMul and Attention ops become int8, symmetric, one scale per output channel by
+default (per-tensor int8, the common default elsewhere, costs measurable accuracy); activations are
+quantized to uint8 at run time. Embedding lookups stay fp32: quantizing them saves file size, not
+time. Fused graphs are run through onnxruntime's symbolic shape inference first, which is what
+quantizing them needs (without it onnxruntime 1.31 stops with "Unable to find data type for
+weight_name").
+
+Accuracy-aware: the int8 graph is compared with fp32 on calibration texts (fidelity.py). If it misses
+the target (mean cosine >= min_cosine and worst cosine >= min_worst_cosine), MatMuls are kept in
+fp32, most sensitive per unit of compute first, until the target is met. Sensitivity is each
+MatMul's own output error when its input and weight are quantized, measured on calibration
+activations. A target that cannot be met while keeping at most MAX_FP32_SHARE of the compute in fp32
+is an error; no graph is written.
+
+The fused and the unfused fp32 graphs are both quantized this way when both exist; the faster one
+that meets the target is shipped, and the manifest records both and why.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..artifacts import VARIANTS, require_manifest, staged_file, variant_record, write_manifest
+from ..config import DistilBertConfig, load_config
+from ..errors import ArtifactError, OptionError, QuantizationError
+from ..probes import onnx_runner
+from ..progress import Stages
+from ..runtime.session import OnnxModel
+from ..tasks import TaskSpec, get_task
+from ..timing import measure, synthetic_feeds
+from .fidelity import Batch, calibration_batches, fidelity, reference_outputs
+from .logs import captured_logs
+
+DEFAULT_MIN_COSINE = 0.995
+DEFAULT_MIN_WORST_COSINE = 0.98
+MAX_FP32_SHARE = 0.5
+OP_TYPES = ["MatMul", "Attention"]
+SENSITIVITY_BATCHES = 4
+SENSITIVITY_TOKENS = 2048
+TIMING_SHAPE = (8, 128)
+GRAPHS = {"fused": VARIANTS["optimized"].file, "unfused": VARIANTS["fp32"].file}
+
+
+@dataclass(frozen=True)
+class QuantizeSettings:
+    """What `quantize` does: weight granularity, the fidelity target, calibration texts, source graph."""
+
+    per_channel: bool = True
+    min_cosine: float | None = DEFAULT_MIN_COSINE
+    min_worst_cosine: float | None = DEFAULT_MIN_WORST_COSINE
+    calibration_texts: tuple[str, ...] | None = None
+    calibration_source: str = "built-in sample of varied English"
+    graph: str = "auto"
+
+    @classmethod
+    def from_options(
+        cls,
+        calibration_texts: str | Path | list[str] | None = None,
+        min_cosine: float | None = None,
+        min_worst_cosine: float | None = None,
+        per_channel: bool | None = None,
+        graph: str | None = None,
+        target: bool = True,
+    ) -> QuantizeSettings:
+        """Settings from user options; None keeps a default, `target=False` drops the fidelity target."""
+        settings = cls()
+        if calibration_texts is not None:
+            texts, source = _read_texts(calibration_texts)
+            settings = replace(settings, calibration_texts=tuple(texts), calibration_source=source)
+        for name, value in (("min_cosine", min_cosine), ("min_worst_cosine", min_worst_cosine)):
+            if value is not None:
+                if not 0.0 < value <= 1.0:
+                    raise OptionError(f"{name.replace('_', '-')} must be in (0, 1], got {value}")
+                settings = replace(settings, **{name: value})
+        if not target:
+            settings = replace(settings, min_cosine=None, min_worst_cosine=None)
+        if per_channel is not None:
+            settings = replace(settings, per_channel=per_channel)
+        if graph is not None:
+            if graph not in ("auto", *GRAPHS):
+                raise OptionError(f"graph must be auto, fused or unfused, got {graph!r}")
+            settings = replace(settings, graph=graph)
+        return settings
+
+    def texts(self) -> list[str]:
+        if self.calibration_texts is not None:
+            return list(self.calibration_texts)
+        from ..exporting.demo import sample_texts
+
+        return sample_texts()
+
+    def meets(self, figures: dict) -> bool:
+        return (self.min_cosine is None or figures["mean_cosine"] >= self.min_cosine) and (
+            self.min_worst_cosine is None or figures["min_cosine"] >= self.min_worst_cosine
+        )
+
+    def describe_target(self) -> str:
+        parts = []
+        if self.min_cosine is not None:
+            parts.append(f"mean cosine >= {self.min_cosine}")
+        if self.min_worst_cosine is not None:
+            parts.append(f"worst cosine >= {self.min_worst_cosine}")
+        return " and ".join(parts) or "none"
+
+
+@dataclass
+class Attempt:
+    """One int8 graph: which MatMuls stayed fp32, its share of the compute, and its fidelity."""
+
+    path: Path
+    kept_fp32: list[str]
+    fp32_share: float
+    fidelity: dict
+
+
+@dataclass(frozen=True)
+class MatMulNode:
+    name: str
+    activation: str
+    weight: str
+    macs: int  # multiply-accumulates per token
+
+
+def quantize_folder(folder: str | Path, settings: QuantizeSettings | None = None, *, stages: Stages | None = None) -> dict:
+    """Add model_quantized.onnx to an exported folder; returns its manifest entry."""
+    folder = Path(folder)
+    settings = settings or QuantizeSettings()
+    stages = stages or Stages()
+    manifest = require_manifest(folder)
+    spec, config = get_task(manifest["task"]), load_config(folder)
+    sources = _source_graphs(folder, settings.graph)
+    texts = settings.texts()
+    if not texts:
+        raise OptionError("the calibration texts are empty: give a file with one text per line")
+    with tempfile.TemporaryDirectory(prefix=".quantize-", dir=folder) as work_dir:
+        work = Path(work_dir)
+        with stages(f"run fp32 on {len(texts)} calibration texts"):
+            batches = calibration_batches(folder, spec, config, texts)
+            expected = reference_outputs(onnx_runner(folder / VARIANTS["fp32"].file), batches)
+        attempts: dict[str, tuple[Attempt, Attempt]] = {}
+        failures = []
+        for name, path in sources.items():
+            with stages(f"quantize the {name} graph to int8 ({'per-channel' if settings.per_channel else 'per-tensor'})"):
+                try:
+                    attempts[name] = _accuracy_aware(path, work / name, spec, config, settings, batches, expected)
+                except QuantizationError as exc:
+                    failures.append(f"{name}: {exc}")
+        if not attempts:
+            raise QuantizationError("; ".join(failures))
+        with stages("time the int8 candidates"):
+            latency = _latencies({name: best.path for name, (_, best) in attempts.items()}, spec, config)
+        chosen = min(attempts, key=lambda name: latency[name])
+        first, best = attempts[chosen]
+        cost = None
+        if best.kept_fp32:
+            all_int8 = _latencies({"all": first.path}, spec, config)["all"]
+            cost = latency[chosen] / all_int8 - 1.0
+        with staged_file(folder / VARIANTS["quantized"].file) as tmp:
+            shutil.copyfile(best.path, tmp)
+    quantization = {
+        "method": "onnxruntime dynamic quantization",
+        "weights": f"int8 symmetric, {'per output channel' if settings.per_channel else 'per tensor'}",
+        "activations": "uint8, per tensor, computed at run time",
+        "op_types": OP_TYPES,
+        "source_graph": sources[chosen].name,
+        "target": {"min_cosine": settings.min_cosine, "min_worst_cosine": settings.min_worst_cosine},
+        "calibration": {"texts": len(texts), "source": settings.calibration_source},
+        "kept_fp32": best.kept_fp32,
+        "kept_fp32_compute_share": round(best.fp32_share, 4),
+        "speed_cost_of_kept_fp32": None if cost is None else round(cost, 4),
+        "candidates": {
+            name: {
+                "latency_ms": round(latency[name] * 1000, 3),
+                "kept_fp32": len(best_of.kept_fp32),
+                "fidelity": best_of.fidelity,
+            }
+            for name, (_, best_of) in attempts.items()
+        },
+        "candidates_failed": failures,
+        "latency_shape": list(TIMING_SHAPE),
+        "chosen": chosen,
+        "why": _why(chosen, latency, failures),
+    }
+    record = variant_record(folder, VARIANTS["quantized"], quantization=quantization, fidelity=best.fidelity)
+    manifest = require_manifest(folder)
+    manifest["variants"]["quantized"] = record
+    write_manifest(folder, manifest)
+    return record
+
+
+def _source_graphs(folder: Path, graph: str) -> dict[str, Path]:
+    wanted = list(GRAPHS) if graph == "auto" else [graph]
+    sources = {name: folder / GRAPHS[name] for name in wanted if (folder / GRAPHS[name]).is_file()}
+    if graph == "fused" and not sources:
+        raise ArtifactError(f"{folder} has no fused graph to quantize: run distilbert-onnx optimize first")
+    if not sources:
+        raise ArtifactError(f"{folder} has no model.onnx to quantize")
+    return sources
+
+
+def _accuracy_aware(
+    source: Path,
+    work: Path,
+    spec: TaskSpec,
+    config: DistilBertConfig,
+    settings: QuantizeSettings,
+    batches: list[Batch],
+    expected: list[dict],
+) -> tuple[Attempt, Attempt]:
+    """(the all-int8 attempt, the attempt that meets the target with the fewest fp32 MatMuls)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    work.mkdir(parents=True)
+    prepared = work / "prepared.onnx"
+    with captured_logs():
+        quant_pre_process(str(source), str(prepared), skip_optimization=True)
+    nodes = quantizable_nodes(prepared)
+    total_macs = sum(node.macs for node in nodes) or 1
+
+    def attempt(kept: list[MatMulNode]) -> Attempt:
+        path = work / f"int8-{len(kept)}.onnx"
+        with captured_logs():
+            quantize_dynamic(
+                str(prepared),
+                str(path),
+                op_types_to_quantize=OP_TYPES,
+                per_channel=settings.per_channel,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=[node.name for node in kept],
+            )
+        figures = fidelity(expected, onnx_runner(path), spec, batches)
+        return Attempt(path, [node.name for node in kept], sum(n.macs for n in kept) / total_macs, figures)
+
+    first = attempt([])
+    if settings.meets(first.fidelity):
+        return first, first
+    order = rank_by_sensitivity(prepared, nodes, batches[:SENSITIVITY_BATCHES], settings.per_channel)
+    affordable = [k for k in range(1, len(order) + 1) if sum(n.macs for n in order[:k]) / total_macs <= MAX_FP32_SHARE]
+    tried = {0: first}
+    # Double the number of fp32 MatMuls until the target is met, then bisect for the fewest.
+    low, high, count = 0, None, 1
+    while affordable and high is None:
+        count = min(count, affordable[-1])
+        tried[count] = attempt(order[:count])
+        if settings.meets(tried[count].fidelity):
+            high = count
+        elif count == affordable[-1]:
+            break
+        else:
+            low, count = count, count * 2
+    if high is None:
+        best = max(tried.values(), key=lambda a: a.fidelity["mean_cosine"])
+        raise QuantizationError(
+            f"int8 misses the target ({settings.describe_target()}) even with {len(best.kept_fp32)} MatMuls "
+            f"({best.fp32_share:.0%} of the compute) in fp32: best mean cosine {best.fidelity['mean_cosine']:.4f}, "
+            f"worst {best.fidelity['min_cosine']:.4f}. Lower --min-cosine / --min-worst-cosine, or skip int8"
+        )
+    while high - low > 1:
+        middle = (low + high) // 2
+        tried[middle] = attempt(order[:middle])
+        low, high = (low, middle) if settings.meets(tried[middle].fidelity) else (middle, high)
+    return first, tried[high]
+
+
+def quantizable_nodes(path: Path) -> list[MatMulNode]:
+    """The MatMul / Attention nodes with a constant weight: what dynamic quantization converts."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    shapes = {init.name: tuple(init.dims) for init in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type in OP_TYPES and len(node.input) > 1 and len(shapes.get(node.input[1], ())) == 2:
+            rows, columns = shapes[node.input[1]]
+            nodes.append(MatMulNode(node.name, node.input[0], node.input[1], rows * columns))
+    return nodes
+
+
+def rank_by_sensitivity(
+    path: Path, nodes: list[MatMulNode], batches: list[Batch], per_channel: bool
+) -> list[MatMulNode]:
+    """`nodes` ordered by output error per multiply-accumulate, largest first.
+
+    Each node's error is ||Q(x) Q(W) - x W|| / ||x W|| on calibration activations x, with Q the
+    quantization onnxruntime applies (uint8 per-tensor activations, int8 symmetric weights).
+    """
+    activations = _capture(path, sorted({node.activation for node in nodes}), batches)
+    weights = _initializers(path, {node.weight for node in nodes})
+    error = {}
+    for node in nodes:
+        x = activations[node.activation]
+        error[node.name] = _relative_error(x, weights[node.weight], per_channel)
+    return sorted(nodes, key=lambda node: error[node.name] / node.macs, reverse=True)
+
+
+def _capture(path: Path, names: list[str], batches: list[Batch]) -> dict[str, np.ndarray]:
+    """The values of the tensors `names` on `batches`, as rows of real (unpadded) tokens."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path))
+    known = {info.name for info in model.graph.output}
+    for name in names:
+        if name not in known:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    captured: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for batch in batches:
+        mask = batch.mask.reshape(-1)
+        for name, value in zip(names, session.run(names, batch.feeds)):
+            rows = value.reshape(-1, value.shape[-1])
+            captured[name].append(rows[mask] if len(rows) == len(mask) else rows)
+    rng = np.random.default_rng(0)
+    result = {}
+    for name, parts in captured.items():
+        rows = np.concatenate(parts)
+        if len(rows) > SENSITIVITY_TOKENS:
+            rows = rows[rng.choice(len(rows), SENSITIVITY_TOKENS, replace=False)]
+        result[name] = rows.astype(np.float32)
+    return result
+
+
+def _initializers(path: Path, names: set[str]) -> dict[str, np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    return {init.name: numpy_helper.to_array(init) for init in model.graph.initializer if init.name in names}
+
+
+def _relative_error(x: np.ndarray, w: np.ndarray, per_channel: bool) -> float:
+    low, high = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    scale = (high - low) / 255.0 or 1.0
+    zero = np.round(-low / scale)
+    x_q = (np.clip(np.round(x / scale) + zero, 0, 255) - zero) * scale
+    w_max = np.abs(w).max(axis=0, keepdims=True) if per_channel else np.abs(w).max()
+    w_scale = np.where(w_max > 0, w_max / 127.0, 1.0)
+    w_q = np.round(w / w_scale) * w_scale
+    exact = x @ w
+    return float(np.linalg.norm(x_q @ w_q - exact) / max(np.linalg.norm(exact), 1e-12))
+
+
+def _latencies(paths: dict[str, Path], spec: TaskSpec, config: DistilBertConfig) -> dict[str, float]:
+    batch, length = TIMING_SHAPE
+    feeds = synthetic_feeds(spec, config.vocab_size, batch, min(length, config.max_position_embeddings))
+    result = {}
+    for name, path in paths.items():
+        model = OnnxModel(path)
+        result[name] = float(np.median(measure(lambda: model.run(feeds), warmup=2, min_runs=5, min_seconds=1.0)))
+    return result
+
+
+def _why(chosen: str, latency: dict[str, float], failures: list[str]) -> str:
+    if len(latency) == 1:
+        other = "; the other graph could not meet the target" if failures else ""
+        return f"the only graph quantized{other}"
+    other = next(name for name in latency if name != chosen)
+    return (
+        f"faster: {latency[chosen] * 1000:.1f} ms against {latency[other] * 1000:.1f} ms for the {other} graph "
+        f"at batch {TIMING_SHAPE[0]} x {TIMING_SHAPE[1]} tokens; both meet the target"
+    )
+
+
+def _read_texts(source: str | Path | list[str]) -> tuple[list[str], str]:
+    if isinstance(source, (list, tuple)):
+        texts = [str(text) for text in source]
+        return [text for text in texts if text.strip()], "given texts"
+    path = Path(source)
+    if not path.is_file():
+        raise OptionError(f"no calibration text file at {path}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise OptionError(f"{path} is not UTF-8 text: give one text per line") from None
+    return [line.strip() for line in lines if line.strip()], path.name

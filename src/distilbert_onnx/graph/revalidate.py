@@ -1,0 +1,139 @@
+"""`validate DIR`: re-check every variant of an exported folder.
+
+- every file the manifest lists is there and has the sha256 it had when written;
+- model.onnx against PyTorch again, when the [export] extra is installed and the source checkpoint is
+  still where the manifest says, with the same weights; otherwise it must at least run the probes;
+- the fused graph against model.onnx within the manifest's tolerance;
+- the fp16 graph against model.onnx on CUDA (reported as unvalidated without a GPU);
+- the int8 graph's fidelity on the built-in sample against its recorded target.
+Every failure is collected; one ValidationError lists them all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..artifacts import VARIANTS, require_manifest, sha256_file
+from ..config import load_config
+from ..errors import ValidationError
+from ..probes import check, make_probes, onnx_runner
+from ..progress import Stages
+from ..tasks import get_task
+from .fidelity import calibration_batches, fidelity, reference_outputs
+from .optimize import CUDA_PROVIDERS, FP16_ATOL
+from .quantize import QuantizeSettings
+
+
+def validate_folder(folder: str | Path, calibration_texts: str | Path | None = None, echo=None) -> list[str]:
+    """One line per check that passed; a ValidationError listing every failure otherwise.
+
+    The int8 graph is measured on `calibration_texts` (default: the built-in sample).
+    """
+    folder = Path(folder)
+    stages = Stages(echo)
+    manifest = require_manifest(folder)
+    spec, config = get_task(manifest["task"]), load_config(folder)
+    probes = make_probes(spec, config.vocab_size, config.pad_token_id)
+    passed, failed = [], []
+
+    def attempt(label: str, run) -> None:
+        try:
+            passed.append(f"{label}: {run()}")
+        except ValidationError as exc:
+            failed.extend(f"{label}: {line}" for line in (exc.report or [str(exc)]))
+        except Exception as exc:  # a file onnxruntime cannot load or run is a failed check, not a crash
+            failed.append(f"{label}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+
+    with stages("check files and checksums"):
+        for name, record in manifest["variants"].items():
+            attempt(record["file"], lambda record=record: _checksum(folder, record))
+    if failed:
+        raise ValidationError(f"{folder}: {len(failed)} check(s) failed", report=failed)
+    fp32 = folder / VARIANTS["fp32"].file
+    reference = onnx_runner(fp32)
+    atol = manifest["variants"]["fp32"]["validation"]["atol"]
+    with stages("validate model.onnx"):
+        attempt("model.onnx", lambda: _fp32(folder, manifest, spec, config, probes, reference, atol))
+    if "optimized" in manifest["variants"]:
+        with stages("validate model_optimized.onnx against model.onnx"):
+            attempt("model_optimized.onnx", lambda: _summary(check(
+                reference, onnx_runner(folder / VARIANTS["optimized"].file), spec, probes, atol,
+                "model_optimized.onnx", "model.onnx")))
+    if "fp16" in manifest["variants"]:
+        with stages("validate model_optimized_fp16.onnx"):
+            attempt("model_optimized_fp16.onnx", lambda: _fp16(folder, spec, probes, reference))
+    if "quantized" in manifest["variants"]:
+        with stages("measure model_quantized.onnx against model.onnx"):
+            attempt("model_quantized.onnx", lambda: _int8(folder, manifest, spec, config, reference, calibration_texts))
+    if failed:
+        raise ValidationError(f"{folder}: {len(failed)} check(s) failed", report=failed)
+    return passed
+
+
+def _checksum(folder: Path, record: dict) -> str:
+    path = folder / record["file"]
+    if not path.is_file():
+        raise ValidationError("missing", report=["the file is missing"])
+    if sha256_file(path) != record["sha256"]:
+        raise ValidationError("changed", report=["sha256 differs from the manifest: the file changed since export"])
+    return "present, sha256 matches"
+
+
+def _fp32(folder, manifest, spec, config, probes, reference, atol) -> str:
+    checkpoint = _source_checkpoint(manifest)
+    if checkpoint is None:
+        for probe in probes:
+            outputs = reference(probe.feeds)
+            if not all(np.isfinite(value).all() for value in outputs.values()):
+                raise ValidationError("non-finite", report=[f"non-finite outputs on probe {probe.name}"])
+        return "runs on every probe (PyTorch check skipped: needs the [export] extra and the source checkpoint)"
+    from ..exporting.checkpoint import load_checkpoint
+    from ..exporting.validate import validate_against_pytorch
+
+    loaded = load_checkpoint(checkpoint, spec.name, manifest["source"].get("revision"))
+    return _summary(validate_against_pytorch(folder / VARIANTS["fp32"].file, loaded.model, spec, config, atol))
+
+
+def _source_checkpoint(manifest: dict) -> Path | None:
+    """The source checkpoint folder, if PyTorch is installed and its weights are unchanged."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None
+    source = Path(manifest["source"]["checkpoint"])
+    weights = manifest["source"]["weights"]
+    if not source.is_dir() or not all((source / w["file"]).is_file() for w in weights):
+        return None
+    if any(sha256_file(source / w["file"]) != w["sha256"] for w in weights):
+        return None
+    return source
+
+
+def _fp16(folder, spec, probes, reference) -> str:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return "NOT VALIDATED: no CUDA provider here (the fp16 graph runs on CUDA only)"
+    candidate = onnx_runner(folder / VARIANTS["fp16"].file, providers=CUDA_PROVIDERS)
+    return _summary(check(reference, candidate, spec, probes, FP16_ATOL, "model_optimized_fp16.onnx", "model.onnx"))
+
+
+def _int8(folder, manifest, spec, config, reference, calibration_texts) -> str:
+    target = manifest["variants"]["quantized"]["quantization"]["target"]
+    settings = QuantizeSettings.from_options(calibration_texts, target["min_cosine"], target["min_worst_cosine"],
+                                             target=any(value is not None for value in target.values()))
+    texts = settings.texts()
+    batches = calibration_batches(folder, spec, config, texts)
+    figures = fidelity(reference_outputs(reference, batches), onnx_runner(folder / VARIANTS["quantized"].file), spec, batches)
+    line = (f"mean cosine {figures['mean_cosine']:.5f}, worst {figures['min_cosine']:.5f} to fp32 "
+            f"on {len(texts)} texts ({settings.calibration_source})")
+    if not settings.meets(figures):
+        raise ValidationError("int8 fidelity", report=[f"{line}: misses the target {settings.describe_target()}"])
+    return f"{line}; target {settings.describe_target()}"
+
+
+def _summary(figures: dict) -> str:
+    worst = max(figures["max_abs_diff"].values())
+    return f"max abs diff {worst:.1e} <= {figures['atol']:g} against {figures['reference']} on {', '.join(figures['probes'])}"

@@ -1,0 +1,85 @@
+"""load(): a deployable folder (ours, or an Optimum export) to a pipeline for its task.
+
+Only onnxruntime, tokenizers, numpy and the standard library are imported here and below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...artifacts import choose_variant, read_manifest
+from ...config import DistilBertConfig, load_config
+from ...errors import ArtifactError
+from ...tasks import INPUT_NAMES, TaskSpec, get_task, task_from_config
+from ..batching import DEFAULT_MAX_TOKENS
+from ..session import OnnxModel, resolve_device
+from ..tokenizer import TextTokenizer
+from . import (
+    feature_extraction,
+    fill_mask,
+    multiple_choice,
+    question_answering,
+    text_classification,
+    token_classification,
+)
+from .base import Context, Pipeline, TaskHandler
+
+HANDLERS: dict[str, TaskHandler] = {
+    "feature-extraction": feature_extraction.HANDLER,
+    "fill-mask": fill_mask.HANDLER,
+    "text-classification": text_classification.HANDLER,
+    "token-classification": token_classification.HANDLER,
+    "question-answering": question_answering.HANDLER,
+    "multiple-choice": multiple_choice.HANDLER,
+}
+
+__all__ = ["Pipeline", "load_pipeline"]
+
+
+def load_pipeline(
+    folder: str | Path,
+    device: str = "cpu",
+    variant: str = "auto",
+    threads: int | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> Pipeline:
+    """The pipeline of the folder's task on `device` (cpu, cuda, auto) with `variant` (auto or a name)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ArtifactError(f"no folder at {folder}: pass a folder made by distilbert-onnx export (or Optimum)")
+    config = load_config(folder)
+    manifest = read_manifest(folder)
+    device = resolve_device(device)
+    chosen = choose_variant(folder, device, variant)
+    model = OnnxModel(folder / chosen.file, device=device, threads=threads)
+    if sorted(model.input_names) != sorted(INPUT_NAMES):
+        raise ArtifactError(
+            f"{chosen.file} takes inputs {model.input_names}; a DistilBERT graph takes input_ids and attention_mask only"
+        )
+    spec = get_task(manifest["task"]) if manifest else task_from_graph(model, config)
+    tokenizer = TextTokenizer(folder, config.max_position_embeddings)
+    return Pipeline(HANDLERS[spec.name], model, Context(spec, config, tokenizer), folder, chosen.name, max_tokens)
+
+
+def task_from_graph(model: OnnxModel, config: DistilBertConfig) -> TaskSpec:
+    """The task of a folder without a manifest (an Optimum export), from its graph's outputs.
+
+    config.json's `architectures` settles what the outputs leave open (and is checked against them).
+    """
+    outputs = model.output_shapes()
+    if {"start_logits", "end_logits"} <= set(outputs):
+        return get_task("question-answering")
+    if "last_hidden_state" in outputs:
+        return get_task("feature-extraction")
+    if "logits" not in outputs:
+        raise ArtifactError(f"{model.path.name} has outputs {sorted(outputs)}: not a DistilBERT task head")
+    logits = outputs["logits"]
+    if model.input_rank() == 3:
+        return get_task("multiple-choice")
+    if len(logits) == 2:
+        return get_task("text-classification")
+    if config.architectures:
+        declared = task_from_config(config)
+        if declared.name in ("fill-mask", "token-classification"):
+            return declared
+    return get_task("fill-mask" if logits[-1] == config.vocab_size else "token-classification")

@@ -1,0 +1,188 @@
+"""The pipeline loop shared by every task: check the input, tokenize, batch, run, post-process.
+
+A task is a TaskHandler: a table of four functions (parse the call's inputs into items, encode items
+into model rows, decode a row's outputs into the task's result) plus its options and their defaults.
+The Pipeline object holds no state that changes during a call, so one object may serve many threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...config import DistilBertConfig
+from ...tasks import TaskSpec
+from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, check_batch_size, chunks, map_batches, pad
+from ..session import OnnxModel
+from ..tokenizer import TextTokenizer
+
+# Items read ahead of the model when streaming: enough to sort into well-filled batches.
+BATCHES_PER_CHUNK = 8
+
+
+@dataclass
+class Context:
+    """What post-processing needs besides the outputs."""
+
+    spec: TaskSpec
+    config: DistilBertConfig
+    tokenizer: TextTokenizer
+
+
+@dataclass
+class Row:
+    """One model input row: token ids (multiple choice: one list per choice) and the task's data."""
+
+    ids: Sequence[int] | Sequence[Sequence[int]]
+    data: Any = None
+
+    @property
+    def length(self) -> int:
+        """Tokens this row occupies in a padded batch."""
+        if self.ids and not isinstance(self.ids[0], int):
+            return len(self.ids) * max(len(choice) for choice in self.ids)
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class TaskHandler:
+    """The task-specific parts of a pipeline."""
+
+    # (inputs, keyword inputs, options) -> (items, whether to return the single result unwrapped)
+    parse: Callable[[Any, dict, dict], tuple[list, bool]]
+    # (items, context, options) -> the rows of each item
+    encode: Callable[[list, Context, dict], list[list[Row]]]
+    # (item, its rows, their outputs, context, options) -> the item's result
+    decode: Callable[[Any, list[Row], list[dict[str, np.ndarray]], Context, dict], Any]
+    options: dict[str, Any] = field(default_factory=dict)
+    input_keywords: tuple[str, ...] = ()
+    check_options: Callable[[dict, Context], None] = lambda options, context: None
+
+
+class Pipeline:
+    """A task on an ONNX graph: call it with text, get what transformers' pipeline gives."""
+
+    def __init__(
+        self,
+        handler: TaskHandler,
+        model: OnnxModel,
+        context: Context,
+        folder: Path,
+        variant: str,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+    ):
+        self.handler = handler
+        self.model = model
+        self.context = context
+        self.folder = folder
+        self.variant = variant
+        self.max_tokens = max_tokens
+
+    @property
+    def task(self) -> str:
+        return self.context.spec.name
+
+    @property
+    def device(self) -> str:
+        return self.model.device
+
+    def __repr__(self) -> str:
+        return f"<Pipeline {self.task} {self.folder} variant={self.variant} device={self.device}>"
+
+    def __call__(self, inputs: Any = None, /, *, batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any) -> Any:
+        """Run the task. A single input gives one result, a list gives a list in the same order,
+        and an iterator gives an iterator that consumes its input lazily."""
+        check_batch_size(batch_size)
+        keyword_inputs = {name: kwargs.pop(name) for name in self.handler.input_keywords if name in kwargs}
+        options = self._options(kwargs)
+        if _is_stream(inputs):
+            return self._stream(inputs, batch_size, options, parse=True)
+        items, single = self.handler.parse(inputs, keyword_inputs, options)
+        results = list(self._stream(items, batch_size, options))
+        return results[0] if single else results
+
+    def _options(self, given: dict) -> dict:
+        unknown = sorted(set(given) - set(self.handler.options))
+        if unknown:
+            known = ", ".join(sorted(self.handler.options)) or "none"
+            raise TypeError(f"{self.task} does not take {', '.join(unknown)} (its options: {known})")
+        options = {**self.handler.options, **given}
+        self.handler.check_options(options, self.context)
+        return {**options, "_given": set(given)}
+
+    def _stream(self, items: Iterable, batch_size: int, options: dict, parse: bool = False) -> Iterator:
+        for chunk in chunks(items, batch_size * BATCHES_PER_CHUNK):
+            if parse:  # each streamed element is one input, as it would be passed alone
+                chunk = [self.handler.parse(item, {}, options)[0][0] for item in chunk]
+            rows = self.handler.encode(chunk, self.context, options)
+            flat = [row for item_rows in rows for row in item_rows]
+            outputs = map_batches(flat, [row.length for row in flat], self._run_rows, batch_size, self.max_tokens)
+            position = 0
+            for item, item_rows in zip(chunk, rows):
+                item_outputs = outputs[position : position + len(item_rows)]
+                position += len(item_rows)
+                yield self.handler.decode(item, item_rows, item_outputs, self.context, options)
+
+    def _run_rows(self, rows: list[Row]) -> list[dict[str, np.ndarray]]:
+        """One padded batch through the model; each row gets its outputs without the padding."""
+        spec = self.context.spec
+        pad_id = self.context.tokenizer.pad_token_id
+        if "num_choices" in spec.input_axes:
+            return self._run_choices(rows, pad_id)
+        input_ids, attention_mask = pad([row.ids for row in rows], pad_id)
+        outputs = self.model.run({"input_ids": input_ids, "attention_mask": attention_mask})
+        per_token = spec.per_token_outputs()
+        return [
+            {name: value[i, : len(row.ids)] if name in per_token else value[i] for name, value in outputs.items()}
+            for i, row in enumerate(rows)
+        ]
+
+    def _run_choices(self, rows: list[Row], pad_id: int) -> list[dict[str, np.ndarray]]:
+        """Multiple choice: rows with the same number of choices go through together."""
+        results: list[dict | None] = [None] * len(rows)
+        by_count: dict[int, list[int]] = {}
+        for index, row in enumerate(rows):
+            by_count.setdefault(len(row.ids), []).append(index)
+        for count, indices in by_count.items():
+            sequences = [choice for index in indices for choice in rows[index].ids]
+            input_ids, attention_mask = pad(sequences, pad_id)
+            shape = (len(indices), count, input_ids.shape[-1])
+            outputs = self.model.run({"input_ids": input_ids.reshape(shape), "attention_mask": attention_mask.reshape(shape)})
+            for position, index in enumerate(indices):
+                results[index] = {name: value[position] for name, value in outputs.items()}
+        return results  # type: ignore[return-value]
+
+
+def _is_stream(inputs: Any) -> bool:
+    """An iterator or generator (not a list, tuple, string or dict): results are streamed back."""
+    return isinstance(inputs, Iterator)
+
+
+# --- input checks shared by the tasks ---------------------------------------------------------
+
+
+def check_text(value: Any, what: str = "input") -> str:
+    """`value` if it is a string; a TypeError that says what it is otherwise."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise TypeError(f"{what} is None: expected a string")
+    if isinstance(value, (bytes, bytearray)):
+        raise TypeError(f"{what} is bytes: decode it to a string first (e.g. value.decode('utf-8'))")
+    raise TypeError(f"{what} is a {type(value).__name__}: expected a string")
+
+
+def texts_or_list(inputs: Any, item: Callable[[Any, str], Any]) -> tuple[list, bool]:
+    """A single input or a list of them, each checked by `item(value, description)`."""
+    if isinstance(inputs, (list, tuple)):
+        return [item(value, f"item {index} of the input list") for index, value in enumerate(inputs)], False
+    return [item(inputs, "the input")], True
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    return shifted / shifted.sum(axis=axis, keepdims=True)

@@ -1,0 +1,45 @@
+"""Latency measurement and synthetic inputs, shared by `quantize` (choosing the faster int8 graph)
+and `benchmark`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from .tasks import TaskSpec
+
+BENCHMARK_CHOICES = 4
+
+
+def synthetic_feeds(
+    spec: TaskSpec, vocab_size: int, batch_size: int, sequence_length: int, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Random token ids of the given shape (multiple choice: BENCHMARK_CHOICES per row), no padding."""
+    shape = (batch_size, sequence_length)
+    if "num_choices" in spec.input_axes:
+        shape = (batch_size, BENCHMARK_CHOICES, sequence_length)
+    input_ids = np.random.default_rng(seed).integers(1, vocab_size, size=shape, dtype=np.int64)
+    return {"input_ids": input_ids, "attention_mask": np.ones(shape, dtype=np.int64)}
+
+
+def measure(
+    run: Callable[[], object],
+    *,
+    warmup: int = 3,
+    min_runs: int = 10,
+    min_seconds: float = 1.0,
+    max_runs: int = 10_000,
+) -> np.ndarray:
+    """Seconds per call of `run`: `warmup` untimed calls, then at least `min_runs` timed ones and
+    at least `min_seconds` in all (at most `max_runs`)."""
+    for _ in range(warmup):
+        run()
+    times = []
+    started = time.perf_counter()
+    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - started < min_seconds):
+        begin = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - begin)
+    return np.asarray(times)
