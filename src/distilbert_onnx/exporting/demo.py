@@ -1,7 +1,7 @@
 """A small DistilBERT checkpoint folder made on the spot, for trying the tool offline.
 
 Its weights are RANDOM (so its predictions mean nothing) and its tokenizer is a WordPiece vocabulary
-trained on the package's built-in sample texts. The folder has the Hugging Face layout
+trained on the package's built-in sample texts (samples.py). The folder has the Hugging Face layout
 (config.json, model.safetensors, tokenizer.json, vocab.txt, tokenizer_config.json), so it goes through
 exactly the path a real fine-tuned checkpoint does. The tests build their tiny checkpoints with it.
 """
@@ -9,7 +9,6 @@ exactly the path a real fine-tuned checkpoint does. The tests build their tiny c
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 from safetensors.torch import save_file
@@ -17,6 +16,7 @@ from tokenizers.implementations import BertWordPieceTokenizer
 from tokenizers.processors import BertProcessing
 
 from ..config import parse_config
+from ..samples import sample_texts
 from ..tasks import get_task
 from .modeling import build_model, init_weights
 
@@ -26,12 +26,6 @@ DEMO_LABELS = {
     "token-classification": ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"],
     "question-answering": ["LABEL_0", "LABEL_1"],
 }
-
-
-def sample_texts() -> list[str]:
-    """The built-in sample of varied English (also the default calibration texts)."""
-    text = resources.files("distilbert_onnx").joinpath("data/sample_texts.txt").read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def train_tokenizer(texts: list[str], vocab_size: int = 2000, lowercase: bool = True) -> BertWordPieceTokenizer:

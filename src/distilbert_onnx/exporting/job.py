@@ -66,12 +66,13 @@ def export_checkpoint(
     with stages("load checkpoint"):
         checkpoint = load_checkpoint(model, task, revision)
     spec, config = checkpoint.task, checkpoint.config
+    reference = pytorch_runner(checkpoint.model, spec)
     with staged_folder(output, force) as staging:
         onnx_path = staging / VARIANTS["fp32"].file
         with stages(f"export {spec.name} head to ONNX (opset {opset})"):
             export_onnx(checkpoint.model, spec, config, onnx_path, opset)
         with stages("validate model.onnx against PyTorch"):
-            validation = validate_against_pytorch(onnx_path, checkpoint.model, spec, config, atol)
+            validation = validate_against_pytorch(onnx_path, reference, spec, config, atol)
         with stages("write tokenizer, config and manifest"):
             tokenizer = write_tokenizer_files(checkpoint.folder, staging, config)
             _write_config(checkpoint.folder, staging, spec)
@@ -97,7 +98,7 @@ def export_checkpoint(
                 staging,
                 fp16=fp16,
                 atol=atol,
-                reference=pytorch_runner(checkpoint.model, spec),
+                reference=reference,
                 against="PyTorch",
                 stages=stages,
             )

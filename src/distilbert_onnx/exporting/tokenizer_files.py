@@ -71,7 +71,7 @@ def _load(path: Path) -> Tokenizer:
 
 def _from_vocab(vocab: Path, settings: dict, specials: dict) -> BertWordPieceTokenizer:
     try:
-        return BertWordPieceTokenizer(
+        return BertWordPieceTokenizer.from_file(
             str(vocab),
             lowercase=settings.get("do_lower_case", True),
             strip_accents=settings.get("strip_accents"),

@@ -3,16 +3,19 @@
 Weights of the MatMul and Attention ops become int8, symmetric, one scale per output channel by
 default (per-tensor int8, the common default elsewhere, costs measurable accuracy); activations are
 quantized to uint8 at run time. Embedding lookups stay fp32: quantizing them saves file size, not
-time. Fused graphs are run through onnxruntime's symbolic shape inference first, which is what
-quantizing them needs (without it onnxruntime 1.31 stops with "Unable to find data type for
-weight_name").
+time. The quantizer is told that tensors without a visible type are float (DefaultTensorType):
+outputs of the fused ops have none for ONNX shape inference, and without it onnxruntime 1.31 stops
+on fused graphs with "Unable to find data type for weight_name" (what breaks Optimum's optimize-then-
+quantize path). Each head's Gemm is first rewritten as MatMul + Add, as the quantizer would do,
+so that every node the accuracy search may keep in fp32 has a name it knows.
 
 Accuracy-aware: the int8 graph is compared with fp32 on calibration texts (fidelity.py). If it misses
 the target (mean cosine >= min_cosine and worst cosine >= min_worst_cosine), MatMuls are kept in
-fp32, most sensitive per unit of compute first, until the target is met. Sensitivity is each
-MatMul's own output error when its input and weight are quantized, measured on calibration
-activations. A target that cannot be met while keeping at most MAX_FP32_SHARE of the compute in fp32
-is an error; no graph is written.
+fp32, most sensitive per unit of compute first, until the target is met. A node's sensitivity is
+the fidelity lost when it alone runs as int8, per multiply-accumulate; the search for the fewest
+fp32 nodes runs on simulated int8 (simulate.py) and its answer is confirmed on the real int8 graph.
+A target that cannot be met while keeping at most MAX_FP32_SHARE of the compute in fp32 is an
+error; no graph is written.
 
 The fused and the unfused fp32 graphs are both quantized this way when both exist; the faster one
 that meets the target is shipped, and the manifest records both and why.
@@ -33,17 +36,18 @@ from ..errors import ArtifactError, OptionError, QuantizationError
 from ..probes import onnx_runner
 from ..progress import Stages
 from ..runtime.session import OnnxModel
+from ..samples import sample_texts
 from ..tasks import TaskSpec, get_task
 from ..timing import measure, synthetic_feeds
 from .fidelity import Batch, calibration_batches, fidelity, reference_outputs
 from .logs import captured_logs
+from .simulate import SimulatedInt8
 
 DEFAULT_MIN_COSINE = 0.995
 DEFAULT_MIN_WORST_COSINE = 0.98
 MAX_FP32_SHARE = 0.5
 OP_TYPES = ["MatMul", "Attention"]
 SENSITIVITY_BATCHES = 4
-SENSITIVITY_TOKENS = 2048
 TIMING_SHAPE = (8, 128)
 GRAPHS = {"fused": VARIANTS["optimized"].file, "unfused": VARIANTS["fp32"].file}
 
@@ -92,8 +96,6 @@ class QuantizeSettings:
     def texts(self) -> list[str]:
         if self.calibration_texts is not None:
             return list(self.calibration_texts)
-        from ..exporting.demo import sample_texts
-
         return sample_texts()
 
     def meets(self, figures: dict) -> bool:
@@ -215,13 +217,11 @@ def _accuracy_aware(
     expected: list[dict],
 ) -> tuple[Attempt, Attempt]:
     """(the all-int8 attempt, the attempt that meets the target with the fewest fp32 MatMuls)."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     work.mkdir(parents=True)
-    prepared = work / "prepared.onnx"
-    with captured_logs():
-        quant_pre_process(str(source), str(prepared), skip_optimization=True)
+    prepared = gemm_to_matmul(source)
     nodes = quantizable_nodes(prepared)
     total_macs = sum(node.macs for node in nodes) or 1
 
@@ -229,12 +229,15 @@ def _accuracy_aware(
         path = work / f"int8-{len(kept)}.onnx"
         with captured_logs():
             quantize_dynamic(
-                str(prepared),
+                prepared,
                 str(path),
                 op_types_to_quantize=OP_TYPES,
                 per_channel=settings.per_channel,
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=[node.name for node in kept],
+                # Outputs of the fused ops (Attention, SkipLayerNormalization, ...) have no type that
+                # ONNX shape inference can see; every one this quantizer reads is a float tensor.
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
         figures = fidelity(expected, onnx_runner(path), spec, batches)
         return Attempt(path, [node.name for node in kept], sum(n.macs for n in kept) / total_macs, figures)
@@ -242,39 +245,88 @@ def _accuracy_aware(
     first = attempt([])
     if settings.meets(first.fidelity):
         return first, first
-    order = rank_by_sensitivity(prepared, nodes, batches[:SENSITIVITY_BATCHES], settings.per_channel)
-    affordable = [k for k in range(1, len(order) + 1) if sum(n.macs for n in order[:k]) / total_macs <= MAX_FP32_SHARE]
-    tried = {0: first}
-    # Double the number of fp32 MatMuls until the target is met, then bisect for the fewest.
-    low, high, count = 0, None, 1
-    while affordable and high is None:
-        count = min(count, affordable[-1])
-        tried[count] = attempt(order[:count])
-        if settings.meets(tried[count].fidelity):
+    simulated = SimulatedInt8(prepared, [node.name for node in nodes], settings.per_channel)
+    everything = {node.name for node in nodes}
+
+    def simulated_figures(kept: list[MatMulNode]) -> dict:
+        return fidelity(expected, simulated.runner(everything - {node.name for node in kept}), spec, batches)
+
+    # Sensitivity: the fidelity lost when a node alone is int8, per multiply-accumulate it saves.
+    sample = min(SENSITIVITY_BATCHES, len(batches))
+    loss = {
+        node.name: 1.0 - fidelity(expected[:sample], simulated.runner({node.name}), spec, batches[:sample])["mean_cosine"]
+        for node in nodes
+    }
+    order = sorted(nodes, key=lambda node: loss[node.name] / node.macs, reverse=True)
+    shares = np.cumsum([node.macs for node in order]) / total_macs
+    affordable = int(np.searchsorted(shares, MAX_FP32_SHARE, side="right"))
+    # The fewest fp32 nodes that meet the target in simulation: double the count, then bisect.
+    low, high = 0, None
+    for count in sorted({min(2**i, affordable) for i in range(affordable.bit_length() + 1)} - {0}):
+        if settings.meets(simulated_figures(order[:count])):
             high = count
-        elif count == affordable[-1]:
             break
-        else:
-            low, count = count, count * 2
-    if high is None:
-        best = max(tried.values(), key=lambda a: a.fidelity["mean_cosine"])
-        raise QuantizationError(
-            f"int8 misses the target ({settings.describe_target()}) even with {len(best.kept_fp32)} MatMuls "
-            f"({best.fp32_share:.0%} of the compute) in fp32: best mean cosine {best.fidelity['mean_cosine']:.4f}, "
-            f"worst {best.fidelity['min_cosine']:.4f}. Lower --min-cosine / --min-worst-cosine, or skip int8"
-        )
-    while high - low > 1:
+        low = count
+    while high is not None and high - low > 1:
         middle = (low + high) // 2
-        tried[middle] = attempt(order[:middle])
-        low, high = (low, middle) if settings.meets(tried[middle].fidelity) else (middle, high)
-    return first, tried[high]
+        low, high = (low, middle) if settings.meets(simulated_figures(order[:middle])) else (middle, high)
+    # The simulation is close, not bit-exact: confirm on the real int8 graph, adding nodes if it misses.
+    for count in _widening(high, affordable) if high else []:
+        final = attempt(order[:count])
+        if settings.meets(final.fidelity):
+            return first, final
+    best = simulated_figures(order[:affordable])
+    raise QuantizationError(
+        f"int8 misses the target ({settings.describe_target()}) even with the {affordable} most sensitive MatMuls "
+        f"({shares[affordable - 1] if affordable else 0:.0%} of the compute, the most allowed) kept in fp32: "
+        f"best mean cosine {best['mean_cosine']:.6f}, worst {best['min_cosine']:.6f} "
+        f"(all int8: {first.fidelity['mean_cosine']:.6f}, {first.fidelity['min_cosine']:.6f}). "
+        "Lower --min-cosine / --min-worst-cosine, or export with --no-quantize"
+    )
 
 
-def quantizable_nodes(path: Path) -> list[MatMulNode]:
-    """The MatMul / Attention nodes with a constant weight: what dynamic quantization converts."""
+def _widening(start: int, stop: int) -> list[int]:
+    """start, start + 1, start + 3, start + 7, ... and finally stop."""
+    counts, step = [], 1
+    while start < stop:
+        counts.append(start)
+        start, step = start + step, step * 2
+    return counts + [stop]
+
+
+def gemm_to_matmul(path: Path):
+    """The graph at `path`, loaded, with each Gemm (the heads' Linear layers on pooled vectors) as
+    MatMul + Add.
+
+    onnxruntime's dynamic quantizer makes that change itself, under names of its own.
+    """
     import onnx
+    from onnx import helper, numpy_helper
 
-    model = onnx.load(str(path), load_external_data=False)
+    model = onnx.load(str(path))
+    initializers = {init.name: init for init in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        plain = attributes.get("alpha", 1.0) == 1.0 and attributes.get("beta", 1.0) == 1.0 and not attributes.get("transA")
+        if node.op_type != "Gemm" or not plain or node.input[1] not in initializers:
+            nodes.append(node)
+            continue
+        weight = initializers[node.input[1]]
+        if attributes.get("transB"):
+            transposed = numpy_helper.from_array(numpy_helper.to_array(weight).T.copy(), weight.name)
+            weight.CopyFrom(transposed)
+        product = node.output[0] + "_matmul" if len(node.input) > 2 else node.output[0]
+        nodes.append(helper.make_node("MatMul", node.input[:2], [product], name=node.name))
+        if len(node.input) > 2:
+            nodes.append(helper.make_node("Add", [product, node.input[2]], node.output, name=node.name + "_bias"))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
+
+
+def quantizable_nodes(model) -> list[MatMulNode]:
+    """The MatMul / Attention nodes of `model` with a constant weight: what dynamic quantization converts."""
     shapes = {init.name: tuple(init.dims) for init in model.graph.initializer}
     nodes = []
     for node in model.graph.node:
@@ -284,79 +336,13 @@ def quantizable_nodes(path: Path) -> list[MatMulNode]:
     return nodes
 
 
-def rank_by_sensitivity(
-    path: Path, nodes: list[MatMulNode], batches: list[Batch], per_channel: bool
-) -> list[MatMulNode]:
-    """`nodes` ordered by output error per multiply-accumulate, largest first.
-
-    Each node's error is ||Q(x) Q(W) - x W|| / ||x W|| on calibration activations x, with Q the
-    quantization onnxruntime applies (uint8 per-tensor activations, int8 symmetric weights).
-    """
-    activations = _capture(path, sorted({node.activation for node in nodes}), batches)
-    weights = _initializers(path, {node.weight for node in nodes})
-    error = {}
-    for node in nodes:
-        x = activations[node.activation]
-        error[node.name] = _relative_error(x, weights[node.weight], per_channel)
-    return sorted(nodes, key=lambda node: error[node.name] / node.macs, reverse=True)
-
-
-def _capture(path: Path, names: list[str], batches: list[Batch]) -> dict[str, np.ndarray]:
-    """The values of the tensors `names` on `batches`, as rows of real (unpadded) tokens."""
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.load(str(path))
-    known = {info.name for info in model.graph.output}
-    for name in names:
-        if name not in known:
-            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    captured: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for batch in batches:
-        mask = batch.mask.reshape(-1)
-        for name, value in zip(names, session.run(names, batch.feeds)):
-            rows = value.reshape(-1, value.shape[-1])
-            captured[name].append(rows[mask] if len(rows) == len(mask) else rows)
-    rng = np.random.default_rng(0)
-    result = {}
-    for name, parts in captured.items():
-        rows = np.concatenate(parts)
-        if len(rows) > SENSITIVITY_TOKENS:
-            rows = rows[rng.choice(len(rows), SENSITIVITY_TOKENS, replace=False)]
-        result[name] = rows.astype(np.float32)
-    return result
-
-
-def _initializers(path: Path, names: set[str]) -> dict[str, np.ndarray]:
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path))
-    return {init.name: numpy_helper.to_array(init) for init in model.graph.initializer if init.name in names}
-
-
-def _relative_error(x: np.ndarray, w: np.ndarray, per_channel: bool) -> float:
-    low, high = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
-    scale = (high - low) / 255.0 or 1.0
-    zero = np.round(-low / scale)
-    x_q = (np.clip(np.round(x / scale) + zero, 0, 255) - zero) * scale
-    w_max = np.abs(w).max(axis=0, keepdims=True) if per_channel else np.abs(w).max()
-    w_scale = np.where(w_max > 0, w_max / 127.0, 1.0)
-    w_q = np.round(w / w_scale) * w_scale
-    exact = x @ w
-    return float(np.linalg.norm(x_q @ w_q - exact) / max(np.linalg.norm(exact), 1e-12))
-
-
 def _latencies(paths: dict[str, Path], spec: TaskSpec, config: DistilBertConfig) -> dict[str, float]:
     batch, length = TIMING_SHAPE
     feeds = synthetic_feeds(spec, config.vocab_size, batch, min(length, config.max_position_embeddings))
     result = {}
     for name, path in paths.items():
         model = OnnxModel(path)
-        result[name] = float(np.median(measure(lambda: model.run(feeds), warmup=2, min_runs=5, min_seconds=1.0)))
+        result[name] = float(np.median(measure(lambda: model.run(feeds), warmup=1, min_runs=5, min_seconds=0.3)))
     return result
 
 

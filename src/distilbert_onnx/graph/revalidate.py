@@ -90,10 +90,11 @@ def _fp32(folder, manifest, spec, config, probes, reference, atol) -> str:
                 raise ValidationError("non-finite", report=[f"non-finite outputs on probe {probe.name}"])
         return "runs on every probe (PyTorch check skipped: needs the [export] extra and the source checkpoint)"
     from ..exporting.checkpoint import load_checkpoint
-    from ..exporting.validate import validate_against_pytorch
+    from ..exporting.validate import pytorch_runner, validate_against_pytorch
 
     loaded = load_checkpoint(checkpoint, spec.name, manifest["source"].get("revision"))
-    return _summary(validate_against_pytorch(folder / VARIANTS["fp32"].file, loaded.model, spec, config, atol))
+    pytorch = pytorch_runner(loaded.model, spec)
+    return _summary(validate_against_pytorch(folder / VARIANTS["fp32"].file, pytorch, spec, config, atol))
 
 
 def _source_checkpoint(manifest: dict) -> Path | None:

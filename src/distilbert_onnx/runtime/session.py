@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..errors import ArtifactError, DeviceError
+from ..errors import ArtifactError, DeviceError, OptionError
 
 logger = logging.getLogger("distilbert_onnx")
 
@@ -40,6 +40,15 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def check_threads(threads: int | None) -> int:
+    """The CPU threads to use: `threads` if it is a positive integer, every core for None."""
+    if threads is None:
+        return default_threads()
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise OptionError(f"threads must be a positive integer (or None for every core), got {threads!r}")
+    return threads
+
+
 def default_threads() -> int:
     """The cores this process may run on."""
     try:
@@ -57,7 +66,7 @@ class OnnxModel:
             raise ArtifactError(f"no model file at {path}")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or default_threads()
+        options.intra_op_num_threads = check_threads(threads)
         options.log_severity_level = 3
         providers = [CUDA, CPU] if device == "cuda" else [CPU]
         try:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from ...artifacts import choose_variant, read_manifest
 from ...config import DistilBertConfig, load_config
-from ...errors import ArtifactError
+from ...errors import ArtifactError, DeviceError, OptionError
 from ...tasks import INPUT_NAMES, TaskSpec, get_task, task_from_config
 from ..batching import DEFAULT_MAX_TOKENS
-from ..session import OnnxModel, resolve_device
+from ..session import OnnxModel, logger, resolve_device
 from ..tokenizer import TextTokenizer
 from . import (
     feature_extraction,
@@ -47,11 +47,21 @@ def load_pipeline(
     folder = Path(folder)
     if not folder.is_dir():
         raise ArtifactError(f"no folder at {folder}: pass a folder made by distilbert-onnx export (or Optimum)")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise OptionError(f"max_tokens must be a positive integer, got {max_tokens!r}")
     config = load_config(folder)
     manifest = read_manifest(folder)
-    device = resolve_device(device)
-    chosen = choose_variant(folder, device, variant)
-    model = OnnxModel(folder / chosen.file, device=device, threads=threads)
+    resolved = resolve_device(device)
+    chosen = choose_variant(folder, resolved, variant)
+    try:
+        model = OnnxModel(folder / chosen.file, device=resolved, threads=threads)
+    except DeviceError:
+        if device != "auto":
+            raise
+        # onnxruntime-gpu lists its CUDA provider even where no GPU can be used: auto means the CPU then.
+        logger.info("device=auto: the CUDA provider did not start, using the CPU")
+        chosen = choose_variant(folder, "cpu", variant)
+        model = OnnxModel(folder / chosen.file, device="cpu", threads=threads)
     if sorted(model.input_names) != sorted(INPUT_NAMES):
         raise ArtifactError(
             f"{chosen.file} takes inputs {model.input_names}; a DistilBERT graph takes input_ids and attention_mask only"

@@ -116,8 +116,8 @@ class Pipeline:
 
     def _stream(self, items: Iterable, batch_size: int, options: dict, parse: bool = False) -> Iterator:
         for chunk in chunks(items, batch_size * BATCHES_PER_CHUNK):
-            if parse:  # each streamed element is one input, as it would be passed alone
-                chunk = [self.handler.parse(item, {}, options)[0][0] for item in chunk]
+            if parse:
+                chunk = [self._parse_streamed(item, options) for item in chunk]
             rows = self.handler.encode(chunk, self.context, options)
             flat = [row for item_rows in rows for row in item_rows]
             outputs = map_batches(flat, [row.length for row in flat], self._run_rows, batch_size, self.max_tokens)
@@ -126,6 +126,12 @@ class Pipeline:
                 item_outputs = outputs[position : position + len(item_rows)]
                 position += len(item_rows)
                 yield self.handler.decode(item, item_rows, item_outputs, self.context, options)
+
+    def _parse_streamed(self, item: Any, options: dict) -> Any:
+        """One element of an input iterator: one input, parsed as it would be passed alone (not a list)."""
+        if isinstance(item, (list, tuple)):
+            raise TypeError(f"an element of the input iterator is a {type(item).__name__}: each element must be one input")
+        return self.handler.parse(item, {}, options)[0][0]
 
     def _run_rows(self, rows: list[Row]) -> list[dict[str, np.ndarray]]:
         """One padded batch through the model; each row gets its outputs without the padding."""
@@ -181,6 +187,13 @@ def texts_or_list(inputs: Any, item: Callable[[Any, str], Any]) -> tuple[list, b
     if isinstance(inputs, (list, tuple)):
         return [item(value, f"item {index} of the input list") for index, value in enumerate(inputs)], False
     return [item(inputs, "the input")], True
+
+
+def check_flags(options: dict, *names: str) -> None:
+    """Options that are switches must be True or False."""
+    for name in names:
+        if not isinstance(options[name], bool):
+            raise TypeError(f"{name} must be True or False, got {options[name]!r}")
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Context, Row, TaskHandler, check_text, texts_or_list
+from .base import Context, Row, TaskHandler, check_flags, check_text, texts_or_list
 
 POOLINGS = ("mean", "cls")
 
@@ -37,6 +37,7 @@ def decode(text: str, rows: list[Row], outputs: list[dict], context: Context, op
 
 
 def check_options(options: dict, context: Context) -> None:
+    check_flags(options, "normalize", "return_tensors")
     if options["pooling"] is not None and options["pooling"] not in POOLINGS:
         raise ValueError(f"pooling must be None, 'mean' or 'cls', got {options['pooling']!r}")
 

@@ -74,6 +74,8 @@ def check_options(options: dict, context: Context) -> None:
 
 def _target_ids(targets, context: Context) -> np.ndarray:
     tokenizer = context.tokenizer
+    if not isinstance(targets, (str, list, tuple)):
+        raise TypeError(f"targets must be a word or a list of words, got a {type(targets).__name__}")
     targets = [targets] if isinstance(targets, str) else list(targets)
     ids = set()
     for target in targets:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tokenizer import windows
-from .base import Context, Row, TaskHandler, check_text, softmax
+from .base import Context, Row, TaskHandler, check_flags, check_text, softmax
 
 NO_ANSWER_LOGIT = -10000.0
 
@@ -120,17 +120,19 @@ def decode(item: tuple[str, str], rows: list[Row], outputs: list[dict], context:
 def _best_spans(start: np.ndarray, end: np.ndarray, count: int, max_answer_len: int, answerable: np.ndarray):
     """The `count` best (start, end, score) spans, end >= start and at most max_answer_len tokens long;
     spans touching a token outside the context are then dropped."""
-    scores = np.tril(np.triu(np.outer(start, end)), max_answer_len - 1).ravel()
+    scores = np.tril(np.triu(np.outer(start, end)), max_answer_len - 1)
+    flat = scores.ravel()
     if count == 1:
-        best = np.array([np.argmax(scores)])
-    elif len(scores) < count:
-        best = np.argsort(-scores)
+        best = np.array([np.argmax(flat)])
+    elif len(flat) < count:
+        best = np.argsort(-flat)
     else:
-        top = np.argpartition(-scores, count)[:count]
-        best = top[np.argsort(-scores[top])]
-    firsts, lasts = np.unravel_index(best, (len(start), len(end)))
+        top = np.argpartition(-flat, count)[:count]
+        best = top[np.argsort(-flat[top])]
+    firsts, lasts = np.unravel_index(best, scores.shape)
     keep = answerable[firsts] & answerable[lasts]
-    return [(int(f), int(l), float(start[f] * end[l])) for f, l in zip(firsts[keep], lasts[keep])]
+    # the score of the masked matrix: 0 for a span cut out (end before start, or too long), as transformers
+    return [(int(f), int(l), float(scores[f, l])) for f, l in zip(firsts[keep], lasts[keep])]
 
 
 def _char_span(encoding, first: int, last: int, align_to_words: bool) -> tuple[int, int]:
@@ -146,6 +148,7 @@ def _char_span(encoding, first: int, last: int, align_to_words: bool) -> tuple[i
 
 
 def check_options(options: dict, context: Context) -> None:
+    check_flags(options, "handle_impossible_answer", "align_to_words")
     for name in ("top_k", "max_answer_len", "max_question_len"):
         value = options[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

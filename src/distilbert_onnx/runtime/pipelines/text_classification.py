@@ -69,8 +69,10 @@ def decode(item, rows: list[Row], outputs: list[dict], context: Context, options
 
 def check_options(options: dict, context: Context) -> None:
     function = options["function_to_apply"]
-    if function is not None and function not in FUNCTIONS:
-        raise ValueError(f"function_to_apply must be one of {', '.join(FUNCTIONS)}, got {function!r}")
+    if function is not None:
+        if not isinstance(function, str) or function.lower() not in FUNCTIONS:
+            raise ValueError(f"function_to_apply must be one of {', '.join(FUNCTIONS)}, got {function!r}")
+        options["function_to_apply"] = function.lower()
     top_k = options["top_k"]
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
         raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")

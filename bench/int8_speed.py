@@ -1,0 +1,91 @@
+"""int8 and fused fp32 speed against PyTorch eager and Optimum's int8, measured in one process.
+
+On a distilbert-base-sized classifier (random weights), at batch 1 and 8 of 128 tokens, with the
+same inputs and the same number of threads for everyone:
+  PyTorch eager fp32     transformers' DistilBertForSequenceClassification (its default SDPA attention)
+  ours                   model.onnx, model_optimized.onnx, model_quantized.onnx of a default export
+  Optimum int8           optimum-cli onnxruntime quantize --avx512_vnni on optimum-cli's own export
+Goals: int8 >= 6x PyTorch, int8 >= 1.15x Optimum int8, fused fp32 >= 2x PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+
+import numpy as np
+import torch
+
+import distilbert_onnx as dox
+from common import WORK, base_classifier, machine, optimum_cli, table
+from distilbert_onnx.runtime.session import OnnxModel
+from distilbert_onnx.tasks import get_task
+from distilbert_onnx.timing import measure, synthetic_feeds
+
+
+def ensure_exports(checkpoint):
+    ours = WORK / "ours-all"
+    if not (ours / "model_quantized.onnx").exists():
+        dox.export(checkpoint, ours, force=True)
+    optimum_int8 = WORK / "optimum-int8" / "model_quantized.onnx"
+    if not optimum_int8.exists():
+        subprocess.run([*optimum_cli(), "export", "onnx", "--model", str(checkpoint), "--task", "text-classification",
+                        str(WORK / "optimum-export")], check=True, capture_output=True)
+        subprocess.run([*optimum_cli(), "onnxruntime", "quantize", "--onnx_model", str(WORK / "optimum-export"),
+                        "--avx512_vnni", "-o", str(WORK / "optimum-int8")], check=True, capture_output=True)
+    return ours, optimum_int8
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per measurement")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    checkpoint = base_classifier()
+    ours, optimum_int8 = ensure_exports(checkpoint)
+    from transformers import AutoModelForSequenceClassification
+
+    pytorch = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
+    sessions = {
+        "ours fp32": OnnxModel(ours / "model.onnx", threads=args.threads),
+        "ours fused fp32": OnnxModel(ours / "model_optimized.onnx", threads=args.threads),
+        "ours int8": OnnxModel(ours / "model_quantized.onnx", threads=args.threads),
+        "Optimum int8": OnnxModel(optimum_int8, threads=args.threads),
+    }
+    spec = get_task("text-classification")
+    p50 = {}
+    for batch in (1, 8):
+        feeds = synthetic_feeds(spec, 30522, batch, 128, seed=batch)
+        inputs = {name: torch.from_numpy(value) for name, value in feeds.items()}
+
+        def eager():
+            with torch.inference_mode():
+                pytorch(**inputs)
+
+        p50[("PyTorch eager fp32", batch)] = np.median(measure(eager, warmup=5, min_seconds=args.seconds)) * 1000
+        for name, session in sessions.items():
+            p50[(name, batch)] = np.median(measure(lambda: session.run(feeds), warmup=5, min_seconds=args.seconds)) * 1000
+    names = ["PyTorch eager fp32", *sessions]
+    print(table(f"p50 latency, 128 tokens, {args.threads} threads ({machine()})", ["model", "batch 1 ms", "batch 8 ms"],
+                [[name, f"{p50[(name, 1)]:.1f}", f"{p50[(name, 8)]:.1f}"] for name in names]))
+    print()
+    goals = [
+        ("int8 speed-up over PyTorch eager fp32", "ours int8", "PyTorch eager fp32", 6.0),
+        ("int8 speed-up over Optimum int8", "ours int8", "Optimum int8", 1.15),
+        ("fused fp32 speed-up over PyTorch eager fp32", "ours fused fp32", "PyTorch eager fp32", 2.0),
+    ]
+    rows = [[figure, f"{p50[(base, 1)] / p50[(ours_name, 1)]:.2f}x", f"{p50[(base, 8)] / p50[(ours_name, 8)]:.2f}x", f">= {goal}x"]
+            for figure, ours_name, base, goal in goals]
+    print(table("ratios (higher is better)", ["figure", "batch 1", "batch 8", "goal"], rows))
+    manifest = json.loads((ours / "distilbert_onnx.json").read_text())["variants"]["quantized"]["quantization"]
+    print(f"\nour int8 graph: from {manifest['source_graph']}, {manifest['weights']}, "
+          f"{len(manifest['kept_fp32'])} MatMul(s) kept in fp32; chosen because {manifest['why']}")
+    (WORK / "int8_speed.json").write_text(json.dumps(
+        {"machine": machine(), "threads": args.threads, "p50_ms": {f"{n} | batch {b}": v for (n, b), v in p50.items()}},
+        indent=2))
+
+
+if __name__ == "__main__":
+    main()

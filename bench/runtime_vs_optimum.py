@@ -1,0 +1,121 @@
+"""The runtime against Optimum's ORTModelForSequenceClassification + transformers pipeline.
+
+On a distilbert-base-sized classifier (random weights), int8 on the CPU for both (ours: the default
+export's model_quantized.onnx; Optimum: optimum-cli onnxruntime quantize --avx512_vnni on its own
+export):
+  cold start    a new Python process until its first prediction is printed (median of --repeat)
+  throughput    --texts real English texts of 1 to 300 words, batch 32, texts per second
+  overhead      batch 1, 128 tokens: our tokenization and post-processing against the model's run
+Goals: cold start <= 0.25x Optimum's, throughput >= 2.5x Optimum's, overhead < 10% of the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import distilbert_onnx as dox
+from common import WORK, base_classifier, machine, optimum_python, real_texts, table
+from distilbert_onnx.timing import measure
+from int8_speed import ensure_exports
+
+OURS_COLD = """
+import distilbert_onnx as dox
+print(dox.load({folder!r})("I love this!"))
+"""
+OPTIMUM_COLD = """
+from optimum.onnxruntime import ORTModelForSequenceClassification
+from transformers import AutoTokenizer, pipeline
+model = ORTModelForSequenceClassification.from_pretrained({folder!r}, file_name="model_quantized.onnx")
+print(pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained({folder!r}))("I love this!"))
+"""
+OPTIMUM_THROUGHPUT = """
+import json, time
+from optimum.onnxruntime import ORTModelForSequenceClassification
+from transformers import AutoTokenizer, pipeline
+texts = json.load(open({texts!r}))
+model = ORTModelForSequenceClassification.from_pretrained({folder!r}, file_name="model_quantized.onnx")
+pipe = pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained({folder!r}))
+pipe(texts[:64], batch_size=32, truncation=True)
+started = time.perf_counter()
+results = pipe(texts, batch_size=32, truncation=True)
+print(json.dumps({{"seconds": time.perf_counter() - started, "count": len(results)}}))
+"""
+
+
+def cold_start(python: str, script: str, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run([python, "-c", script], check=True, capture_output=True, env={"HF_HUB_OFFLINE": "1",
+                       "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def overhead(folder) -> tuple[float, float, float]:
+    """(tokenize ms, model ms, post-process ms) for one text of 128 tokens at batch 1."""
+    pipe = dox.load(folder)
+    words = ["word"] * 200
+    text = " ".join(words)
+    while len(pipe.context.tokenizer.encode([text])[0].ids) > 128:
+        words.pop()
+        text = " ".join(words)
+    handler, options = pipe.handler, pipe._options({})
+    rows = handler.encode([text], pipe.context, options)
+    outputs = pipe._run_rows(rows[0])
+    tokenize = np.median(measure(lambda: handler.encode([text], pipe.context, options), min_seconds=1))
+    model = np.median(measure(lambda: pipe._run_rows(rows[0]), min_seconds=3))
+    post = np.median(measure(lambda: handler.decode(text, rows[0], outputs, pipe.context, options), min_seconds=1))
+    return tokenize * 1000, model * 1000, post * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--texts", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    ours, optimum_model = ensure_exports(base_classifier())
+    optimum_folder = str(optimum_model.parent)
+    python = str(optimum_python())
+
+    ours_cold = cold_start(sys.executable, OURS_COLD.format(folder=str(ours)), args.repeat)
+    optimum_cold = cold_start(python, OPTIMUM_COLD.format(folder=optimum_folder), args.repeat)
+
+    texts = real_texts(args.texts)
+    texts_file = WORK / "throughput_texts.json"
+    texts_file.write_text(json.dumps(texts))
+    pipe = dox.load(ours)
+    pipe(texts[:64], batch_size=32)
+    started = time.perf_counter()
+    pipe(texts, batch_size=32)
+    ours_seconds = time.perf_counter() - started
+    run = subprocess.run([python, "-c", OPTIMUM_THROUGHPUT.format(texts=str(texts_file), folder=optimum_folder)],
+                         check=True, capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    optimum_seconds = json.loads(run.stdout.strip().splitlines()[-1])["seconds"]
+    tokenize, model, post = overhead(ours)
+
+    words = [len(text.split()) for text in texts]
+    print(table(f"runtime vs Optimum, int8 on the CPU ({machine()})", ["measure", "ours", "Optimum", "ratio", "goal"], [
+        ["cold start (s)", f"{ours_cold:.2f}", f"{optimum_cold:.2f}", f"{ours_cold / optimum_cold:.2f}", "<= 0.25"],
+        [f"throughput ({len(texts)} texts, {min(words)}-{max(words)} words, batch 32; texts/s)",
+         f"{len(texts) / ours_seconds:.1f}", f"{len(texts) / optimum_seconds:.1f}",
+         f"{optimum_seconds / ours_seconds:.2f}", ">= 2.5"],
+    ]))
+    print()
+    print(table("our overhead at batch 1, 128 tokens", ["tokenize ms", "model ms", "post-process ms", "share of model", "goal"],
+                [[f"{tokenize:.3f}", f"{model:.2f}", f"{post:.3f}", f"{(tokenize + post) / model:.1%}", "< 10%"]]))
+    (WORK / "runtime_vs_optimum.json").write_text(json.dumps({
+        "machine": machine(), "cold_start_s": {"ours": ours_cold, "optimum": optimum_cold},
+        "throughput_s": {"ours": ours_seconds, "optimum": optimum_seconds, "texts": len(texts)},
+        "overhead_ms": {"tokenize": tokenize, "model": model, "post_process": post}}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

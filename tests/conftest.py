@@ -1,0 +1,88 @@
+"""Shared fixtures: a tokenizer trained by the tests, tiny checkpoints (dim 32, 2 layers) of every
+head in the Hugging Face folder layout, and their exported folders. Nothing is downloaded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from distilbert_onnx.exporting.demo import make_checkpoint, sample_texts, train_tokenizer  # noqa: E402
+from distilbert_onnx.tasks import TASK_NAMES  # noqa: E402
+
+TINY = {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64}
+# Words the runtime tests use (names, places), so they are whole tokens of the test vocabulary.
+EXTRA_TEXTS = [
+    "Maria Gonzalez lives in Paris and works for the United Nations in Geneva.",
+    "John Smith flew from New York to London with British Airways on Monday.",
+    "The capital of France is Paris; the capital of Italy is Rome.",
+]
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """A WordPiece tokenizer trained here on the package's sample texts."""
+    return train_tokenizer(sample_texts() + EXTRA_TEXTS, vocab_size=1200)
+
+
+@pytest.fixture(scope="session")
+def make_tiny(tmp_path_factory, tokenizer):
+    """make_tiny(task, **overrides) -> a new tiny checkpoint folder for `task`."""
+
+    def make(task: str, name: str | None = None, **overrides) -> Path:
+        folder = tmp_path_factory.mktemp(name or task.replace("-", "_"))
+        return make_checkpoint(folder, task, tokenizer=tokenizer, **{**TINY, **overrides})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def checkpoints(make_tiny) -> dict[str, Path]:
+    """One tiny checkpoint per task, each with its own random weights."""
+    return {task: make_tiny(task, seed=index) for index, task in enumerate(TASK_NAMES)}
+
+
+class Exports:
+    """Exported folders of the tiny checkpoints, made on first use and shared by the session."""
+
+    def __init__(self, checkpoints: dict[str, Path], root: Path):
+        self.checkpoints = checkpoints
+        self.root = root
+        self.folders: dict[str, Path] = {}
+
+    def __getitem__(self, task: str) -> Path:
+        if task not in self.folders:
+            import distilbert_onnx as dox
+
+            self.folders[task] = dox.export(self.checkpoints[task], self.root / task).folder
+        return self.folders[task]
+
+
+@pytest.fixture(scope="session")
+def exported(checkpoints, tmp_path_factory) -> Exports:
+    """exported[task] -> folder with model.onnx, model_optimized.onnx and model_quantized.onnx."""
+    return Exports(checkpoints, tmp_path_factory.mktemp("exported"))
+
+
+@pytest.fixture(scope="session")
+def export_tiny(make_tiny, tmp_path_factory):
+    """export_tiny(task, **overrides) -> (checkpoint, exported folder with model.onnx only), made once
+    per set of arguments: for the configurations the shared `exported` folders do not cover."""
+    made: dict[tuple, tuple[Path, Path]] = {}
+
+    def export(task: str, **overrides) -> tuple[Path, Path]:
+        key = (task, repr(sorted(overrides.items())))
+        if key not in made:
+            import distilbert_onnx as dox
+
+            checkpoint = make_tiny(task, **overrides)
+            target = tmp_path_factory.mktemp("exported_tiny") / task
+            made[key] = (checkpoint, dox.export(checkpoint, target, optimize=False, quantize=False).folder)
+        return made[key]
+
+    return export

@@ -1,0 +1,124 @@
+"""The CLI's build commands through click's CliRunner: export, optimize, quantize, validate, info,
+demo-checkpoint, and --help for every command. (predict: test_predict_cli.py; benchmark: test_benchmark.py.)"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from distilbert_onnx.cli import main
+
+COMMANDS = ["export", "optimize", "quantize", "validate", "info", "predict", "benchmark", "demo-checkpoint"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0 and result.stdout.startswith(f"Usage: main {command}")
+
+
+def test_main_help_lists_every_command_and_version():
+    result = run("--help")
+    assert result.exit_code == 0 and all(command in result.stdout for command in COMMANDS)
+    assert run("--version").stdout.startswith("distilbert-onnx, version")
+
+
+def test_export_shows_each_stage_with_its_time_and_a_summary(checkpoints, tmp_path):
+    result = run("export", checkpoints["token-classification"], tmp_path / "out", "--no-quantize")
+    assert result.exit_code == 0, result.output
+    for stage in ("load checkpoint", "export token-classification head to ONNX", "validate model.onnx against PyTorch",
+                  "fuse attention", "validate model_optimized.onnx against PyTorch"):
+        assert f"- {stage}" in result.stderr
+    assert result.stderr.count("done in") == 6
+    assert "exported token-classification to" in result.stdout and "model_optimized.onnx" in result.stdout
+
+
+def test_export_errors_are_one_line(checkpoints, tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("x")
+    assert_one_line_error(run("export", checkpoints["text-classification"], tmp_path / "busy"), "--force")
+    assert_one_line_error(run("export", tmp_path / "no" / "such" / "dir", tmp_path / "out"), "no checkpoint folder")
+    assert_one_line_error(run("export", checkpoints["text-classification"], tmp_path / "out", "--task", "question-answering"),
+                          "qa_outputs.weight")
+    assert not (tmp_path / "out").exists()
+
+
+def test_validation_failure_prints_the_report_and_exits_non_zero(checkpoints, tmp_path):
+    result = run("export", checkpoints["text-classification"], tmp_path / "out", "--atol", "1e-12", "--no-optimize")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "Error: model.onnx disagrees with PyTorch" in result.stderr
+    assert "left-padded rows" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_info_shows_task_labels_variants_and_figures(exported):
+    result = run("info", exported["token-classification"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "task: token-classification" in out and "labels: O, B-PER, I-PER" in out
+    assert "model_quantized.onnx" in out and "MB" in out
+    assert "fused: EmbedLayerNormalization 1, Attention 2" in out
+    assert "validated against PyTorch" in out and "fidelity to fp32: mean cosine" in out
+    assert '"task": "token-classification"' in run("info", exported["token-classification"], "--json").stdout
+
+
+def test_info_on_a_folder_that_is_not_an_export(tmp_path):
+    assert_one_line_error(run("info", tmp_path), "not a distilbert-onnx export")
+
+
+def test_optimize_quantize_validate_on_an_existing_folder(checkpoints, tmp_path):
+    folder = tmp_path / "out"
+    assert run("export", checkpoints["fill-mask"], folder, "--no-optimize", "--no-quantize").exit_code == 0
+    result = run("optimize", folder, "--fp16")
+    assert result.exit_code == 0, result.output
+    assert "model_optimized.onnx: EmbedLayerNormalization 1, Attention 2" in result.stdout
+    assert "model_optimized_fp16.onnx" in result.stdout and "UNVALIDATED" in result.stdout
+    result = run("quantize", folder)
+    assert result.exit_code == 0, result.output
+    assert "model_quantized.onnx: from" in result.stdout and "fidelity: mean cosine" in result.stdout
+    info = run("info", folder).stdout
+    assert "fp16" in info and "UNVALIDATED: not validated: no CUDA provider" in info
+    result = run("validate", folder)
+    assert result.exit_code == 0, result.output
+    assert "model_optimized_fp16.onnx: NOT VALIDATED: no CUDA provider here" in result.stdout
+
+
+def test_quantize_target_that_cannot_be_met(exported, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(exported["text-classification"], folder)
+    assert_one_line_error(run("quantize", folder, "--min-cosine", "1.0", "--min-worst-cosine", "1.0"), "misses the target")
+    assert_one_line_error(run("quantize", folder, "--calibration-texts", tmp_path / "missing.txt"), "no calibration text file")
+
+
+def test_validate_reports_every_failure(exported, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(exported["text-classification"], folder)
+    (folder / "model_quantized.onnx").write_bytes(b"not a model")
+    result = run("validate", folder)
+    assert result.exit_code == 1
+    assert "model_quantized.onnx: sha256 differs" in result.stderr and "Traceback" not in result.output
+
+
+def test_demo_checkpoint_exports_and_predicts(tmp_path):
+    result = run("demo-checkpoint", tmp_path / "demo", "--task", "text-classification")
+    assert result.exit_code == 0 and "mean nothing" in result.stdout
+    assert {"config.json", "model.safetensors", "tokenizer.json", "vocab.txt"} <= {p.name for p in (tmp_path / "demo").iterdir()}
+    assert_one_line_error(run("demo-checkpoint", tmp_path / "demo"), "--force")
+    assert run("export", tmp_path / "demo", tmp_path / "out", "--no-quantize").exit_code == 0
+    result = run("predict", tmp_path / "out", "I love this!")
+    assert result.exit_code == 0 and '"label": "' in result.stdout

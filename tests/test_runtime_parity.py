@@ -1,0 +1,411 @@
+"""Parity of the torch-free pipelines with transformers' pipelines, task by task and option by option.
+
+Ours run the exported folder (fp32 graph, and the fused one where said); transformers runs the
+checkpoint folder it came from. Results must have the same keys in the same order, the same labels,
+words, offsets and tokens, and floats within 1e-4 (runtime_helpers.assert_same). int8 differs by
+design and is not compared here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from runtime_helpers import LONG_TEXT, MEDIUM_TEXT, TEXTS, assert_same
+
+import distilbert_onnx as dox
+
+transformers.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
+# transformers' own question-answering code, not ours
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+
+QUESTION = "Where does Maria live?"
+CONTEXT = (
+    "Maria Gonzalez lives in Paris and works for the United Nations in Geneva. "
+    "John Smith flew from New York to London with British Airways on Monday."
+)
+MASKED = ["Paris is the [MASK] of France.", "The [MASK] was late [MASK] again.", "[MASK]"]
+
+
+@pytest.fixture(scope="module")
+def ours(exported):
+    """ours(task, variant="fp32") -> our pipeline on the shared exported folder of `task`."""
+    loaded = {}
+
+    def get(task: str, variant: str = "fp32"):
+        if (task, variant) not in loaded:
+            loaded[task, variant] = dox.load(exported[task], variant=variant)
+        return loaded[task, variant]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def reference(checkpoints):
+    """reference(task, folder=None) -> transformers' pipeline on a checkpoint folder (default: the shared one)."""
+    loaded = {}
+
+    def get(task: str, folder=None):
+        folder = str(folder or checkpoints[task])
+        if folder not in loaded:
+            loaded[folder] = transformers.pipeline(task, model=folder)
+        return loaded[folder]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def pair(export_tiny, reference):
+    """pair(task, **overrides) -> (ours, transformers') on a checkpoint made with `overrides`."""
+
+    def get(task: str, **overrides):
+        checkpoint, folder = export_tiny(task, **overrides)
+        return dox.load(folder, variant="fp32"), reference(task, checkpoint)
+
+    return get
+
+
+# --- every task, fp32 and fused ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["fp32", "optimized"])
+@pytest.mark.parametrize("task", ["text-classification", "token-classification", "feature-extraction"])
+def test_text_tasks_single_and_list(ours, reference, task, variant):
+    pipe, ref = ours(task, variant), reference(task)
+    for text in TEXTS:
+        assert_same(pipe(text), ref(text))
+    assert_same(pipe(TEXTS, batch_size=2), ref(TEXTS))
+
+
+@pytest.mark.parametrize("variant", ["fp32", "optimized"])
+def test_fill_mask_single_and_list(ours, reference, variant):
+    pipe, ref = ours("fill-mask", variant), reference("fill-mask")
+    for text in MASKED:
+        assert_same(pipe(text), ref(text))
+    assert_same(pipe(MASKED), ref(MASKED))
+
+
+@pytest.mark.parametrize("variant", ["fp32", "optimized"])
+def test_question_answering_default(ours, reference, variant):
+    pipe, ref = ours("question-answering", variant), reference("question-answering")
+    assert_same(pipe(question=QUESTION, context=CONTEXT), ref(question=QUESTION, context=CONTEXT))
+
+
+# --- text-classification ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"top_k": None},
+        {"top_k": 1},
+        {"top_k": 2},
+        {"function_to_apply": "softmax"},
+        {"function_to_apply": "sigmoid"},
+        {"function_to_apply": "none"},
+        {"function_to_apply": "sigmoid", "top_k": None},
+        {"function_to_apply": "none", "top_k": 1},
+    ],
+)
+def test_text_classification_options(ours, reference, options):
+    pipe, ref = ours("text-classification"), reference("text-classification")
+    assert_same(pipe(TEXTS[0], **options), ref(TEXTS[0], **options))
+    assert_same(pipe(TEXTS, **options), ref(TEXTS, **options))
+
+
+def test_text_classification_pairs(ours, reference):
+    pipe, ref = ours("text-classification"), reference("text-classification")
+    pairs = [{"text": text, "text_pair": other} for text, other in zip(TEXTS, TEXTS[1:] + TEXTS[:1])]
+    assert_same(pipe(pairs[0]), ref(pairs[0]))
+    assert_same(pipe(pairs[0], top_k=None), ref(pairs[0], top_k=None))
+    assert_same(pipe(pairs), ref(pairs))
+    mixed = [TEXTS[0], pairs[1], TEXTS[2]]
+    assert_same(pipe(mixed), ref(mixed))
+
+
+def test_text_classification_long_text_is_truncated(ours, reference):
+    pipe, ref = ours("text-classification"), reference("text-classification")
+    # transformers' text-classification does not truncate unless told to
+    assert_same(pipe(LONG_TEXT), ref(LONG_TEXT, truncation=True))
+    assert_same(pipe({"text": LONG_TEXT, "text_pair": LONG_TEXT}, top_k=None),
+                ref({"text": LONG_TEXT, "text_pair": LONG_TEXT}, top_k=None, truncation=True))
+
+
+@pytest.mark.parametrize(
+    "labels, extra_config",
+    [
+        (["SCORE"], {"problem_type": "regression"}),  # raw logit
+        (["SCORE"], {}),  # one label: sigmoid
+        (["TOXIC", "OBSCENE", "THREAT", "INSULT"], {"problem_type": "multi_label_classification"}),  # sigmoid
+        (["A", "B", "C"], {"problem_type": "single_label_classification"}),  # softmax
+        (["A", "B", "C"], {}),
+    ],
+    ids=["regression", "one-label", "multi-label", "single-label", "three-labels"],
+)
+def test_text_classification_problem_types(pair, labels, extra_config):
+    pipe, ref = pair("text-classification", labels=labels, extra_config=extra_config, seed=11)
+    for options in ({}, {"top_k": None}, {"top_k": 2}, {"function_to_apply": "softmax"}):
+        assert_same(pipe(TEXTS[:3], **options), ref(TEXTS[:3], **options))
+        assert_same(pipe(TEXTS[3], **options), ref(TEXTS[3], **options))
+
+
+def test_regression_score_is_the_raw_logit(pair):
+    pipe, _ = pair("text-classification", labels=["SCORE"], extra_config={"problem_type": "regression"}, seed=11)
+    ids = pipe.context.tokenizer.encode([TEXTS[0]])[0].ids
+    logits = pipe.model.run({"input_ids": np.array([ids]), "attention_mask": np.ones((1, len(ids)), np.int64)})
+    assert pipe(TEXTS[0]) == [{"label": "SCORE", "score": pytest.approx(float(logits["logits"][0, 0]), abs=1e-6)}]
+
+
+# --- token-classification ---------------------------------------------------------------------
+
+STRATEGIES = ["none", "simple", "first", "average", "max"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("ignore_labels", [None, [], ["O", "B-PER", "I-MISC"]])
+def test_token_classification_strategies(ours, reference, strategy, ignore_labels):
+    pipe, ref = ours("token-classification"), reference("token-classification")
+    options = {"aggregation_strategy": strategy}
+    if ignore_labels is not None:
+        options["ignore_labels"] = ignore_labels
+    for text in TEXTS:
+        assert_same(pipe(text, **options), ref(text, **options))
+    assert_same(pipe(TEXTS, **options), ref(TEXTS, **options))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES[1:])
+@pytest.mark.parametrize("stride", [0, 16, 40])
+def test_token_classification_windows(pair, strategy, stride):
+    """A text four times the model's length, in windows overlapping by `stride` tokens."""
+    pipe, ref = pair("token-classification", max_position_embeddings=64, seed=12)
+    for ignore_labels in (None, []):
+        options = {"aggregation_strategy": strategy, "stride": stride}
+        if ignore_labels is not None:
+            options["ignore_labels"] = ignore_labels
+        assert_same(pipe(MEDIUM_TEXT, **options), ref(MEDIUM_TEXT, **options))
+
+
+def test_token_classification_default_windows_on_a_full_size_model(ours, reference):
+    """With a 512-token model and no stride given, long texts are windowed with a 128-token overlap."""
+    pipe, ref = ours("token-classification"), reference("token-classification")
+    for strategy in ("simple", "first"):
+        assert_same(pipe(LONG_TEXT, aggregation_strategy=strategy), ref(LONG_TEXT, aggregation_strategy=strategy, stride=128))
+
+
+def test_token_classification_windows_cover_the_whole_text(pair):
+    pipe, _ = pair("token-classification", max_position_embeddings=64, seed=12)
+    tokens = pipe(MEDIUM_TEXT, ignore_labels=[])
+    encoding = pipe.context.tokenizer.encode([MEDIUM_TEXT], max_length=10**6)[0]
+    content = [i for i, special in enumerate(encoding.special_tokens_mask) if not special]
+    # every token of the text appears once, with its index and offsets in the whole text
+    assert [token["index"] for token in tokens] == content
+    assert [(token["start"], token["end"]) for token in tokens] == [encoding.offsets[i] for i in content]
+
+
+# --- question-answering -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"top_k": 3},
+        {"top_k": 5, "max_answer_len": 3},
+        {"max_answer_len": 1},
+        {"handle_impossible_answer": True},
+        {"handle_impossible_answer": True, "top_k": 4},
+        {"align_to_words": False, "top_k": 3},
+    ],
+)
+def test_question_answering_options(ours, reference, options):
+    pipe, ref = ours("question-answering"), reference("question-answering")
+    assert_same(pipe(question=QUESTION, context=CONTEXT, **options), ref(question=QUESTION, context=CONTEXT, **options))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"top_k": 50},
+        {"max_answer_len": 1},
+        {"max_answer_len": 2, "top_k": 4},
+        {"handle_impossible_answer": True, "top_k": 30},
+    ],
+)
+def test_question_answering_short_context(ours, reference, options):
+    """More candidate spans than the context holds: those cut out (end before start, too long) score 0."""
+    pipe, ref = ours("question-answering"), reference("question-answering")
+    context = "Paris is nice."
+    answers = pipe(question="Where?", context=context, **options)
+    assert_same(answers, ref(question="Where?", context=context, **options))
+    answers = answers if isinstance(answers, list) else [answers]
+    for answer in answers:
+        if answer["score"] > 0 and answer["answer"]:
+            assert context[answer["start"] : answer["end"]] == answer["answer"]
+    assert sum(answer["score"] > 0 and not answer["answer"] for answer in answers) <= options.get("handle_impossible_answer", 0)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"top_k": 3},
+        {"doc_stride": 64},
+        {"max_seq_len": 128, "doc_stride": 32, "top_k": 2},
+        {"max_seq_len": 256, "doc_stride": 0},
+        {"handle_impossible_answer": True, "top_k": 3, "max_seq_len": 96, "doc_stride": 48},
+        {"max_answer_len": 4, "top_k": 2},
+    ],
+)
+def test_question_answering_long_context(ours, reference, options):
+    """A context of ~3,400 tokens: windows of max_seq_len tokens overlapping by doc_stride."""
+    pipe, ref = ours("question-answering"), reference("question-answering")
+    question = "When does the museum open?"
+    assert_same(pipe(question=question, context=LONG_TEXT, **options), ref(question=question, context=LONG_TEXT, **options))
+
+
+def test_question_answering_windows_on_a_short_model(pair):
+    pipe, ref = pair("question-answering", max_position_embeddings=64, seed=13)
+    for options in ({}, {"top_k": 3}, {"doc_stride": 8, "handle_impossible_answer": True}):
+        assert_same(pipe(question=QUESTION, context=MEDIUM_TEXT, **options),
+                    ref(question=QUESTION, context=MEDIUM_TEXT, **options))
+
+
+def test_question_answering_batches(ours, reference):
+    pipe, ref = ours("question-answering"), reference("question-answering")
+    questions = [QUESTION, "Who flew to London?", "What airline?"]
+    contexts = [CONTEXT, LONG_TEXT, TEXTS[1]]
+    assert_same(pipe(question=questions, context=contexts, top_k=2), ref(question=questions, context=contexts, top_k=2))
+    assert_same(pipe(question=questions, context=CONTEXT), ref(question=questions, context=CONTEXT))
+    dicts = [{"question": q, "context": c} for q, c in zip(questions, contexts)]
+    assert_same(pipe(dicts, batch_size=2), ref(question=questions, context=contexts))
+    assert_same(pipe(dicts[0]), ref(question=questions[0], context=contexts[0]))
+
+
+def test_question_answering_max_question_len(ours, reference):
+    """transformers' fast tokenizers ignore max_question_len; ours cuts the question after that many
+    tokens, which answers as transformers does for the shortened question."""
+    pipe, ref = ours("question-answering"), reference("question-answering")
+    question = "Where does Maria Gonzalez live and where does she work for the United Nations?"
+    tokens = pipe.context.tokenizer.encode([question], add_special_tokens=False)[0]
+    shortened = question[: tokens.offsets[4][1]]
+    assert len(pipe.context.tokenizer.encode([shortened], add_special_tokens=False)[0].ids) == 5
+    assert_same(pipe(question=question, context=CONTEXT, max_question_len=5, top_k=2),
+                ref(question=shortened, context=CONTEXT, top_k=2))
+    # a question within the limit is untouched
+    assert_same(pipe(question=question, context=CONTEXT, max_question_len=len(tokens.ids)),
+                ref(question=question, context=CONTEXT))
+
+
+def test_question_answering_answers_are_spans_of_the_context(ours):
+    pipe = ours("question-answering")
+    for answer in pipe(question=QUESTION, context=LONG_TEXT, top_k=10):
+        assert LONG_TEXT[answer["start"] : answer["end"]] == answer["answer"]
+        assert answer["answer"]
+
+
+# --- fill-mask --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"top_k": 1},
+        {"top_k": 3},
+        {"top_k": 12},
+        {"targets": ["paris", "london", "the"]},
+        {"targets": ["paris", "london", "the"], "top_k": 2},
+        {"targets": "paris"},
+        {"targets": ["Paris", "unbelievably", "zzzq"]},  # not in the vocabulary: their first token
+    ],
+)
+def test_fill_mask_options(ours, reference, options):
+    pipe, ref = ours("fill-mask"), reference("fill-mask")
+    for text in MASKED:
+        assert_same(pipe(text, **options), ref(text, **options))
+    assert_same(pipe(MASKED, **options), ref(MASKED, **options))
+
+
+def test_fill_mask_long_text_is_truncated(ours, reference):
+    pipe, ref = ours("fill-mask"), reference("fill-mask")
+    text = "The [MASK] is open. " + LONG_TEXT
+    assert_same(pipe(text, top_k=3), ref(text, top_k=3, tokenizer_kwargs={"truncation": True}))
+
+
+def test_fill_mask_one_item_list_stays_a_list(ours, reference):
+    """transformers unwraps a one-item list; ours keeps the contract 'a list in, a list out'."""
+    pipe, ref = ours("fill-mask"), reference("fill-mask")
+    assert_same(pipe(MASKED[:1]), [ref(MASKED[0])])
+
+
+# --- feature-extraction -----------------------------------------------------------------------
+
+
+def test_feature_extraction_tensors_and_long_text(ours, reference):
+    pipe, ref = ours("feature-extraction"), reference("feature-extraction")
+    assert_same(pipe(TEXTS[0], return_tensors=True), ref(TEXTS[0], return_tensors=True))
+    assert_same(pipe(LONG_TEXT), ref(LONG_TEXT, truncation=True))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_feature_extraction_pooling(ours, reference, pooling, normalize):
+    pipe, ref = ours("feature-extraction"), reference("feature-extraction")
+    for text in TEXTS:
+        tokens = np.array(ref(text)[0])
+        vector = tokens.mean(axis=0) if pooling == "mean" else tokens[0]
+        if normalize:
+            vector = vector / np.linalg.norm(vector)
+        assert_same(pipe(text, pooling=pooling, normalize=normalize), vector.tolist())
+    assert len(pipe(TEXTS, pooling=pooling, normalize=normalize)) == len(TEXTS)
+
+
+def test_feature_extraction_normalize_token_vectors(ours, reference):
+    pipe, ref = ours("feature-extraction"), reference("feature-extraction")
+    tokens = np.array(ref(TEXTS[0]))
+    assert_same(pipe(TEXTS[0], normalize=True), (tokens / np.linalg.norm(tokens, axis=-1, keepdims=True)).tolist())
+
+
+# --- multiple-choice (no transformers pipeline: the model's softmax) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def choice_reference(checkpoints):
+    folder = checkpoints["multiple-choice"]
+    model = transformers.DistilBertForMultipleChoice.from_pretrained(folder).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+
+    def scores(prompt: str, choices: list[str]) -> list[dict]:
+        batch = tokenizer([prompt] * len(choices), choices, padding=True, truncation=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(input_ids=batch["input_ids"][None], attention_mask=batch["attention_mask"][None]).logits
+        probabilities = logits[0].softmax(-1).tolist()
+        return [{"choice": choice, "score": score} for choice, score in zip(choices, probabilities)]
+
+    return scores
+
+
+CHOICE_ITEMS = [
+    ("Maria lives in", ["Paris.", "a small flat near the United Nations building in Geneva.", "London"]),
+    ("The battery", ["easily lasts two days.", "died."]),
+    ("Where does John fly?", ["New York", "London", "Rome", "Geneva", "Paris"]),
+    (LONG_TEXT, ["truncated to the model's length", "yes"]),
+]
+
+
+def test_multiple_choice(ours, choice_reference):
+    pipe = ours("multiple-choice")
+    for prompt, choices in CHOICE_ITEMS:
+        assert_same(pipe(prompt, choices=choices), choice_reference(prompt, choices))
+    items = [{"prompt": prompt, "choices": choices} for prompt, choices in CHOICE_ITEMS]
+    assert_same(pipe(items, batch_size=2), [choice_reference(prompt, choices) for prompt, choices in CHOICE_ITEMS])
+
+
+def test_multiple_choice_keeps_the_given_order(ours):
+    pipe = ours("multiple-choice")
+    prompt, choices = CHOICE_ITEMS[2]
+    forward = pipe(prompt, choices=choices)
+    backward = pipe(prompt, choices=choices[::-1])
+    assert [entry["choice"] for entry in forward] == choices
+    assert_same(backward, forward[::-1], atol=1e-6)
+    assert sum(entry["score"] for entry in forward) == pytest.approx(1.0, abs=1e-6)
