@@ -120,6 +120,9 @@ def test_config_names_the_exported_head(checkpoints, tmp_path):
     assert read_manifest(folder)["outputs"]["last_hidden_state"]["axes"] == ["batch_size", "sequence_length", 32]
 
 
-def test_default_export_has_every_cpu_variant(exported):
-    manifest = read_manifest(exported["text-classification"])
-    assert list(manifest["variants"]) == ["fp32", "optimized", "quantized"]
+def test_default_export_has_every_cpu_variant_and_nothing_else(exported):
+    folder = exported["text-classification"]
+    assert list(read_manifest(folder)["variants"]) == ["fp32", "optimized", "quantized"]
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "config.json", "distilbert_onnx.json", "model.onnx", "model_optimized.onnx", "model_quantized.onnx",
+        "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"]

@@ -25,6 +25,7 @@ from ..artifacts import (
 from ..config import DistilBertConfig
 from ..graph.optimize import optimize_folder
 from ..graph.quantize import QuantizeSettings, quantize_folder
+from ..graph.write_int8 import Int8Child
 from ..progress import Stages
 from ..tasks import TaskSpec
 from ..versions import tool_versions
@@ -93,17 +94,19 @@ def export_checkpoint(
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             write_manifest(staging, manifest)
-        if optimize:
-            optimize_folder(
-                staging,
-                fp16=fp16,
-                atol=atol,
-                reference=reference,
-                against="PyTorch",
-                stages=stages,
-            )
-        if quantize:
-            quantize_folder(staging, quantize_settings or QuantizeSettings(), stages=stages)
+        settings = quantize_settings or QuantizeSettings()
+        started = {}
+        if quantize and settings.graph in ("auto", "unfused"):
+            # The unfused int8 graph does not depend on fusion: let a child process write it meanwhile.
+            started["unfused"] = Int8Child(onnx_path, staging / ".model_int8.partial", settings.per_channel)
+        try:
+            if optimize:
+                optimize_folder(staging, fp16=fp16, atol=atol, reference=reference, against="PyTorch", stages=stages)
+            if quantize:
+                quantize_folder(staging, settings, stages=stages, started=started)
+        finally:
+            for child in started.values():
+                child.cancel()
         manifest = read_manifest(staging)
     return ExportResult(
         folder=Path(output),

@@ -14,6 +14,7 @@ batches and the figures compare them per task:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,32 +80,64 @@ def fidelity(
     expected: list[dict[str, np.ndarray]], candidate: Runner, spec: TaskSpec, batches: list[Batch]
 ) -> dict:
     """The figures of the module docstring for `candidate` against the `expected` outputs."""
-    cosines, agreements = [], []
-    max_abs_diff = 0.0
+    return compare(expected, {"candidate": candidate}, spec, batches)["candidate"][0]
+
+
+def compare(
+    expected: list[dict[str, np.ndarray]], candidates: dict[str, Runner], spec: TaskSpec, batches: list[Batch]
+) -> dict[str, tuple[dict, float]]:
+    """(fidelity figures, seconds spent running) for each candidate.
+
+    The candidates take turns batch by batch, after one untimed run each, so their times are
+    measured under the same conditions: on the calibration texts, a realistic mix of lengths.
+    """
+    for run in candidates.values():
+        run(batches[0].feeds)
+    tallies = {name: _Tally(spec) for name in candidates}
+    seconds = dict.fromkeys(candidates, 0.0)
     for want, batch in zip(expected, batches):
-        got = candidate(batch.feeds)
-        mask = batch.mask
+        for name, run in candidates.items():
+            started = time.perf_counter()
+            got = run(batch.feeds)
+            seconds[name] += time.perf_counter() - started
+            tallies[name].add(want, got, batch.mask)
+    return {name: (tallies[name].figures(), seconds[name]) for name in candidates}
+
+
+class _Tally:
+    """The comparison figures, accumulated batch by batch."""
+
+    def __init__(self, spec: TaskSpec):
+        self.spec = spec
+        self.cosines: list[np.ndarray] = []
+        self.agreements: list[np.ndarray] = []
+        self.max_abs_diff = 0.0
+
+    def add(self, want: dict[str, np.ndarray], got: dict[str, np.ndarray], mask: np.ndarray) -> None:
+        spec = self.spec
         for name in spec.output_names:
             per_token = name in spec.per_token_outputs()
             difference = np.abs(_real(want[name], mask, per_token) - _real(got[name], mask, per_token))
-            max_abs_diff = max(max_abs_diff, float(difference.max()))
+            self.max_abs_diff = max(self.max_abs_diff, float(difference.max()))
         vectors_want, vectors_got = _vectors(spec, want, mask), _vectors(spec, got, mask)
-        cosines.append(_cosine(vectors_want, vectors_got))
+        self.cosines.append(_cosine(vectors_want, vectors_got))
         if spec.name in TOP1_TASKS:
-            agreements.append(vectors_want.argmax(axis=-1) == vectors_got.argmax(axis=-1))
+            self.agreements.append(vectors_want.argmax(axis=-1) == vectors_got.argmax(axis=-1))
         elif spec.name == "question-answering":
-            agreements.append((_best_spans(want, mask) == _best_spans(got, mask)).all(axis=-1))
-    cosine = np.concatenate(cosines)
-    figures = {
-        "rows": int(cosine.size),
-        "max_abs_diff": max_abs_diff,
-        "mean_cosine": float(cosine.mean()),
-        "min_cosine": float(cosine.min()),
-    }
-    if agreements:
-        key = "span_agreement" if spec.name == "question-answering" else "top1_agreement"
-        figures[key] = float(np.concatenate(agreements).mean())
-    return figures
+            self.agreements.append((_best_spans(want, mask) == _best_spans(got, mask)).all(axis=-1))
+
+    def figures(self) -> dict:
+        cosine = np.concatenate(self.cosines)
+        figures = {
+            "rows": int(cosine.size),
+            "max_abs_diff": self.max_abs_diff,
+            "mean_cosine": float(cosine.mean()),
+            "min_cosine": float(cosine.min()),
+        }
+        if self.agreements:
+            key = "span_agreement" if self.spec.name == "question-answering" else "top1_agreement"
+            figures[key] = float(np.concatenate(self.agreements).mean())
+        return figures
 
 
 def _real(values: np.ndarray, mask: np.ndarray, per_token: bool) -> np.ndarray:

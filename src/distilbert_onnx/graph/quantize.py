@@ -25,30 +25,27 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..artifacts import VARIANTS, require_manifest, staged_file, variant_record, write_manifest
-from ..config import DistilBertConfig, load_config
+from ..config import load_config
 from ..errors import ArtifactError, OptionError, QuantizationError
 from ..probes import onnx_runner
 from ..progress import Stages
-from ..runtime.session import OnnxModel
 from ..samples import sample_texts
 from ..tasks import TaskSpec, get_task
-from ..timing import measure, synthetic_feeds
-from .fidelity import Batch, calibration_batches, fidelity, reference_outputs
-from .logs import captured_logs
+from .fidelity import Batch, calibration_batches, compare, fidelity, reference_outputs
 from .simulate import SimulatedInt8
+from .write_int8 import OP_TYPES, Int8Child, gemm_to_matmul, write_int8
 
 DEFAULT_MIN_COSINE = 0.995
 DEFAULT_MIN_WORST_COSINE = 0.98
 MAX_FP32_SHARE = 0.5
-OP_TYPES = ["MatMul", "Attention"]
 SENSITIVITY_BATCHES = 4
-TIMING_SHAPE = (8, 128)
 GRAPHS = {"fused": VARIANTS["optimized"].file, "unfused": VARIANTS["fp32"].file}
 
 
@@ -130,8 +127,17 @@ class MatMulNode:
     macs: int  # multiply-accumulates per token
 
 
-def quantize_folder(folder: str | Path, settings: QuantizeSettings | None = None, *, stages: Stages | None = None) -> dict:
-    """Add model_quantized.onnx to an exported folder; returns its manifest entry."""
+def quantize_folder(
+    folder: str | Path,
+    settings: QuantizeSettings | None = None,
+    *,
+    stages: Stages | None = None,
+    started: dict[str, Int8Child] | None = None,
+) -> dict:
+    """Add model_quantized.onnx to an exported folder; returns its manifest entry.
+
+    `started` holds all-int8 graphs already being written in child processes (by `export`).
+    """
     folder = Path(folder)
     settings = settings or QuantizeSettings()
     stages = stages or Stages()
@@ -141,29 +147,57 @@ def quantize_folder(folder: str | Path, settings: QuantizeSettings | None = None
     texts = settings.texts()
     if not texts:
         raise OptionError("the calibration texts are empty: give a file with one text per line")
+    granularity = "per-channel" if settings.per_channel else "per-tensor"
+    names = list(sources)
     with tempfile.TemporaryDirectory(prefix=".quantize-", dir=folder) as work_dir:
         work = Path(work_dir)
-        with stages(f"run fp32 on {len(texts)} calibration texts"):
-            batches = calibration_batches(folder, spec, config, texts)
-            expected = reference_outputs(onnx_runner(folder / VARIANTS["fp32"].file), batches)
+        with stages(f"quantize the {' and '.join(names)} graph{'s' * (len(names) > 1)} to int8 ({granularity}); "
+                    f"run fp32 on {len(texts)} calibration texts"):
+            # The quantizer is single-threaded Python: one graph is quantized here while a thread runs
+            # fp32 on the texts (onnxruntime releases the GIL); the others in child processes.
+            children = {name: child for name, child in (started or {}).items()
+                        if name in sources and child.per_channel == settings.per_channel}
+            waiting = [name for name in names if name not in children]
+            for name in waiting[:-1]:
+                children[name] = Int8Child(sources[name], work / f"{name}-int8.onnx", settings.per_channel)
+            try:
+                with ThreadPoolExecutor(max_workers=1) as thread:
+                    reference = thread.submit(_run_fp32, folder, spec, config, texts)
+                    if waiting:
+                        write_int8(sources[waiting[-1]], work / f"{waiting[-1]}-int8.onnx", settings.per_channel, [])
+                    batches, expected = reference.result()
+                firsts = {name: children[name].result() if name in children else work / f"{name}-int8.onnx"
+                          for name in names}
+            except BaseException:
+                for child in children.values():
+                    child.cancel()
+                raise
+        with stages("measure the int8 graphs against fp32 on the calibration texts"):
+            measured = compare(expected, {name: onnx_runner(firsts[name]) for name in names}, spec, batches)
         attempts: dict[str, tuple[Attempt, Attempt]] = {}
         failures = []
-        for name, path in sources.items():
-            with stages(f"quantize the {name} graph to int8 ({'per-channel' if settings.per_channel else 'per-tensor'})"):
+        for name in names:
+            first = Attempt(firsts[name], [], 0.0, measured[name][0])
+            if settings.meets(first.fidelity):
+                attempts[name] = (first, first)
+                continue
+            with stages(f"keep the {name} graph's most sensitive MatMuls in fp32 until the target is met"):
                 try:
-                    attempts[name] = _accuracy_aware(path, work / name, spec, config, settings, batches, expected)
+                    attempts[name] = (first, _search(sources[name], work / name, first, spec, settings, batches, expected))
                 except QuantizationError as exc:
                     failures.append(f"{name}: {exc}")
         if not attempts:
             raise QuantizationError("; ".join(failures))
-        with stages("time the int8 candidates"):
-            latency = _latencies({name: best.path for name, (_, best) in attempts.items()}, spec, config)
-        chosen = min(attempts, key=lambda name: latency[name])
+        seconds = {name: measured[name][1] for name in attempts}
+        searched = {name for name, (first, best) in attempts.items() if best is not first}
+        if searched:
+            with stages("time the int8 graphs on the calibration texts"):
+                runners = {name: onnx_runner(best.path) for name, (_, best) in attempts.items()}
+                runners.update({f"{name} all int8": onnx_runner(attempts[name][0].path) for name in searched})
+                seconds = {name: result[1] for name, result in compare(expected, runners, spec, batches).items()}
+        chosen = min(attempts, key=lambda name: seconds[name])
         first, best = attempts[chosen]
-        cost = None
-        if best.kept_fp32:
-            all_int8 = _latencies({"all": first.path}, spec, config)["all"]
-            cost = latency[chosen] / all_int8 - 1.0
+        cost = seconds[chosen] / seconds[f"{chosen} all int8"] - 1.0 if chosen in searched else None
         with staged_file(folder / VARIANTS["quantized"].file) as tmp:
             shutil.copyfile(best.path, tmp)
     quantization = {
@@ -179,22 +213,27 @@ def quantize_folder(folder: str | Path, settings: QuantizeSettings | None = None
         "speed_cost_of_kept_fp32": None if cost is None else round(cost, 4),
         "candidates": {
             name: {
-                "latency_ms": round(latency[name] * 1000, 3),
+                "seconds_on_calibration_texts": round(seconds[name], 4),
                 "kept_fp32": len(best_of.kept_fp32),
                 "fidelity": best_of.fidelity,
             }
             for name, (_, best_of) in attempts.items()
         },
         "candidates_failed": failures,
-        "latency_shape": list(TIMING_SHAPE),
         "chosen": chosen,
-        "why": _why(chosen, latency, failures),
+        "why": _why(chosen, seconds, failures),
     }
     record = variant_record(folder, VARIANTS["quantized"], quantization=quantization, fidelity=best.fidelity)
     manifest = require_manifest(folder)
     manifest["variants"]["quantized"] = record
     write_manifest(folder, manifest)
     return record
+
+
+def _run_fp32(folder: Path, spec: TaskSpec, config, texts: list[str]) -> tuple[list[Batch], list[dict]]:
+    """The calibration batches and model.onnx's outputs on them."""
+    batches = calibration_batches(folder, spec, config, texts)
+    return batches, reference_outputs(onnx_runner(folder / VARIANTS["fp32"].file), batches)
 
 
 def _source_graphs(folder: Path, graph: str) -> dict[str, Path]:
@@ -207,44 +246,26 @@ def _source_graphs(folder: Path, graph: str) -> dict[str, Path]:
     return sources
 
 
-def _accuracy_aware(
+def _search(
     source: Path,
     work: Path,
+    first: Attempt,
     spec: TaskSpec,
-    config: DistilBertConfig,
     settings: QuantizeSettings,
     batches: list[Batch],
     expected: list[dict],
-) -> tuple[Attempt, Attempt]:
-    """(the all-int8 attempt, the attempt that meets the target with the fewest fp32 MatMuls)."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
+) -> Attempt:
+    """The int8 graph of `source` that meets the target with the fewest MatMuls kept in fp32."""
     work.mkdir(parents=True)
     prepared = gemm_to_matmul(source)
     nodes = quantizable_nodes(prepared)
     total_macs = sum(node.macs for node in nodes) or 1
 
     def attempt(kept: list[MatMulNode]) -> Attempt:
-        path = work / f"int8-{len(kept)}.onnx"
-        with captured_logs():
-            quantize_dynamic(
-                prepared,
-                str(path),
-                op_types_to_quantize=OP_TYPES,
-                per_channel=settings.per_channel,
-                weight_type=QuantType.QInt8,
-                nodes_to_exclude=[node.name for node in kept],
-                # Outputs of the fused ops (Attention, SkipLayerNormalization, ...) have no type that
-                # ONNX shape inference can see; every one this quantizer reads is a float tensor.
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            )
+        path = write_int8(source, work / f"int8-{len(kept)}.onnx", settings.per_channel, [n.name for n in kept])
         figures = fidelity(expected, onnx_runner(path), spec, batches)
         return Attempt(path, [node.name for node in kept], sum(n.macs for n in kept) / total_macs, figures)
 
-    first = attempt([])
-    if settings.meets(first.fidelity):
-        return first, first
     simulated = SimulatedInt8(prepared, [node.name for node in nodes], settings.per_channel)
     everything = {node.name for node in nodes}
 
@@ -274,7 +295,7 @@ def _accuracy_aware(
     for count in _widening(high, affordable) if high else []:
         final = attempt(order[:count])
         if settings.meets(final.fidelity):
-            return first, final
+            return final
     best = simulated_figures(order[:affordable])
     raise QuantizationError(
         f"int8 misses the target ({settings.describe_target()}) even with the {affordable} most sensitive MatMuls "
@@ -294,37 +315,6 @@ def _widening(start: int, stop: int) -> list[int]:
     return counts + [stop]
 
 
-def gemm_to_matmul(path: Path):
-    """The graph at `path`, loaded, with each Gemm (the heads' Linear layers on pooled vectors) as
-    MatMul + Add.
-
-    onnxruntime's dynamic quantizer makes that change itself, under names of its own.
-    """
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(path))
-    initializers = {init.name: init for init in model.graph.initializer}
-    nodes = []
-    for node in model.graph.node:
-        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        plain = attributes.get("alpha", 1.0) == 1.0 and attributes.get("beta", 1.0) == 1.0 and not attributes.get("transA")
-        if node.op_type != "Gemm" or not plain or node.input[1] not in initializers:
-            nodes.append(node)
-            continue
-        weight = initializers[node.input[1]]
-        if attributes.get("transB"):
-            transposed = numpy_helper.from_array(numpy_helper.to_array(weight).T.copy(), weight.name)
-            weight.CopyFrom(transposed)
-        product = node.output[0] + "_matmul" if len(node.input) > 2 else node.output[0]
-        nodes.append(helper.make_node("MatMul", node.input[:2], [product], name=node.name))
-        if len(node.input) > 2:
-            nodes.append(helper.make_node("Add", [product, node.input[2]], node.output, name=node.name + "_bias"))
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return model
-
-
 def quantizable_nodes(model) -> list[MatMulNode]:
     """The MatMul / Attention nodes of `model` with a constant weight: what dynamic quantization converts."""
     shapes = {init.name: tuple(init.dims) for init in model.graph.initializer}
@@ -336,24 +326,14 @@ def quantizable_nodes(model) -> list[MatMulNode]:
     return nodes
 
 
-def _latencies(paths: dict[str, Path], spec: TaskSpec, config: DistilBertConfig) -> dict[str, float]:
-    batch, length = TIMING_SHAPE
-    feeds = synthetic_feeds(spec, config.vocab_size, batch, min(length, config.max_position_embeddings))
-    result = {}
-    for name, path in paths.items():
-        model = OnnxModel(path)
-        result[name] = float(np.median(measure(lambda: model.run(feeds), warmup=1, min_runs=5, min_seconds=0.3)))
-    return result
-
-
-def _why(chosen: str, latency: dict[str, float], failures: list[str]) -> str:
-    if len(latency) == 1:
-        other = "; the other graph could not meet the target" if failures else ""
-        return f"the only graph quantized{other}"
-    other = next(name for name in latency if name != chosen)
+def _why(chosen: str, seconds: dict[str, float], failures: list[str]) -> str:
+    others = [name for name in seconds if name != chosen and not name.endswith("all int8")]
+    if not others:
+        return "the only graph quantized" + ("; the other could not meet the target" if failures else "")
+    other = others[0]
     return (
-        f"faster: {latency[chosen] * 1000:.1f} ms against {latency[other] * 1000:.1f} ms for the {other} graph "
-        f"at batch {TIMING_SHAPE[0]} x {TIMING_SHAPE[1]} tokens; both meet the target"
+        f"faster: {seconds[chosen]:.2f} s against {seconds[other]:.2f} s for the {other} graph over the "
+        "calibration texts, both meeting the target"
     )
 
 

@@ -24,15 +24,16 @@ def int8_rounded(weight: np.ndarray, per_channel: bool) -> np.ndarray:
 
 
 class SimulatedInt8:
-    """`runner(quantized)` runs the graph with the nodes named in `quantized` simulated as int8."""
+    """`runner(quantized)` runs the graph with the nodes named in `quantized` simulated as int8.
 
-    def __init__(self, source, node_names: list[str], per_channel: bool):
+    Built from a loaded ModelProto, which it rewrites (pass a copy to keep the original).
+    """
+
+    def __init__(self, model, node_names: list[str], per_channel: bool):
         import onnx
         import onnxruntime as ort
         from onnx import helper, numpy_helper
 
-        model = onnx.ModelProto()
-        model.CopyFrom(source)
         initializers = {init.name: init for init in model.graph.initializer}
         self.flags = {}
         nodes = []
