@@ -68,38 +68,21 @@ def export_checkpoint(
         checkpoint = load_checkpoint(model, task, revision)
     spec, config = checkpoint.task, checkpoint.config
     reference = pytorch_runner(checkpoint.model, spec)
+    settings = quantize_settings or QuantizeSettings()
     with staged_folder(output, force) as staging:
         onnx_path = staging / VARIANTS["fp32"].file
         with stages(f"export {spec.name} head to ONNX (opset {opset})"):
             export_onnx(checkpoint.model, spec, config, onnx_path, opset)
-        with stages("validate model.onnx against PyTorch"):
-            validation = validate_against_pytorch(onnx_path, reference, spec, config, atol)
-        with stages("write tokenizer, config and manifest"):
-            tokenizer = write_tokenizer_files(checkpoint.folder, staging, config)
-            _write_config(checkpoint.folder, staging, spec)
-            manifest = {
-                "format_version": FORMAT_VERSION,
-                "task": spec.name,
-                "architecture": spec.architecture,
-                **_io_signature(spec, config),
-                "opset": opset,
-                "source": {
-                    "checkpoint": checkpoint.source,
-                    "revision": revision,
-                    "weights": [{"file": name, "sha256": digest} for name, digest in checkpoint.weight_files.items()],
-                },
-                "tokenizer": tokenizer,
-                "variants": {"fp32": variant_record(staging, VARIANTS["fp32"], validation=validation)},
-                "tools": tool_versions(),
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }
-            write_manifest(staging, manifest)
-        settings = quantize_settings or QuantizeSettings()
         started = {}
         if quantize and settings.graph in ("auto", "unfused"):
-            # The unfused int8 graph does not depend on fusion: let a child process write it meanwhile.
+            # The unfused int8 graph needs nothing but model.onnx: a child process writes it while this
+            # one validates and fuses (it is dropped if anything fails).
             started["unfused"] = Int8Child(onnx_path, staging / ".model_int8.partial", settings.per_channel)
         try:
+            with stages("validate model.onnx against PyTorch"):
+                validation = validate_against_pytorch(onnx_path, reference, spec, config, atol)
+            with stages("write tokenizer, config and manifest"):
+                write_manifest(staging, _new_manifest(checkpoint, staging, opset, revision, validation))
             if optimize:
                 optimize_folder(staging, fp16=fp16, atol=atol, reference=reference, against="PyTorch", stages=stages)
             if quantize:
@@ -115,6 +98,29 @@ def export_checkpoint(
         manifest=manifest,
         seconds=stages.seconds,
     )
+
+
+def _new_manifest(checkpoint, folder: Path, opset: int, revision: str | None, validation: dict) -> dict:
+    """The manifest of a folder with only model.onnx; writes the tokenizer files and config.json."""
+    spec, config = checkpoint.task, checkpoint.config
+    tokenizer = write_tokenizer_files(checkpoint.folder, folder, config)
+    _write_config(checkpoint.folder, folder, spec)
+    return {
+        "format_version": FORMAT_VERSION,
+        "task": spec.name,
+        "architecture": spec.architecture,
+        **_io_signature(spec, config),
+        "opset": opset,
+        "source": {
+            "checkpoint": checkpoint.source,
+            "revision": revision,
+            "weights": [{"file": name, "sha256": digest} for name, digest in checkpoint.weight_files.items()],
+        },
+        "tokenizer": tokenizer,
+        "variants": {"fp32": variant_record(folder, VARIANTS["fp32"], validation=validation)},
+        "tools": tool_versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def _io_signature(spec: TaskSpec, config: DistilBertConfig) -> dict:

@@ -23,7 +23,7 @@ that meets the target is shipped, and the manifest records both and why.
 
 from __future__ import annotations
 
-import shutil
+import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import VARIANTS, require_manifest, staged_file, variant_record, write_manifest
+from ..artifacts import VARIANTS, require_manifest, variant_record, write_manifest
 from ..config import load_config
 from ..errors import ArtifactError, OptionError, QuantizationError
-from ..probes import onnx_runner
+from ..probes import Runner, onnx_runner
 from ..progress import Stages
 from ..samples import sample_texts
 from ..tasks import TaskSpec, get_task
@@ -46,6 +46,7 @@ DEFAULT_MIN_COSINE = 0.995
 DEFAULT_MIN_WORST_COSINE = 0.98
 MAX_FP32_SHARE = 0.5
 SENSITIVITY_BATCHES = 4
+TIMING_BATCHES = 6
 GRAPHS = {"fused": VARIANTS["optimized"].file, "unfused": VARIANTS["fp32"].file}
 
 
@@ -154,18 +155,20 @@ def quantize_folder(
         with stages(f"quantize the {' and '.join(names)} graph{'s' * (len(names) > 1)} to int8 ({granularity}); "
                     f"run fp32 on {len(texts)} calibration texts"):
             # The quantizer is single-threaded Python: one graph is quantized here while a thread runs
-            # fp32 on the texts (onnxruntime releases the GIL); the others in child processes.
+            # fp32 on the texts (onnxruntime releases the GIL) and measures the graphs that child
+            # processes wrote; the others are written in child processes.
             children = {name: child for name, child in (started or {}).items()
                         if name in sources and child.per_channel == settings.per_channel}
+            early = dict(children)
             waiting = [name for name in names if name not in children]
             for name in waiting[:-1]:
                 children[name] = Int8Child(sources[name], work / f"{name}-int8.onnx", settings.per_channel)
             try:
                 with ThreadPoolExecutor(max_workers=1) as thread:
-                    reference = thread.submit(_run_fp32, folder, spec, config, texts)
+                    background = thread.submit(_reference_and_early, folder, spec, config, texts, early)
                     if waiting:
                         write_int8(sources[waiting[-1]], work / f"{waiting[-1]}-int8.onnx", settings.per_channel, [])
-                    batches, expected = reference.result()
+                    batches, expected, figures, runners = background.result()
                 firsts = {name: children[name].result() if name in children else work / f"{name}-int8.onnx"
                           for name in names}
             except BaseException:
@@ -173,11 +176,16 @@ def quantize_folder(
                     child.cancel()
                 raise
         with stages("measure the int8 graphs against fp32 on the calibration texts"):
-            measured = compare(expected, {name: onnx_runner(firsts[name]) for name in names}, spec, batches)
+            for name in names:
+                if name not in figures:
+                    runners[name] = onnx_runner(firsts[name])
+                    figures[name] = fidelity(expected, runners[name], spec, batches)
+            seconds = _seconds(runners, spec, batches, expected) if len(names) > 1 else {}
+            del runners
         attempts: dict[str, tuple[Attempt, Attempt]] = {}
         failures = []
         for name in names:
-            first = Attempt(firsts[name], [], 0.0, measured[name][0])
+            first = Attempt(firsts[name], [], 0.0, figures[name])
             if settings.meets(first.fidelity):
                 attempts[name] = (first, first)
                 continue
@@ -188,18 +196,16 @@ def quantize_folder(
                     failures.append(f"{name}: {exc}")
         if not attempts:
             raise QuantizationError("; ".join(failures))
-        seconds = {name: measured[name][1] for name in attempts}
         searched = {name for name, (first, best) in attempts.items() if best is not first}
         if searched:
             with stages("time the int8 graphs on the calibration texts"):
-                runners = {name: onnx_runner(best.path) for name, (_, best) in attempts.items()}
-                runners.update({f"{name} all int8": onnx_runner(attempts[name][0].path) for name in searched})
-                seconds = {name: result[1] for name, result in compare(expected, runners, spec, batches).items()}
-        chosen = min(attempts, key=lambda name: seconds[name])
+                graphs = {name: best.path for name, (_, best) in attempts.items()}
+                graphs.update({f"{name} all int8": attempts[name][0].path for name in searched})
+                seconds = _seconds({name: onnx_runner(path) for name, path in graphs.items()}, spec, batches, expected)
+        chosen = min(attempts, key=lambda name: seconds.get(name, 0.0))
         first, best = attempts[chosen]
         cost = seconds[chosen] / seconds[f"{chosen} all int8"] - 1.0 if chosen in searched else None
-        with staged_file(folder / VARIANTS["quantized"].file) as tmp:
-            shutil.copyfile(best.path, tmp)
+        os.replace(best.path, folder / VARIANTS["quantized"].file)  # same file system: an atomic rename
     quantization = {
         "method": "onnxruntime dynamic quantization",
         "weights": f"int8 symmetric, {'per output channel' if settings.per_channel else 'per tensor'}",
@@ -213,7 +219,7 @@ def quantize_folder(
         "speed_cost_of_kept_fp32": None if cost is None else round(cost, 4),
         "candidates": {
             name: {
-                "seconds_on_calibration_texts": round(seconds[name], 4),
+                "seconds_on_timing_batches": round(seconds[name], 4) if name in seconds else None,
                 "kept_fp32": len(best_of.kept_fp32),
                 "fidelity": best_of.fidelity,
             }
@@ -221,7 +227,7 @@ def quantize_folder(
         },
         "candidates_failed": failures,
         "chosen": chosen,
-        "why": _why(chosen, seconds, failures),
+        "why": _why(chosen, list(attempts), seconds, failures),
     }
     record = variant_record(folder, VARIANTS["quantized"], quantization=quantization, fidelity=best.fidelity)
     manifest = require_manifest(folder)
@@ -230,10 +236,21 @@ def quantize_folder(
     return record
 
 
-def _run_fp32(folder: Path, spec: TaskSpec, config, texts: list[str]) -> tuple[list[Batch], list[dict]]:
-    """The calibration batches and model.onnx's outputs on them."""
+def _reference_and_early(folder: Path, spec: TaskSpec, config, texts: list[str], early: dict[str, Int8Child]):
+    """The calibration batches, model.onnx's outputs on them, and for the `early` int8 graphs their
+    fidelity and their runners."""
     batches = calibration_batches(folder, spec, config, texts)
-    return batches, reference_outputs(onnx_runner(folder / VARIANTS["fp32"].file), batches)
+    expected = reference_outputs(onnx_runner(folder / VARIANTS["fp32"].file), batches)
+    runners = {name: onnx_runner(child.result()) for name, child in early.items()}
+    figures = {name: fidelity(expected, runner, spec, batches) for name, runner in runners.items()}
+    return batches, expected, figures, runners
+
+
+def _seconds(runners: dict[str, Runner], spec: TaskSpec, batches: list[Batch], expected: list[dict]) -> dict[str, float]:
+    """Seconds each graph takes over TIMING_BATCHES calibration batches, the graphs taking turns."""
+    step = max(1, len(batches) // TIMING_BATCHES)
+    timed = compare(expected[::step], runners, spec, batches[::step])
+    return {name: result[1] for name, result in timed.items()}
 
 
 def _source_graphs(folder: Path, graph: str) -> dict[str, Path]:
@@ -326,14 +343,14 @@ def quantizable_nodes(model) -> list[MatMulNode]:
     return nodes
 
 
-def _why(chosen: str, seconds: dict[str, float], failures: list[str]) -> str:
-    others = [name for name in seconds if name != chosen and not name.endswith("all int8")]
+def _why(chosen: str, candidates: list[str], seconds: dict[str, float], failures: list[str]) -> str:
+    others = [name for name in candidates if name != chosen]
     if not others:
         return "the only graph quantized" + ("; the other could not meet the target" if failures else "")
     other = others[0]
     return (
-        f"faster: {seconds[chosen]:.2f} s against {seconds[other]:.2f} s for the {other} graph over the "
-        "calibration texts, both meeting the target"
+        f"faster: {seconds[chosen]:.3f} s against {seconds[other]:.3f} s for the {other} graph on "
+        f"{TIMING_BATCHES} batches of calibration texts, both meeting the target"
     )
 
 

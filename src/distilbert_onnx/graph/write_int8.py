@@ -85,12 +85,15 @@ class Int8Child:
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment
         )
+        self.errors: str | None = None
 
     def result(self) -> Path:
-        """The int8 graph, once written; a QuantizationError if the child failed."""
-        _, errors = self.process.communicate()
+        """The int8 graph, once written (waits for it); a QuantizationError if the child failed."""
+        if self.errors is None:
+            self.errors = self.process.communicate()[1] or ""
         if self.process.returncode:
-            reason = errors.strip().splitlines()[-1] if errors.strip() else f"exit status {self.process.returncode}"
+            lines = self.errors.strip().splitlines()
+            reason = lines[-1] if lines else f"exit status {self.process.returncode}"
             raise QuantizationError(f"quantizing {self.source.name} failed: {reason}")
         return self.target
 
