@@ -92,10 +92,10 @@ def test_optimize_quantize_validate_on_an_existing_folder(checkpoints, tmp_path)
     assert result.exit_code == 0, result.output
     assert "model_quantized.onnx: from" in result.stdout and "fidelity: mean cosine" in result.stdout
     info = run("info", folder).stdout
-    assert "fp16" in info and "UNVALIDATED: not validated: no CUDA provider" in info
+    assert "fp16" in info and "UNVALIDATED: not validated on CUDA: no CUDA provider" in info and "on the CPU provider: max abs diff" in info
     result = run("validate", folder)
     assert result.exit_code == 0, result.output
-    assert "model_optimized_fp16.onnx: NOT VALIDATED: no CUDA provider here" in result.stdout
+    assert "model_optimized_fp16.onnx: NOT VALIDATED on CUDA (no CUDA provider here); on the CPU provider max abs diff" in result.stdout
 
 
 def test_quantize_target_that_cannot_be_met(exported, tmp_path):

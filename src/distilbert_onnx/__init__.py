@@ -51,7 +51,7 @@ def export(
         ) from None
     from .exporting.exporter import DEFAULT_OPSET
     from .exporting.validate import DEFAULT_ATOL
-    from .graph.quantize import QuantizeSettings
+    from .graph.settings import QuantizeSettings
 
     return export_checkpoint(
         model,
@@ -79,7 +79,8 @@ def optimize(folder: str | Path, fp16: bool = False, *, atol: float | None = Non
 
 def quantize(folder: str | Path, *, echo=None, **options) -> dict:
     """Add the int8 graph to an exported folder; `options` as QuantizeSettings.from_options takes them."""
-    from .graph.quantize import QuantizeSettings, quantize_folder
+    from .graph.quantize import quantize_folder
+    from .graph.settings import QuantizeSettings
     from .progress import Stages
 
     return quantize_folder(folder, QuantizeSettings.from_options(**options), stages=Stages(echo))

@@ -119,6 +119,17 @@ def read_manifest(folder: str | Path) -> dict | None:
     return manifest
 
 
+def read_json(path: Path, error: type[Exception] = ArtifactError) -> dict:
+    """A JSON object file as a dict, {} when there is no file; `error` when it is not valid JSON."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path} is not valid JSON ({exc})") from None
+    return data if isinstance(data, dict) else {}
+
+
 def write_manifest(folder: str | Path, manifest: dict) -> None:
     """Write the manifest atomically."""
     with staged_file(Path(folder) / MANIFEST_NAME) as tmp:

@@ -182,7 +182,11 @@ def _fused_summary(record: dict) -> str:
 def _validation_summary(record: dict) -> str:
     validation = record["validation"]
     if validation.get("passed") is None:
-        return f"UNVALIDATED: {validation['reason']}"
+        text = f"UNVALIDATED: {validation['reason']}"
+        cpu_check = validation.get("cpu_check")
+        if isinstance(cpu_check, dict):
+            text += f" (on the CPU provider: max abs diff {max(cpu_check['max_abs_diff'].values()):.1e} <= {cpu_check['atol']:g})"
+        return text
     worst = max(validation["max_abs_diff"].values())
     return (f"validated against {validation['reference']}: max abs diff {worst:.1e} <= atol {validation['atol']:g} "
             f"on {', '.join(validation['probes'])}")

@@ -24,7 +24,8 @@ from ..artifacts import (
 )
 from ..config import DistilBertConfig
 from ..graph.optimize import optimize_folder
-from ..graph.quantize import QuantizeSettings, quantize_folder
+from ..graph.quantize import quantize_folder
+from ..graph.settings import QuantizeSettings
 from ..graph.write_int8 import Int8Child
 from ..progress import Stages
 from ..tasks import TaskSpec

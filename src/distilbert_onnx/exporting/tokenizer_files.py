@@ -16,6 +16,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
 
+from ..artifacts import read_json
 from ..config import DistilBertConfig
 from ..errors import CheckpointError
 
@@ -30,7 +31,7 @@ SPECIAL_TOKENS = {
 
 def write_tokenizer_files(source: Path, target: Path, config: DistilBertConfig) -> dict:
     """Write the three tokenizer files into `target`; returns what was done, for the manifest."""
-    settings = _read_json(source / "tokenizer_config.json")
+    settings = read_json(source / "tokenizer_config.json", CheckpointError)
     specials = _special_tokens(source, settings)
     if (source / "tokenizer.json").is_file():
         tokenizer = _load(source / "tokenizer.json")
@@ -84,22 +85,12 @@ def _from_vocab(vocab: Path, settings: dict, specials: dict) -> BertWordPieceTok
 
 def _special_tokens(source: Path, settings: dict) -> dict:
     """The five special tokens: from special_tokens_map.json, else tokenizer_config.json, else defaults."""
-    mapped = _read_json(source / "special_tokens_map.json")
+    mapped = read_json(source / "special_tokens_map.json", CheckpointError)
     tokens = {}
     for name, default in SPECIAL_TOKENS.items():
         value = mapped.get(name, settings.get(name, default))
         tokens[name] = value["content"] if isinstance(value, dict) else str(value)
     return tokens
-
-
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
-    return data if isinstance(data, dict) else {}
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -14,7 +14,6 @@ batches and the figures compare them per task:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,28 +79,10 @@ def fidelity(
     expected: list[dict[str, np.ndarray]], candidate: Runner, spec: TaskSpec, batches: list[Batch]
 ) -> dict:
     """The figures of the module docstring for `candidate` against the `expected` outputs."""
-    return compare(expected, {"candidate": candidate}, spec, batches)["candidate"][0]
-
-
-def compare(
-    expected: list[dict[str, np.ndarray]], candidates: dict[str, Runner], spec: TaskSpec, batches: list[Batch]
-) -> dict[str, tuple[dict, float]]:
-    """(fidelity figures, seconds spent running) for each candidate.
-
-    The candidates take turns batch by batch, after one untimed run each, so their times are
-    measured under the same conditions: on the calibration texts, a realistic mix of lengths.
-    """
-    for run in candidates.values():
-        run(batches[0].feeds)
-    tallies = {name: _Tally(spec) for name in candidates}
-    seconds = dict.fromkeys(candidates, 0.0)
+    tally = _Tally(spec)
     for want, batch in zip(expected, batches):
-        for name, run in candidates.items():
-            started = time.perf_counter()
-            got = run(batch.feeds)
-            seconds[name] += time.perf_counter() - started
-            tallies[name].add(want, got, batch.mask)
-    return {name: (tallies[name].figures(), seconds[name]) for name in candidates}
+        tally.add(want, candidate(batch.feeds), batch.mask)
+    return tally.figures()
 
 
 class _Tally:

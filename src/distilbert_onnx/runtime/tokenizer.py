@@ -11,14 +11,13 @@ once (one per truncation setting, made under a lock) and never changed afterward
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from tokenizers import Encoding, Tokenizer
 
-from ..artifacts import TOKENIZER_NAME
+from ..artifacts import TOKENIZER_NAME, read_json
 from ..errors import ArtifactError
 
 TextInput = str | tuple[str, str]
@@ -45,12 +44,12 @@ class TextTokenizer:
             raise ArtifactError(f"cannot read {path} ({exc}): re-export the folder") from None
         self._base.no_padding()
         self._base.no_truncation()
-        settings = _read_json(folder / "tokenizer_config.json")
+        settings = read_json(folder / "tokenizer_config.json")
         limit = settings.get("model_max_length")
         limit = limit if isinstance(limit, int) and 0 < limit < _NO_LIMIT else model_max_positions
         self.model_max_length = min(limit, model_max_positions)
         self.clean_up_spaces = bool(settings.get("clean_up_tokenization_spaces", False))
-        specials = {**settings, **_read_json(folder / "special_tokens_map.json")}
+        specials = {**settings, **read_json(folder / "special_tokens_map.json")}
         self.mask_token = _token_text(specials.get("mask_token", "[MASK]"))
         self.pad_token_id = self._id(_token_text(specials.get("pad_token", "[PAD]")), default=0)
         self.cls_token_id = self._id(_token_text(specials.get("cls_token", "[CLS]")))
@@ -129,13 +128,3 @@ def windows(encoding: Encoding) -> list[Encoding]:
 
 def _token_text(value) -> str:
     return value["content"] if isinstance(value, dict) else str(value)
-
-
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc})") from None
-    return data if isinstance(data, dict) else {}

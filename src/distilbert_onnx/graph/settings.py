@@ -1,0 +1,89 @@
+"""What `quantize` is asked to do: weight granularity, the fidelity target, calibration texts, and
+which fp32 graph to start from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..errors import OptionError
+from ..samples import sample_texts
+
+DEFAULT_MIN_COSINE = 0.995
+DEFAULT_MIN_WORST_COSINE = 0.98
+GRAPH_CHOICES = ("auto", "fused", "unfused")
+
+
+@dataclass(frozen=True)
+class QuantizeSettings:
+    """What `quantize` does: weight granularity, the fidelity target, calibration texts, source graph."""
+
+    per_channel: bool = True
+    min_cosine: float | None = DEFAULT_MIN_COSINE
+    min_worst_cosine: float | None = DEFAULT_MIN_WORST_COSINE
+    calibration_texts: tuple[str, ...] | None = None
+    calibration_source: str = "built-in sample of varied English"
+    graph: str = "auto"
+
+    @classmethod
+    def from_options(
+        cls,
+        calibration_texts: str | Path | list[str] | None = None,
+        min_cosine: float | None = None,
+        min_worst_cosine: float | None = None,
+        per_channel: bool | None = None,
+        graph: str | None = None,
+        target: bool = True,
+    ) -> QuantizeSettings:
+        """Settings from user options; None keeps a default, `target=False` drops the fidelity target."""
+        settings = cls()
+        if calibration_texts is not None:
+            texts, source = _read_texts(calibration_texts)
+            settings = replace(settings, calibration_texts=tuple(texts), calibration_source=source)
+        for name, value in (("min_cosine", min_cosine), ("min_worst_cosine", min_worst_cosine)):
+            if value is not None:
+                if not 0.0 < value <= 1.0:
+                    raise OptionError(f"{name.replace('_', '-')} must be in (0, 1], got {value}")
+                settings = replace(settings, **{name: value})
+        if not target:
+            settings = replace(settings, min_cosine=None, min_worst_cosine=None)
+        if per_channel is not None:
+            settings = replace(settings, per_channel=per_channel)
+        if graph is not None:
+            if graph not in GRAPH_CHOICES:
+                raise OptionError(f"graph must be auto, fused or unfused, got {graph!r}")
+            settings = replace(settings, graph=graph)
+        return settings
+
+    def texts(self) -> list[str]:
+        if self.calibration_texts is not None:
+            return list(self.calibration_texts)
+        return sample_texts()
+
+    def meets(self, figures: dict) -> bool:
+        return (self.min_cosine is None or figures["mean_cosine"] >= self.min_cosine) and (
+            self.min_worst_cosine is None or figures["min_cosine"] >= self.min_worst_cosine
+        )
+
+    def describe_target(self) -> str:
+        parts = []
+        if self.min_cosine is not None:
+            parts.append(f"mean cosine >= {self.min_cosine}")
+        if self.min_worst_cosine is not None:
+            parts.append(f"worst cosine >= {self.min_worst_cosine}")
+        return " and ".join(parts) or "none"
+
+
+
+def _read_texts(source: str | Path | list[str]) -> tuple[list[str], str]:
+    if isinstance(source, (list, tuple)):
+        texts = [str(text) for text in source]
+        return [text for text in texts if text.strip()], "given texts"
+    path = Path(source)
+    if not path.is_file():
+        raise OptionError(f"no calibration text file at {path}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise OptionError(f"{path} is not UTF-8 text: give one text per line") from None
+    return [line.strip() for line in lines if line.strip()], path.name
