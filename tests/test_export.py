@@ -126,3 +126,11 @@ def test_default_export_has_every_cpu_variant_and_nothing_else(exported):
     assert sorted(path.name for path in folder.iterdir()) == [
         "config.json", "distilbert_onnx.json", "model.onnx", "model_optimized.onnx", "model_quantized.onnx",
         "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"]
+
+
+def test_contradictory_options_are_refused_before_any_work(checkpoints, tmp_path):
+    with pytest.raises(OptionError, match="--fp16 cannot go with --no-optimize"):
+        dox.export(checkpoints["text-classification"], tmp_path / "out", optimize=False, fp16=True)
+    with pytest.raises(OptionError, match="atol must be a positive tolerance"):
+        export_fp32(checkpoints["text-classification"], tmp_path / "out", atol=-1.0)
+    assert not (tmp_path / "out").exists()

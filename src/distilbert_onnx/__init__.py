@@ -57,11 +57,11 @@ def export(
         model,
         output,
         task=task,
-        opset=opset or DEFAULT_OPSET,
+        opset=DEFAULT_OPSET if opset is None else opset,
         optimize=optimize,
         quantize=quantize,
         fp16=fp16,
-        atol=atol or DEFAULT_ATOL,
+        atol=DEFAULT_ATOL if atol is None else atol,
         quantize_settings=QuantizeSettings.from_options(calibration_texts, min_cosine, min_worst_cosine),
         force=force,
         revision=revision,
@@ -74,7 +74,7 @@ def optimize(folder: str | Path, fp16: bool = False, *, atol: float | None = Non
     from .graph.optimize import DEFAULT_ATOL, optimize_folder
     from .progress import Stages
 
-    return optimize_folder(folder, fp16=fp16, atol=atol or DEFAULT_ATOL, stages=Stages(echo))
+    return optimize_folder(folder, fp16=fp16, atol=DEFAULT_ATOL if atol is None else atol, stages=Stages(echo))
 
 
 def quantize(folder: str | Path, *, echo=None, **options) -> dict:

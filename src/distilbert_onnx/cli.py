@@ -15,7 +15,7 @@ import click
 
 from . import __version__
 from .errors import DistilbertOnnxError, ValidationError
-from .tasks import TASK_NAMES
+from .tasks import TASK_CHOICES, TASK_NAMES
 
 
 class Cli(click.Group):
@@ -65,7 +65,7 @@ def _with(options):
 @main.command()
 @click.argument("model")
 @click.argument("output", type=click.Path(file_okay=False))
-@click.option("--task", type=click.Choice(TASK_NAMES + ("default", "masked-lm", "sequence-classification")), help="Head to export [default: from config.json architectures].")
+@click.option("--task", type=click.Choice(TASK_CHOICES), help="Head to export [default: from config.json architectures].")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (14 to 17).")
 @click.option("--no-optimize", is_flag=True, help="Skip the fused graph.")
 @click.option("--no-quantize", is_flag=True, help="Skip the int8 graph.")
@@ -94,7 +94,7 @@ def optimize(folder, fp16, atol):
     """Add the fused graph (model_optimized.onnx) to an exported FOLDER."""
     from . import optimize as optimize_folder
 
-    for name, record in optimize_folder(folder, fp16=fp16, atol=atol, echo=_progress).items():
+    for record in optimize_folder(folder, fp16=fp16, atol=atol, echo=_progress).values():
         click.echo(f"{record['file']}: {_fused_summary(record)}; {_validation_summary(record)}")
 
 

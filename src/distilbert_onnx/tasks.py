@@ -101,6 +101,8 @@ TASKS: tuple[TaskSpec, ...] = (
 )
 
 TASK_NAMES: tuple[str, ...] = tuple(spec.name for spec in TASKS)
+# What --task accepts: the names, then the older names kept as aliases.
+TASK_CHOICES: tuple[str, ...] = TASK_NAMES + tuple(alias for spec in TASKS for alias in spec.aliases)
 
 
 def get_task(name: str) -> TaskSpec:

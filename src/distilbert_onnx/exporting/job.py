@@ -23,6 +23,7 @@ from ..artifacts import (
     write_manifest,
 )
 from ..config import DistilBertConfig
+from ..errors import OptionError
 from ..graph.optimize import optimize_folder
 from ..graph.quantize import quantize_folder
 from ..graph.settings import QuantizeSettings
@@ -63,6 +64,10 @@ def export_checkpoint(
     echo=None,
 ) -> ExportResult:
     """Export `model` (a folder or Hub id) to the deployable folder `output`."""
+    if fp16 and not optimize:
+        raise OptionError("the fp16 graph is made from the fused one: --fp16 cannot go with --no-optimize")
+    if not atol > 0:
+        raise OptionError(f"atol must be a positive tolerance, got {atol}")
     stages = Stages(echo)
     check_target(output, force)
     with stages("load checkpoint"):
