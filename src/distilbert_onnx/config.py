@@ -76,7 +76,7 @@ def parse_config(data: dict, source: str = "config.json") -> DistilBertConfig:
     model_type = data.get("model_type", "distilbert")
     if model_type != "distilbert":
         raise ConfigError(
-            f"{source} is for model_type {model_type!r}; distilbert-onnx exports DistilBERT checkpoints only"
+            f"{source} is for model_type {model_type!r}: distilbert-onnx works with DistilBERT models only"
         )
     defaults = DistilBertConfig()
     values = {}
