@@ -73,27 +73,9 @@ def quantize_folder(
         work = Path(work_dir)
         with stages(f"quantize the {' and '.join(names)} graph{'s' * (len(names) > 1)} to int8 ({granularity}); "
                     f"run fp32 on {len(texts)} calibration texts"):
-            # The quantizer is single-threaded Python: one graph is quantized here while a thread runs
-            # fp32 on the texts (onnxruntime releases the GIL) and measures the graphs that child
-            # processes wrote; the others are written in child processes.
-            children = {name: child for name, child in (started or {}).items()
-                        if name in sources and child.per_channel == settings.per_channel}
-            early = dict(children)
-            waiting = [name for name in names if name not in children]
-            for name in waiting[:-1]:
-                children[name] = Int8Child(sources[name], work / f"{name}-int8.onnx", settings.per_channel)
-            try:
-                with ThreadPoolExecutor(max_workers=1) as thread:
-                    background = thread.submit(_reference_and_early, folder, spec, config, texts, early)
-                    if waiting:
-                        write_int8(sources[waiting[-1]], work / f"{waiting[-1]}-int8.onnx", settings.per_channel, [])
-                    batches, expected, figures, runners = background.result()
-                firsts = {name: children[name].result() if name in children else work / f"{name}-int8.onnx"
-                          for name in names}
-            except BaseException:
-                for child in children.values():
-                    child.cancel()
-                raise
+            firsts, batches, expected, figures, runners = _all_int8(
+                folder, sources, work, settings, started or {}, spec, config, texts
+            )
         with stages("measure the int8 graphs against fp32 on the calibration texts, and time them"):
             for name in names:
                 if name not in figures:
@@ -154,6 +136,37 @@ def quantize_folder(
     manifest["variants"]["quantized"] = record
     write_manifest(folder, manifest)
     return record
+
+
+def _all_int8(folder: Path, sources: dict[str, Path], work: Path, settings: QuantizeSettings,
+              started: dict[str, Int8Child], spec: TaskSpec, config, texts: list[str]):
+    """Every source's all-int8 graph, the calibration batches, fp32's outputs on them, and the
+    fidelity and runners of the graphs already measured.
+
+    The quantizer is single-threaded Python: one graph is quantized here while a thread runs fp32 on
+    the texts (onnxruntime releases the GIL) and measures the graphs written by child processes
+    (those `export` started, and all others but one).
+    """
+    children = {name: child for name, child in started.items()
+                if name in sources and child.per_channel == settings.per_channel}
+    early = dict(children)
+    waiting = [name for name in sources if name not in children]
+    for name in waiting[:-1]:
+        children[name] = Int8Child(sources[name], work / f"{name}-int8.onnx", settings.per_channel)
+    try:
+        firsts = {}
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            background = thread.submit(_reference_and_early, folder, spec, config, texts, early)
+            if waiting:
+                here = waiting[-1]
+                firsts[here] = write_int8(sources[here], work / f"{here}-int8.onnx", settings.per_channel, [])
+            batches, expected, figures, runners = background.result()
+        firsts.update({name: child.result() for name, child in children.items()})
+    except BaseException:
+        for child in children.values():
+            child.cancel()
+        raise
+    return {name: firsts[name] for name in sources}, batches, expected, figures, runners
 
 
 def _reference_and_early(folder: Path, spec: TaskSpec, config, texts: list[str], early: dict[str, Int8Child]):
