@@ -31,7 +31,7 @@ from ..graph.write_int8 import Int8Child
 from ..progress import Stages
 from ..tasks import TaskSpec
 from ..versions import tool_versions
-from .checkpoint import load_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint
 from .exporter import DEFAULT_OPSET, export_onnx
 from .tokenizer_files import write_tokenizer_files
 from .validate import DEFAULT_ATOL, pytorch_runner, validate_against_pytorch
@@ -88,7 +88,9 @@ def export_checkpoint(
             with stages("validate model.onnx against PyTorch"):
                 validation = validate_against_pytorch(onnx_path, reference, spec, config, atol)
             with stages("write tokenizer, config and manifest"):
-                write_manifest(staging, _new_manifest(checkpoint, staging, opset, revision, validation))
+                tokenizer = write_tokenizer_files(checkpoint.folder, staging, config)
+                _write_config(checkpoint.folder, staging, spec)
+                write_manifest(staging, _new_manifest(checkpoint, staging, opset, revision, validation, tokenizer))
             if optimize:
                 optimize_folder(staging, fp16=fp16, atol=atol, reference=reference, against="PyTorch", stages=stages)
             if quantize:
@@ -106,11 +108,11 @@ def export_checkpoint(
     )
 
 
-def _new_manifest(checkpoint, folder: Path, opset: int, revision: str | None, validation: dict) -> dict:
-    """The manifest of a folder with only model.onnx; writes the tokenizer files and config.json."""
+def _new_manifest(
+    checkpoint: Checkpoint, folder: Path, opset: int, revision: str | None, validation: dict, tokenizer: dict
+) -> dict:
+    """The manifest of a folder that holds model.onnx and nothing else yet."""
     spec, config = checkpoint.task, checkpoint.config
-    tokenizer = write_tokenizer_files(checkpoint.folder, folder, config)
-    _write_config(checkpoint.folder, folder, spec)
     return {
         "format_version": FORMAT_VERSION,
         "task": spec.name,
