@@ -18,6 +18,20 @@ class OptionError(DistilbertOnnxError, ValueError):
     """An option value that cannot be used (an opset, a tolerance, a batch size)."""
 
 
+def positive_int(name: str, value, note: str = "") -> int:
+    """`value` if it is a positive integer (not a bool); an OptionError naming `name` otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise OptionError(f"{name} must be a positive integer{note}, got {value!r}")
+    return value
+
+
+def positive_tolerance(atol: float) -> float:
+    """`atol` if it is a usable (positive) tolerance; an OptionError otherwise."""
+    if not atol > 0:
+        raise OptionError(f"atol must be a positive tolerance, got {atol}")
+    return atol
+
+
 class ConfigError(DistilbertOnnxError, ValueError):
     """config.json is missing, unreadable or not a DistilBERT config."""
 

@@ -23,7 +23,7 @@ from ..artifacts import (
     write_manifest,
 )
 from ..config import DistilBertConfig
-from ..errors import OptionError
+from ..errors import OptionError, positive_tolerance
 from ..graph.optimize import optimize_folder
 from ..graph.quantize import quantize_folder
 from ..graph.settings import QuantizeSettings
@@ -66,8 +66,7 @@ def export_checkpoint(
     """Export `model` (a folder or Hub id) to the deployable folder `output`."""
     if fp16 and not optimize:
         raise OptionError("the fp16 graph is made from the fused one: --fp16 cannot go with --no-optimize")
-    if not atol > 0:
-        raise OptionError(f"atol must be a positive tolerance, got {atol}")
+    positive_tolerance(atol)
     stages = Stages(echo)
     check_target(output, force)
     with stages("load checkpoint"):

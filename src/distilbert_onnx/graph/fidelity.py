@@ -79,46 +79,32 @@ def fidelity(
     expected: list[dict[str, np.ndarray]], candidate: Runner, spec: TaskSpec, batches: list[Batch]
 ) -> dict:
     """The figures of the module docstring for `candidate` against the `expected` outputs."""
-    tally = _Tally(spec)
+    cosines, agreements = [], []
+    max_abs_diff = 0.0
     for want, batch in zip(expected, batches):
-        tally.add(want, candidate(batch.feeds), batch.mask)
-    return tally.figures()
-
-
-class _Tally:
-    """The comparison figures, accumulated batch by batch."""
-
-    def __init__(self, spec: TaskSpec):
-        self.spec = spec
-        self.cosines: list[np.ndarray] = []
-        self.agreements: list[np.ndarray] = []
-        self.max_abs_diff = 0.0
-
-    def add(self, want: dict[str, np.ndarray], got: dict[str, np.ndarray], mask: np.ndarray) -> None:
-        spec = self.spec
+        got = candidate(batch.feeds)
+        mask = batch.mask
         for name in spec.output_names:
             per_token = name in spec.per_token_outputs()
             difference = np.abs(_real(want[name], mask, per_token) - _real(got[name], mask, per_token))
-            self.max_abs_diff = max(self.max_abs_diff, float(difference.max()))
+            max_abs_diff = max(max_abs_diff, float(difference.max()))
         vectors_want, vectors_got = _vectors(spec, want, mask), _vectors(spec, got, mask)
-        self.cosines.append(_cosine(vectors_want, vectors_got))
+        cosines.append(_cosine(vectors_want, vectors_got))
         if spec.name in TOP1_TASKS:
-            self.agreements.append(vectors_want.argmax(axis=-1) == vectors_got.argmax(axis=-1))
+            agreements.append(vectors_want.argmax(axis=-1) == vectors_got.argmax(axis=-1))
         elif spec.name == "question-answering":
-            self.agreements.append((_best_spans(want, mask) == _best_spans(got, mask)).all(axis=-1))
-
-    def figures(self) -> dict:
-        cosine = np.concatenate(self.cosines)
-        figures = {
-            "rows": int(cosine.size),
-            "max_abs_diff": self.max_abs_diff,
-            "mean_cosine": float(cosine.mean()),
-            "min_cosine": float(cosine.min()),
-        }
-        if self.agreements:
-            key = "span_agreement" if self.spec.name == "question-answering" else "top1_agreement"
-            figures[key] = float(np.concatenate(self.agreements).mean())
-        return figures
+            agreements.append((_best_spans(want, mask) == _best_spans(got, mask)).all(axis=-1))
+    cosine = np.concatenate(cosines)
+    figures = {
+        "rows": int(cosine.size),
+        "max_abs_diff": max_abs_diff,
+        "mean_cosine": float(cosine.mean()),
+        "min_cosine": float(cosine.min()),
+    }
+    if agreements:
+        key = "span_agreement" if spec.name == "question-answering" else "top1_agreement"
+        figures[key] = float(np.concatenate(agreements).mean())
+    return figures
 
 
 def _real(values: np.ndarray, mask: np.ndarray, per_token: bool) -> np.ndarray:

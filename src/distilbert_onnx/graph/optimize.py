@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..artifacts import VARIANTS, require_manifest, staged_file, variant_record, write_manifest
 from ..config import DistilBertConfig, load_config
-from ..errors import FusionError, OptionError
+from ..errors import FusionError, positive_tolerance
 from ..probes import Runner, check, make_probes, onnx_runner
 from ..progress import Stages
 from ..tasks import TaskSpec, get_task
@@ -45,8 +45,7 @@ def optimize_folder(
     in the manifest. Returns the new manifest entries.
     """
     folder = Path(folder)
-    if not atol > 0:
-        raise OptionError(f"atol must be a positive tolerance, got {atol}")
+    positive_tolerance(atol)
     stages = stages or Stages()
     manifest = require_manifest(folder)
     spec, config = get_task(manifest["task"]), load_config(folder)

@@ -39,7 +39,6 @@ class Attempt:
 @dataclass(frozen=True)
 class MatMulNode:
     name: str
-    weight: str
     macs: int  # multiply-accumulates per token
 
 
@@ -119,5 +118,5 @@ def quantizable_nodes(model) -> list[MatMulNode]:
     for node in model.graph.node:
         if node.op_type in OP_TYPES and len(node.input) > 1 and len(shapes.get(node.input[1], ())) == 2:
             rows, columns = shapes[node.input[1]]
-            nodes.append(MatMulNode(node.name, node.input[1], rows * columns))
+            nodes.append(MatMulNode(node.name, rows * columns))
     return nodes

@@ -12,7 +12,6 @@ from typing import TypeVar
 
 import numpy as np
 
-from ..errors import OptionError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -20,12 +19,6 @@ R = TypeVar("R")
 DEFAULT_BATCH_SIZE = 32
 # Cap on rows x longest row in one batch: bounds memory and keeps long rows in small batches.
 DEFAULT_MAX_TOKENS = 32 * 512
-
-
-def check_batch_size(batch_size: int) -> int:
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise OptionError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return batch_size
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

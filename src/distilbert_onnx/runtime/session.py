@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..errors import ArtifactError, DeviceError, OptionError
+from ..errors import ArtifactError, DeviceError, positive_int
 
 logger = logging.getLogger("distilbert_onnx")
 
@@ -44,9 +44,7 @@ def check_threads(threads: int | None) -> int:
     """The CPU threads to use: `threads` if it is a positive integer, every core for None."""
     if threads is None:
         return default_threads()
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise OptionError(f"threads must be a positive integer (or None for every core), got {threads!r}")
-    return threads
+    return positive_int("threads", threads, " (or None for every core)")
 
 
 def default_threads() -> int:

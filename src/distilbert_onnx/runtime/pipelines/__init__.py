@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ...artifacts import choose_variant, read_manifest
 from ...config import DistilBertConfig, load_config
-from ...errors import ArtifactError, DeviceError, OptionError
+from ...errors import ArtifactError, DeviceError, positive_int
 from ...tasks import INPUT_NAMES, TaskSpec, get_task, task_from_config
 from ..batching import DEFAULT_MAX_TOKENS
 from ..session import OnnxModel, logger, resolve_device
@@ -47,8 +47,7 @@ def load_pipeline(
     folder = Path(folder)
     if not folder.is_dir():
         raise ArtifactError(f"no folder at {folder}: pass a folder made by distilbert-onnx export (or Optimum)")
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-        raise OptionError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+    positive_int("max_tokens", max_tokens)
     config = load_config(folder)
     manifest = read_manifest(folder)
     resolved = resolve_device(device)

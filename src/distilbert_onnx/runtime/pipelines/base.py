@@ -16,7 +16,8 @@ import numpy as np
 
 from ...config import DistilBertConfig
 from ...tasks import TaskSpec
-from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, check_batch_size, chunks, map_batches, pad
+from ...errors import positive_int
+from ..batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, chunks, map_batches, pad
 from ..session import OnnxModel
 from ..tokenizer import TextTokenizer
 
@@ -96,7 +97,7 @@ class Pipeline:
     def __call__(self, inputs: Any = None, /, *, batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any) -> Any:
         """Run the task. A single input gives one result, a list gives a list in the same order,
         and an iterator gives an iterator that consumes its input lazily."""
-        check_batch_size(batch_size)
+        positive_int("batch_size", batch_size)
         keyword_inputs = {name: kwargs.pop(name) for name in self.handler.input_keywords if name in kwargs}
         options = self._options(kwargs)
         if _is_stream(inputs):
