@@ -1,0 +1,177 @@
+"""Commands that build and inspect deployable folders: export, optimize, quantize, validate, info,
+demo-checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..tasks import TASK_CHOICES, TASK_NAMES
+from .app import main, progress, with_options
+
+_target_options = [
+    click.option("--calibration-texts", type=click.Path(dir_okay=False), help="Text file, one text per line, to measure int8 fidelity on [default: built-in sample of varied English]."),
+    click.option("--min-cosine", type=float, help="Target mean cosine of int8 outputs to fp32 [default: 0.995]."),
+    click.option("--min-worst-cosine", type=float, help="Target worst-case cosine of int8 outputs to fp32 [default: 0.98]."),
+]
+
+
+@main.command()
+@click.argument("model")
+@click.argument("output", type=click.Path(file_okay=False))
+@click.option("--task", type=click.Choice(TASK_CHOICES), help="Head to export [default: from config.json architectures].")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (14 to 17).")
+@click.option("--no-optimize", is_flag=True, help="Skip the fused graph.")
+@click.option("--no-quantize", is_flag=True, help="Skip the int8 graph.")
+@click.option("--fp16", is_flag=True, help="Also write the fp16 graph for CUDA.")
+@click.option("--atol", type=float, default=1e-4, show_default=True, help="Tolerance of the validation against PyTorch.")
+@with_options(_target_options)
+@click.option("--revision", help="Hub revision (branch, tag or commit) when MODEL is a Hub id.")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists and is not empty.")
+def export(model, output, task, opset, no_optimize, no_quantize, fp16, atol, calibration_texts, min_cosine,
+           min_worst_cosine, revision, force):
+    """Export checkpoint MODEL (folder or Hub id) to the deployable folder OUTPUT."""
+    from .. import export as export_model
+
+    result = export_model(model, output, task=task, optimize=not no_optimize, quantize=not no_quantize, fp16=fp16,
+                          opset=opset, atol=atol, calibration_texts=calibration_texts, min_cosine=min_cosine,
+                          min_worst_cosine=min_worst_cosine, force=force, revision=revision, echo=progress)
+    click.echo(f"exported {result.task} to {result.folder} in {sum(result.seconds.values()):.1f} s")
+    click.echo(_variants_table(result.manifest))
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--fp16", is_flag=True, help="Also write the fp16 graph for CUDA.")
+@click.option("--atol", type=float, default=1e-4, show_default=True, help="Tolerance of the validation against model.onnx.")
+def optimize(folder, fp16, atol):
+    """Add the fused graph (model_optimized.onnx) to an exported FOLDER."""
+    from .. import optimize as optimize_folder
+
+    for record in optimize_folder(folder, fp16=fp16, atol=atol, echo=progress).values():
+        click.echo(f"{record['file']}: {_fused_summary(record)}; {_validation_summary(record)}")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@with_options(_target_options)
+@click.option("--no-target", is_flag=True, help="Quantize every MatMul, whatever the fidelity.")
+@click.option("--per-tensor", is_flag=True, help="One weight scale per tensor instead of per output channel.")
+@click.option("--graph", type=click.Choice(["auto", "fused", "unfused"]), default="auto", show_default=True, help="Which fp32 graph to quantize; auto tries both and keeps the faster.")
+def quantize(folder, calibration_texts, min_cosine, min_worst_cosine, no_target, per_tensor, graph):
+    """Add the int8 graph (model_quantized.onnx) to an exported FOLDER, meeting a fidelity target."""
+    from .. import quantize as quantize_folder
+
+    record = quantize_folder(folder, echo=progress, calibration_texts=calibration_texts, min_cosine=min_cosine,
+                             min_worst_cosine=min_worst_cosine, per_channel=not per_tensor, graph=graph,
+                             target=not no_target)
+    quantization = record["quantization"]
+    click.echo(f"{record['file']}: from {quantization['source_graph']} ({quantization['why']})")
+    click.echo(f"  fidelity: {_fidelity_summary(record['fidelity'])}")
+    click.echo(f"  kept in fp32: {len(quantization['kept_fp32'])} MatMul(s), "
+               f"{quantization['kept_fp32_compute_share']:.1%} of the compute")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--calibration-texts", type=click.Path(exists=True, dir_okay=False), help="Texts to measure the int8 graph on [default: built-in sample].")
+def validate(folder, calibration_texts):
+    """Re-check every variant of FOLDER: files, checksums, outputs against fp32 (and PyTorch if it can)."""
+    from ..graph.revalidate import validate_folder
+
+    for line in validate_folder(folder, calibration_texts, echo=progress):
+        click.echo(line)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
+def info(folder, as_json):
+    """Show FOLDER's task, labels, variants with sizes and validation / fidelity figures."""
+    from ..artifacts import require_manifest
+    from ..config import load_config
+
+    manifest = require_manifest(folder)
+    if as_json:
+        click.echo(json.dumps(manifest, indent=2))
+        return
+    config = load_config(folder)
+    source = manifest["source"]
+    click.echo(f"task: {manifest['task']} ({manifest['architecture']})")
+    if manifest["task"] in ("text-classification", "token-classification"):
+        click.echo(f"labels: {', '.join(config.id2label[i] for i in sorted(config.id2label))}")
+    click.echo(f"model: {config.n_layers} layers, dim {config.dim}, {config.n_heads} heads, vocab {config.vocab_size}, "
+               f"max length {config.max_position_embeddings}")
+    click.echo(f"source: {source['checkpoint']}" + (f" @ {source['revision']}" if source.get("revision") else ""))
+    click.echo(f"opset {manifest['opset']}, exported {manifest['created']} with "
+               + ", ".join(f"{name} {version}" for name, version in manifest["tools"].items()))
+    click.echo(_variants_table(manifest))
+
+
+def _variants_table(manifest: dict) -> str:
+    lines = ["variants:"]
+    for name, record in manifest["variants"].items():
+        lines.append(f"  {name:<10} {record['file']:<27} {record['size_bytes'] / 1e6:8.1f} MB  {record['precision']}")
+        if "fused_ops" in record:
+            lines.append(f"             fused: {_fused_summary(record)}")
+        if "validation" in record:
+            lines.append(f"             {_validation_summary(record)}")
+        if "fidelity" in record:
+            lines.append(f"             fidelity to fp32: {_fidelity_summary(record['fidelity'])}")
+        if "quantization" in record:
+            quantization = record["quantization"]
+            lines.append(f"             from {quantization['source_graph']}, {quantization['weights']}, "
+                         f"{len(quantization['kept_fp32'])} MatMul(s) kept in fp32")
+    return "\n".join(lines)
+
+
+def _fused_summary(record: dict) -> str:
+    fused = record["fused_ops"]
+    text = ", ".join(f"{op} {count}" for op, count in fused["counts"].items())
+    if "embed_layer_norm_not_fused" in fused:
+        text += f" (embedding layer norm not fused: {fused['embed_layer_norm_not_fused']})"
+    return text
+
+
+def _validation_summary(record: dict) -> str:
+    validation = record["validation"]
+    if validation.get("passed") is None:
+        text = f"UNVALIDATED: {validation['reason']}"
+        cpu_check = validation.get("cpu_check")
+        if isinstance(cpu_check, dict):
+            text += f" (on the CPU provider: max abs diff {max(cpu_check['max_abs_diff'].values()):.1e} <= {cpu_check['atol']:g})"
+        return text
+    worst = max(validation["max_abs_diff"].values())
+    return (f"validated against {validation['reference']}: max abs diff {worst:.1e} <= atol {validation['atol']:g} "
+            f"on {', '.join(validation['probes'])}")
+
+
+def _fidelity_summary(figures: dict) -> str:
+    parts = [f"mean cosine {figures['mean_cosine']:.5f}", f"worst {figures['min_cosine']:.5f}",
+             f"max abs diff {figures['max_abs_diff']:.2e}"]
+    for key in ("top1_agreement", "span_agreement"):
+        if key in figures:
+            parts.append(f"{key.replace('_', ' ')} {figures[key]:.1%}")
+    return ", ".join(parts) + f" ({figures['rows']} rows)"
+
+
+@main.command("demo-checkpoint")
+@click.argument("output", type=click.Path(file_okay=False))
+@click.option("--task", type=click.Choice(TASK_NAMES), default="text-classification", show_default=True)
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists and is not empty.")
+def demo_checkpoint(output, task, force):
+    """Write a small DistilBERT checkpoint with RANDOM weights to OUTPUT, for trying the tool offline.
+
+    Its tokenizer is a WordPiece vocabulary trained on the package's sample texts; its predictions
+    mean nothing. Needs the [export] extra.
+    """
+    from ..artifacts import staged_folder
+
+    try:
+        from ..exporting.demo import make_checkpoint
+    except ImportError as exc:
+        raise click.ClickException(f"demo-checkpoint needs PyTorch ({exc.name} is missing): pip install 'distilbert-onnx[export]'") from None
+    with staged_folder(output, force) as staging:
+        make_checkpoint(staging, task)
+    click.echo(f"wrote a random-weight {task} checkpoint to {output} (its predictions mean nothing)")

@@ -1,0 +1,136 @@
+"""`distilbert-onnx predict`: a folder's model on texts or an input file, one JSON line per input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .app import main, progress
+
+# CLI option -> pipeline option; only the options given are passed, and the pipeline refuses those
+# its task does not take.
+PREDICT_OPTIONS = (
+    "top_k", "function_to_apply", "aggregation_strategy", "ignore_labels", "stride", "doc_stride", "max_answer_len",
+    "max_seq_len", "max_question_len", "handle_impossible_answer", "targets", "pooling", "normalize",
+)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.argument("texts", nargs=-1)
+@click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False), help=".txt (one text per line) or .jsonl (one JSON object per line with the task's fields).")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
+@click.option("--variant", type=click.Choice(["auto", "fp32", "optimized", "quantized", "fp16"]), default="auto", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all cores].")
+@click.option("--question", help="question-answering: the question asked of each TEXT (the contexts).")
+@click.option("--choice", "choices", multiple=True, help="multiple-choice: a choice for each TEXT (the prompts); repeat it.")
+@click.option("--top-k", type=int, help="text-classification, fill-mask, question-answering: how many results.")
+@click.option("--function-to-apply", type=click.Choice(["softmax", "sigmoid", "none"]), help="text-classification.")
+@click.option("--aggregation-strategy", type=click.Choice(["none", "simple", "first", "average", "max"]), help="token-classification.")
+@click.option("--ignore-labels", help="token-classification: comma-separated labels to drop [default: O].")
+@click.option("--stride", type=int, help="token-classification: overlap of windows over long texts, in tokens.")
+@click.option("--doc-stride", type=int, help="question-answering: overlap of context windows, in tokens.")
+@click.option("--max-answer-len", type=int, help="question-answering.")
+@click.option("--max-seq-len", type=int, help="question-answering.")
+@click.option("--max-question-len", type=int, help="question-answering.")
+@click.option("--handle-impossible-answer", is_flag=True, default=None, help="question-answering: allow the empty answer.")
+@click.option("--targets", help="fill-mask: comma-separated words to score.")
+@click.option("--pooling", type=click.Choice(["mean", "cls"]), help="feature-extraction: sentence vectors.")
+@click.option("--normalize", is_flag=True, default=None, help="feature-extraction: unit-length vectors.")
+def predict(folder, texts, input_file, device, variant, batch_size, threads, question, choices, **options):
+    """Run FOLDER's model on TEXTs or an --input file; one JSON line per input, in input order."""
+    from .. import load
+
+    if bool(texts) == bool(input_file):
+        raise click.UsageError("give either TEXT arguments or --input FILE")
+    given = {name: value for name, value in options.items() if value is not None and name in PREDICT_OPTIONS}
+    for name in ("ignore_labels", "targets"):
+        if name in given:
+            given[name] = [part.strip() for part in given[name].split(",") if part.strip()]
+    pipe = load(folder, device=device, variant=variant, threads=threads)
+    progress(f"{pipe.task} on {pipe.device} with the {pipe.variant} graph")
+    if input_file:
+        items, count = _read_inputs(Path(input_file), pipe.task), _count_lines(Path(input_file))
+    else:
+        items, count = iter([_from_argument(text, pipe.task, question, choices) for text in texts]), len(texts)
+    try:
+        results = pipe(items, batch_size=batch_size, **given)
+        with click.progressbar(length=count, file=sys.stderr, label="predicting") if input_file else _NoBar() as bar:
+            for result in results:
+                click.echo(json.dumps(_jsonable(result), ensure_ascii=False))
+                bar.update(1)
+    except (TypeError, ValueError) as exc:  # bad input or options: the user's to fix
+        raise click.ClickException(str(exc)) from None
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, steps: int) -> None:
+        pass
+
+
+def _from_argument(text: str, task: str, question: str | None, choices: tuple[str, ...]):
+    if task == "question-answering":
+        if not question:
+            raise click.UsageError("question-answering needs --question (each TEXT is a context)")
+        return {"question": question, "context": text}
+    if task == "multiple-choice":
+        if not choices:
+            raise click.UsageError("multiple-choice needs --choice, once per choice (each TEXT is a prompt)")
+        return {"prompt": text, "choices": list(choices)}
+    return text
+
+
+def _read_inputs(path: Path, task: str):
+    """Inputs from a .txt (a text per non-empty line) or .jsonl file (a JSON object per line), lazily."""
+    jsonl = path.suffix.lower() == ".jsonl"
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            if not jsonl:
+                yield line.rstrip("\r\n")
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path.name} line {number} is not JSON ({exc.msg})") from None
+            yield _from_record(record, task, f"{path.name} line {number}")
+
+
+def _from_record(record, task: str, where: str):
+    fields = {
+        "question-answering": ("question", "context"),
+        "multiple-choice": ("prompt", "choices"),
+    }.get(task, ("text",))
+    if isinstance(record, str) and fields == ("text",):
+        return record
+    if not isinstance(record, dict) or not set(fields) <= set(record):
+        raise ValueError(f"{where}: {task} needs an object with {', '.join(fields)}")
+    if task == "text-classification" and "text_pair" in record:
+        return {"text": record["text"], "text_pair": record["text_pair"]}
+    return record[fields[0]] if fields == ("text",) else {name: record[name] for name in fields}
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def _jsonable(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    return value
