@@ -30,12 +30,16 @@ DEVICES = ("cpu", "cuda")
 
 @dataclass(frozen=True)
 class Variant:
-    """One graph of the folder: its name in the API, its file, and where it may run."""
+    """One graph of the folder: its name in the API, its file, where it may run, and on what.
+
+    An OpenVINO variant's `file` is its IR's .xml; the weights are the .bin of the same name.
+    """
 
     name: str
     file: str
     precision: str
     devices: tuple[str, ...]
+    backend: str = "onnxruntime"
 
 
 VARIANTS: dict[str, Variant] = {
@@ -45,6 +49,8 @@ VARIANTS: dict[str, Variant] = {
         Variant("optimized", "model_optimized.onnx", "fp32", ("cpu", "cuda")),
         Variant("quantized", "model_quantized.onnx", "int8", ("cpu",)),
         Variant("fp16", "model_optimized_fp16.onnx", "fp16", ("cuda",)),
+        Variant("openvino", "openvino_model.xml", "fp32", ("cpu",), backend="openvino"),
+        Variant("openvino-int8", "openvino_model_int8.xml", "int8", ("cpu",), backend="openvino"),
     )
 }
 # variant="auto": the first of these the folder has, per device.
