@@ -29,6 +29,10 @@ class TaskSpec:
     # output name -> axis names; a name that is not an axis of the inputs is a fixed size
     # ("dim", "vocab", "num_labels") read from the config.
     outputs: dict[str, tuple[str, ...]]
+    # One input as a record (a JSON Lines object, a request body, a table row): its fields, the
+    # required ones first. A head with the single field "text" takes a bare string as its input.
+    record_fields: tuple[str, ...] = ("text",)
+    required_fields: tuple[str, ...] = ("text",)
 
     @property
     def inputs(self) -> dict[str, tuple[str, ...]]:
@@ -46,6 +50,16 @@ class TaskSpec:
             name: {i: axis for i, axis in enumerate(names) if axis in dynamic}
             for name, names in axes.items()
         }
+
+    def input_from_record(self, record, where: str = "the record"):
+        """What the pipeline takes for one record: a bare string for a text-only head, else a dict
+        of the record's fields. A ValueError naming `where` when a required field is missing."""
+        if isinstance(record, str) and self.required_fields == ("text",):
+            return record
+        if not isinstance(record, dict) or not set(self.required_fields) <= set(record):
+            raise ValueError(f"{where}: {self.name} needs an object with {', '.join(self.required_fields)}")
+        fields = {name: record[name] for name in self.record_fields if name in record}
+        return fields["text"] if set(fields) == {"text"} else fields
 
     def per_token_outputs(self) -> tuple[str, ...]:
         """Outputs with a sequence axis: their values at padded positions mean nothing."""
@@ -73,6 +87,7 @@ TASKS: tuple[TaskSpec, ...] = (
         architecture="DistilBertForSequenceClassification",
         input_axes=TOKEN_AXES,
         outputs={"logits": ("batch_size", "num_labels")},
+        record_fields=("text", "text_pair"),
     ),
     TaskSpec(
         name="token-classification",
@@ -90,6 +105,8 @@ TASKS: tuple[TaskSpec, ...] = (
             "start_logits": ("batch_size", "sequence_length"),
             "end_logits": ("batch_size", "sequence_length"),
         },
+        record_fields=("question", "context"),
+        required_fields=("question", "context"),
     ),
     TaskSpec(
         name="multiple-choice",
@@ -97,6 +114,8 @@ TASKS: tuple[TaskSpec, ...] = (
         architecture="DistilBertForMultipleChoice",
         input_axes=CHOICE_AXES,
         outputs={"logits": ("batch_size", "num_choices")},
+        record_fields=("prompt", "choices"),
+        required_fields=("prompt", "choices"),
     ),
 )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..tasks import TaskSpec
 from .app import main, progress
 
 # CLI option -> pipeline option; only the options given are passed, and the pipeline refuses those
@@ -54,7 +55,7 @@ def predict(folder, texts, input_file, device, variant, batch_size, threads, que
     pipe = load(folder, device=device, variant=variant, threads=threads)
     progress(f"{pipe.task} on {pipe.device} with the {pipe.variant} graph")
     if input_file:
-        items, count = _read_inputs(Path(input_file), pipe.task), _count_lines(Path(input_file))
+        items, count = _read_inputs(Path(input_file), pipe.context.spec), _count_lines(Path(input_file))
     else:
         items, count = iter([_from_argument(text, pipe.task, question, choices) for text in texts]), len(texts)
     try:
@@ -90,7 +91,7 @@ def _from_argument(text: str, task: str, question: str | None, choices: tuple[st
     return text
 
 
-def _read_inputs(path: Path, task: str):
+def _read_inputs(path: Path, spec: TaskSpec):
     """Inputs from a .txt (a text per non-empty line) or .jsonl file (a JSON object per line), lazily."""
     jsonl = path.suffix.lower() == ".jsonl"
     with open(path, encoding="utf-8") as handle:
@@ -104,21 +105,7 @@ def _read_inputs(path: Path, task: str):
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path.name} line {number} is not JSON ({exc.msg})") from None
-            yield _from_record(record, task, f"{path.name} line {number}")
-
-
-def _from_record(record, task: str, where: str):
-    fields = {
-        "question-answering": ("question", "context"),
-        "multiple-choice": ("prompt", "choices"),
-    }.get(task, ("text",))
-    if isinstance(record, str) and fields == ("text",):
-        return record
-    if not isinstance(record, dict) or not set(fields) <= set(record):
-        raise ValueError(f"{where}: {task} needs an object with {', '.join(fields)}")
-    if task == "text-classification" and "text_pair" in record:
-        return {"text": record["text"], "text_pair": record["text_pair"]}
-    return record[fields[0]] if fields == ("text",) else {name: record[name] for name in fields}
+            yield spec.input_from_record(record, f"{path.name} line {number}")
 
 
 def _count_lines(path: Path) -> int:
