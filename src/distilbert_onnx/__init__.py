@@ -41,7 +41,8 @@ def export(
 
     The task comes from config.json `architectures` unless given. The fp32 graph is validated against
     PyTorch; `optimize` adds the fused graph (and the fp16 one with `fp16`), `quantize` the int8 one,
-    measured on `calibration_texts` against the `min_cosine` / `min_worst_cosine` targets.
+    measured on `calibration_texts` against the `min_cosine` / `min_worst_cosine` targets. Options
+    left at None take their defaults from distilbert_onnx.options.
     """
     try:
         from .exporting.job import export_checkpoint
@@ -49,19 +50,17 @@ def export(
         raise MissingExtraError(
             f"export needs PyTorch and onnx ({exc.name} is missing): pip install 'distilbert-onnx[export]'"
         ) from None
-    from .exporting.exporter import DEFAULT_OPSET
-    from .exporting.validate import DEFAULT_ATOL
     from .graph.settings import QuantizeSettings
 
     return export_checkpoint(
         model,
         output,
         task=task,
-        opset=DEFAULT_OPSET if opset is None else opset,
+        opset=opset,
         optimize=optimize,
         quantize=quantize,
         fp16=fp16,
-        atol=DEFAULT_ATOL if atol is None else atol,
+        atol=atol,
         quantize_settings=QuantizeSettings.from_options(calibration_texts, min_cosine, min_worst_cosine),
         force=force,
         revision=revision,
@@ -71,10 +70,10 @@ def export(
 
 def optimize(folder: str | Path, fp16: bool = False, *, atol: float | None = None, echo=None) -> dict:
     """Add the fused fp32 graph (and the fp16 one with `fp16`) to an exported folder."""
-    from .graph.optimize import DEFAULT_ATOL, optimize_folder
+    from .graph.optimize import optimize_folder
     from .progress import Stages
 
-    return optimize_folder(folder, fp16=fp16, atol=DEFAULT_ATOL if atol is None else atol, stages=Stages(echo))
+    return optimize_folder(folder, fp16=fp16, atol=atol, stages=Stages(echo))
 
 
 def quantize(folder: str | Path, *, echo=None, **options) -> dict:

@@ -24,7 +24,6 @@ MANIFEST_NAME = "distilbert_onnx.json"
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 TOKENIZER_NAME = "tokenizer.json"
-TOKENIZER_FILES = (TOKENIZER_NAME, "tokenizer_config.json", "special_tokens_map.json")
 DEVICES = ("cpu", "cuda")
 
 
@@ -55,12 +54,6 @@ VARIANTS: dict[str, Variant] = {
 }
 # variant="auto": the first of these the folder has, per device.
 AUTO_PREFERENCE = {"cpu": ("quantized", "optimized", "fp32"), "cuda": ("fp16", "optimized", "fp32")}
-
-
-def present_variants(folder: str | Path) -> list[Variant]:
-    """The variants whose graph file is in `folder`, in VARIANTS order."""
-    folder = Path(folder)
-    return [variant for variant in VARIANTS.values() if (folder / variant.file).is_file()]
 
 
 def choose_variant(folder: str | Path, device: str, variant: str = "auto") -> Variant:
@@ -114,10 +107,7 @@ def read_manifest(folder: str | Path) -> dict | None:
     path = Path(folder) / MANIFEST_NAME
     if not path.is_file():
         return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc}): re-export the folder") from None
+    manifest = load_json(path, ArtifactError, "re-export the folder")
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(
             f"{path} is not a format-{FORMAT_VERSION} distilbert-onnx manifest: re-export the folder"
@@ -125,14 +115,20 @@ def read_manifest(folder: str | Path) -> dict | None:
     return manifest
 
 
+def load_json(path: Path, error: type[Exception] = ArtifactError, advice: str = ""):
+    """The JSON value in the file at `path`; `error` (with `advice` after it) when it is not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path} is not valid JSON ({exc})" + (f": {advice}" if advice else "")) from None
+
+
 def read_json(path: Path, error: type[Exception] = ArtifactError) -> dict:
-    """A JSON object file as a dict, {} when there is no file; `error` when it is not valid JSON."""
+    """A JSON object file as a dict, {} when there is no file (or it holds no object); `error` when
+    it is not valid JSON."""
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise error(f"{path} is not valid JSON ({exc})") from None
+    data = load_json(path, error)
     return data if isinstance(data, dict) else {}
 
 

@@ -3,7 +3,7 @@
 Each variant (or those asked for) runs on synthetic inputs of every batch size x sequence length
 given: warm-up runs, then timed runs (at least `min_runs` and `min_seconds`). A row reports p50 /
 p90 / p99 latency in milliseconds and throughput in sequences per second (batch size / mean
-latency; for multiple choice a "sequence" is one prompt with its BENCHMARK_CHOICES choices).
+latency; for multiple choice a "sequence" is one prompt with its tasks.CHOICES choices).
 `compare_torch` adds PyTorch eager rows for the source checkpoint, measured in the same process:
 fp32, and fp16 on CUDA, both with torch's scaled_dot_product_attention as transformers uses by
 default. On CUDA the ONNX sessions use IO binding.

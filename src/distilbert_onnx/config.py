@@ -6,10 +6,10 @@ maximum length), so it imports neither torch nor onnxruntime.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .artifacts import load_json
 from .errors import ConfigError
 
 ACTIVATIONS = ("gelu", "relu")
@@ -43,10 +43,6 @@ class DistilBertConfig:
         return len(self.id2label)
 
     @property
-    def label2id(self) -> dict[str, int]:
-        return {label: index for index, label in self.id2label.items()}
-
-    @property
     def head_dim(self) -> int:
         return self.dim // self.n_heads
 
@@ -62,10 +58,7 @@ def load_config(folder: str | Path) -> DistilBertConfig:
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise ConfigError(f"no config.json in {folder}: a DistilBERT checkpoint folder needs one")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}): re-save the checkpoint's config") from None
+    data = load_json(path, ConfigError, "re-save the checkpoint's config")
     if not isinstance(data, dict):
         raise ConfigError(f"{path} holds a {type(data).__name__}, not a JSON object")
     return parse_config(data, source=str(path))

@@ -10,6 +10,13 @@ class DistilbertOnnxError(Exception):
     """Base of every error this package raises on purpose."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (another library's, often long), or its type's name
+    when it has no message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class TaskError(DistilbertOnnxError, ValueError):
     """An unknown task, or a checkpoint whose task cannot be told."""
 

@@ -18,9 +18,9 @@ import numpy as np
 from .errors import DeviceError, ValidationError
 from .tasks import TaskSpec
 
-# (batch, sequence) of each probe; the exporter's example shape is (2, 16), so none coincides.
-PROBE_SHAPES = ((4, 23), (3, 61), (1, 7))
-PROBE_CHOICES = 3
+# (batch, sequence, choices) of each probe (choices for multiple choice only). The exporter traces
+# 2 rows of 16 tokens (tasks.CHOICES choices each): no probe has the traced size on any axis.
+PROBE_SHAPES = ((4, 23, 3), (3, 61, 2), (1, 7, 5))
 ROW_KINDS = ("full", "right-padded", "left-padded", "short right-padded")
 
 Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -44,9 +44,9 @@ def make_probes(spec: TaskSpec, vocab_size: int, pad_token_id: int = 0, seed: in
     """Deterministic probe batches for `spec`: every shape in PROBE_SHAPES, every row kind."""
     rng = np.random.default_rng(seed)
     probes = []
-    for batch, sequence in PROBE_SHAPES:
-        choices = (PROBE_CHOICES,) if "num_choices" in spec.input_axes else ()
-        rows = batch * (choices[0] if choices else 1)
+    for batch, sequence, choices in PROBE_SHAPES:
+        shape = spec.input_shape(batch, sequence, choices)
+        rows = int(np.prod(shape[:-1]))
         ids = rng.integers(1, vocab_size, size=(rows, sequence), dtype=np.int64)
         ids[ids == pad_token_id] = (pad_token_id + 1) % vocab_size
         mask = np.ones((rows, sequence), dtype=np.int64)
@@ -59,7 +59,6 @@ def make_probes(spec: TaskSpec, vocab_size: int, pad_token_id: int = 0, seed: in
             mask[row, padded] = 0
             ids[row, padded] = pad_token_id
             kinds.append(kind)
-        shape = (batch, *choices, sequence)
         probes.append(
             Probe("x".join(map(str, shape)), ids.reshape(shape), mask.reshape(shape), tuple(kinds))
         )

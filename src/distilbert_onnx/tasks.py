@@ -1,21 +1,39 @@
-"""The task table: one frozen TaskSpec per DistilBERT head.
+"""The task table: one frozen TaskSpec per DistilBERT head, its profile.
 
-Everything that differs between heads (names, the architecture in config.json, the ONNX inputs and
-outputs and their dynamic axes) lives here as data, so the exporter, the validator, the optimizer and
-the runtime read the same facts. No torch import.
+Everything that differs between heads lives here as data, so the exporter, the validator, the
+optimizer, the runtime and every front end (the CLI, a server, a bulk job) read the same facts:
+names, the architecture in config.json, the ONNX inputs and outputs and their dynamic axes, what one
+input record holds, how made-up inputs of a given size look, which fidelity measure applies, and the
+few graph facts the optimizer checks. Code outside this table and the heads' own pipeline handlers
+asks the spec rather than comparing task names. No torch import.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .config import DistilBertConfig
 from .errors import TaskError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 INPUT_NAMES = ("input_ids", "attention_mask")
 
 TOKEN_AXES = ("batch_size", "sequence_length")
 CHOICE_AXES = ("batch_size", "num_choices", "sequence_length")
+# Choices per prompt wherever a multiple-choice input is made up rather than given: the export's
+# example input, calibration inputs, benchmark and timing inputs.
+CHOICES = 4
+# How fidelity turns a head's outputs into the vectors it compares by cosine:
+#   "logits"       the logits of each text, token or choice set;
+#   "mean-pooled"  last_hidden_state averaged over each text's real tokens (a sentence vector);
+#   "spans"        start and end logits at real positions, side by side.
+COMPARED_AS = ("logits", "mean-pooled", "spans")
+# The agreement figure fidelity adds: equal argmax ("top1_agreement") or equal best answer span
+# ("span_agreement"); None where neither means anything (embeddings).
+AGREEMENTS = ("top1_agreement", "span_agreement", None)
 
 
 @dataclass(frozen=True)
@@ -33,6 +51,23 @@ class TaskSpec:
     # required ones first. A head with the single field "text" takes a bare string as its input.
     record_fields: tuple[str, ...] = ("text",)
     required_fields: tuple[str, ...] = ("text",)
+    # The field a bare text fills (a TEXT argument of `predict`); the other required fields come
+    # from elsewhere (--question, --choice).
+    text_field: str = "text"
+    # A pair too long for the model loses tokens from: both parts ("longest_first"), or the second
+    # only ("only_second": a question is kept whole, its context cut).
+    pair_truncation: str = "longest_first"
+    compared_as: str = "logits"  # one of COMPARED_AS
+    agreement: str | None = "top1_agreement"  # one of AGREEMENTS
+    has_labels: bool = False  # config.json's id2label names the classes of its outputs
+    # GELUs in the head on top of one per encoder layer (the masked-LM transform has one).
+    head_gelus: int = 0
+
+    def __post_init__(self):
+        if self.compared_as not in COMPARED_AS or self.agreement not in AGREEMENTS:
+            raise ValueError(f"{self.name}: compared_as / agreement outside {COMPARED_AS} / {AGREEMENTS}")
+        if self.text_field not in self.record_fields or not set(self.required_fields) <= set(self.record_fields):
+            raise ValueError(f"{self.name}: text_field and required_fields must be record fields")
 
     @property
     def inputs(self) -> dict[str, tuple[str, ...]]:
@@ -50,6 +85,46 @@ class TaskSpec:
             name: {i: axis for i, axis in enumerate(names) if axis in dynamic}
             for name, names in axes.items()
         }
+
+    @property
+    def has_choices(self) -> bool:
+        """Each input row is a set of choices (input axes batch_size, num_choices, sequence_length)."""
+        return "num_choices" in self.input_axes
+
+    def input_shape(self, batch_size: int, sequence_length: int, choices: int = CHOICES) -> tuple[int, ...]:
+        """The shape of input_ids for `batch_size` rows of `sequence_length` tokens (`choices` each
+        for multiple choice)."""
+        sizes = {"batch_size": batch_size, "num_choices": choices, "sequence_length": sequence_length}
+        return tuple(sizes[axis] for axis in self.input_axes)
+
+    def example_feeds(
+        self, vocab_size: int, batch_size: int, sequence_length: int, seed: int = 0, choices: int = CHOICES
+    ) -> dict[str, np.ndarray]:
+        """Made-up inputs of the given size: random token ids (never 0, the usual pad id), no padding."""
+        import numpy as np  # here, so that the CLI's --help does not wait for numpy
+
+        shape = self.input_shape(batch_size, sequence_length, choices)
+        input_ids = np.random.default_rng(seed).integers(1, vocab_size, size=shape, dtype=np.int64)
+        return {"input_ids": input_ids, "attention_mask": np.ones(shape, dtype=np.int64)}
+
+    def sample_record(self, texts: list[str], index: int) -> dict:
+        """A record of this head made from `texts` around `index` (calibration inputs): the text at
+        `index` as the text, question or prompt; the next two as a context, the next CHOICES as choices."""
+
+        def following(count: int) -> list[str]:
+            return [texts[(index + step) % len(texts)] for step in range(1, count + 1)]
+
+        made = {"text": texts[index], "question": texts[index], "prompt": texts[index],
+                "context": " ".join(following(2)), "choices": following(CHOICES)}
+        return {name: made[name] for name in self.required_fields}
+
+    def model_texts(self, record: dict) -> list:
+        """What the model reads for one record, a text or a text pair per row: the text (and its
+        pair), the question with its context, or the prompt with each choice."""
+        if self.has_choices:
+            return [(record["prompt"], choice) for choice in record["choices"]]
+        first, *second = (record[name] for name in self.record_fields if record.get(name) is not None)
+        return [(first, second[0]) if second else first]
 
     def input_from_record(self, record, where: str = "the record"):
         """What the pipeline takes for one record: a bare string for a text-only head, else a dict
@@ -73,6 +148,8 @@ TASKS: tuple[TaskSpec, ...] = (
         architecture="DistilBertModel",
         input_axes=TOKEN_AXES,
         outputs={"last_hidden_state": ("batch_size", "sequence_length", "dim")},
+        compared_as="mean-pooled",
+        agreement=None,
     ),
     TaskSpec(
         name="fill-mask",
@@ -80,6 +157,7 @@ TASKS: tuple[TaskSpec, ...] = (
         architecture="DistilBertForMaskedLM",
         input_axes=TOKEN_AXES,
         outputs={"logits": ("batch_size", "sequence_length", "vocab")},
+        head_gelus=1,
     ),
     TaskSpec(
         name="text-classification",
@@ -88,6 +166,7 @@ TASKS: tuple[TaskSpec, ...] = (
         input_axes=TOKEN_AXES,
         outputs={"logits": ("batch_size", "num_labels")},
         record_fields=("text", "text_pair"),
+        has_labels=True,
     ),
     TaskSpec(
         name="token-classification",
@@ -95,6 +174,7 @@ TASKS: tuple[TaskSpec, ...] = (
         architecture="DistilBertForTokenClassification",
         input_axes=TOKEN_AXES,
         outputs={"logits": ("batch_size", "sequence_length", "num_labels")},
+        has_labels=True,
     ),
     TaskSpec(
         name="question-answering",
@@ -107,6 +187,10 @@ TASKS: tuple[TaskSpec, ...] = (
         },
         record_fields=("question", "context"),
         required_fields=("question", "context"),
+        text_field="context",
+        pair_truncation="only_second",
+        compared_as="spans",
+        agreement="span_agreement",
     ),
     TaskSpec(
         name="multiple-choice",
@@ -116,6 +200,7 @@ TASKS: tuple[TaskSpec, ...] = (
         outputs={"logits": ("batch_size", "num_choices")},
         record_fields=("prompt", "choices"),
         required_fields=("prompt", "choices"),
+        text_field="prompt",
     ),
 )
 

@@ -10,18 +10,12 @@ import numpy as np
 
 from .tasks import TaskSpec
 
-BENCHMARK_CHOICES = 4
-
 
 def synthetic_feeds(
     spec: TaskSpec, vocab_size: int, batch_size: int, sequence_length: int, seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """Random token ids of the given shape (multiple choice: BENCHMARK_CHOICES per row), no padding."""
-    shape = (batch_size, sequence_length)
-    if "num_choices" in spec.input_axes:
-        shape = (batch_size, BENCHMARK_CHOICES, sequence_length)
-    input_ids = np.random.default_rng(seed).integers(1, vocab_size, size=shape, dtype=np.int64)
-    return {"input_ids": input_ids, "attention_mask": np.ones(shape, dtype=np.int64)}
+    """Random token ids of the given shape (multiple choice: tasks.CHOICES per row), no padding."""
+    return spec.example_feeds(vocab_size, batch_size, sequence_length, seed)
 
 
 def measure(

@@ -8,14 +8,16 @@ from pathlib import Path
 import click
 
 from .app import main, progress
+from .options import DEVICE, FOLDER, ONNX_VARIANTS, THREADS
+
 
 @main.command()
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@FOLDER
 @click.option("--batch-size", "batch_sizes", type=click.IntRange(min=1), multiple=True, help="Repeat for several [default: 1].")
 @click.option("--sequence-length", "sequence_lengths", type=click.IntRange(min=1), multiple=True, help="Repeat for several [default: 128].")
-@click.option("--variant", "variants", type=click.Choice(["fp32", "optimized", "quantized", "fp16"]), multiple=True, help="Repeat for several [default: every variant the device can run].")
-@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all cores].")
+@click.option("--variant", "variants", type=click.Choice(ONNX_VARIANTS), multiple=True, help="Repeat for several [default: every variant the device can run].")
+@DEVICE
+@THREADS
 @click.option("--compare-torch", type=click.Path(), help="Checkpoint (folder or Hub id) to add PyTorch eager rows for (needs the [export] extra).")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed runs before each measurement.")
 @click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True, help="At least this many timed runs per row.")

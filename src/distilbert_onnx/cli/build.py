@@ -7,28 +7,23 @@ import json
 
 import click
 
-from ..tasks import TASK_CHOICES, TASK_NAMES
+from ..tasks import TASK_NAMES, get_task
 from .app import main, progress, with_options
-
-_target_options = [
-    click.option("--calibration-texts", type=click.Path(dir_okay=False), help="Text file, one text per line, to measure int8 fidelity on [default: built-in sample of varied English]."),
-    click.option("--min-cosine", type=float, help="Target mean cosine of int8 outputs to fp32 [default: 0.995]."),
-    click.option("--min-worst-cosine", type=float, help="Target worst-case cosine of int8 outputs to fp32 [default: 0.98]."),
-]
+from .options import FOLDER, FORCE, FP16, GRAPH_OPTION, OPSET_OPTION, TARGET_OPTIONS, TASK, atol_option
 
 
 @main.command()
 @click.argument("model")
 @click.argument("output", type=click.Path(file_okay=False))
-@click.option("--task", type=click.Choice(TASK_CHOICES), help="Head to export [default: from config.json architectures].")
-@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (14 to 17).")
+@TASK
+@OPSET_OPTION
 @click.option("--no-optimize", is_flag=True, help="Skip the fused graph.")
 @click.option("--no-quantize", is_flag=True, help="Skip the int8 graph.")
-@click.option("--fp16", is_flag=True, help="Also write the fp16 graph for CUDA.")
-@click.option("--atol", type=float, default=1e-4, show_default=True, help="Tolerance of the validation against PyTorch.")
-@with_options(_target_options)
+@FP16
+@atol_option("PyTorch")
+@with_options(TARGET_OPTIONS)
 @click.option("--revision", help="Hub revision (branch, tag or commit) when MODEL is a Hub id.")
-@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists and is not empty.")
+@FORCE
 def export(model, output, task, opset, no_optimize, no_quantize, fp16, atol, calibration_texts, min_cosine,
            min_worst_cosine, revision, force):
     """Export checkpoint MODEL (folder or Hub id) to the deployable folder OUTPUT."""
@@ -42,9 +37,9 @@ def export(model, output, task, opset, no_optimize, no_quantize, fp16, atol, cal
 
 
 @main.command()
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@click.option("--fp16", is_flag=True, help="Also write the fp16 graph for CUDA.")
-@click.option("--atol", type=float, default=1e-4, show_default=True, help="Tolerance of the validation against model.onnx.")
+@FOLDER
+@FP16
+@atol_option("model.onnx")
 def optimize(folder, fp16, atol):
     """Add the fused graph (model_optimized.onnx) to an exported FOLDER."""
     from .. import optimize as optimize_folder
@@ -54,11 +49,11 @@ def optimize(folder, fp16, atol):
 
 
 @main.command()
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@with_options(_target_options)
+@FOLDER
+@with_options(TARGET_OPTIONS)
 @click.option("--no-target", is_flag=True, help="Quantize every MatMul, whatever the fidelity.")
 @click.option("--per-tensor", is_flag=True, help="One weight scale per tensor instead of per output channel.")
-@click.option("--graph", type=click.Choice(["auto", "fused", "unfused"]), default="auto", show_default=True, help="Which fp32 graph to quantize; auto tries both and keeps the faster.")
+@GRAPH_OPTION
 def quantize(folder, calibration_texts, min_cosine, min_worst_cosine, no_target, per_tensor, graph):
     """Add the int8 graph (model_quantized.onnx) to an exported FOLDER, meeting a fidelity target."""
     from .. import quantize as quantize_folder
@@ -74,7 +69,7 @@ def quantize(folder, calibration_texts, min_cosine, min_worst_cosine, no_target,
 
 
 @main.command()
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@FOLDER
 @click.option("--calibration-texts", type=click.Path(exists=True, dir_okay=False), help="Texts to measure the int8 graph on [default: built-in sample].")
 def validate(folder, calibration_texts):
     """Re-check every variant of FOLDER: files, checksums, outputs against fp32 (and PyTorch if it can)."""
@@ -85,7 +80,7 @@ def validate(folder, calibration_texts):
 
 
 @main.command()
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@FOLDER
 @click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
 def info(folder, as_json):
     """Show FOLDER's task, labels, variants with sizes and validation / fidelity figures."""
@@ -99,7 +94,7 @@ def info(folder, as_json):
     config = load_config(folder)
     source = manifest["source"]
     click.echo(f"task: {manifest['task']} ({manifest['architecture']})")
-    if manifest["task"] in ("text-classification", "token-classification"):
+    if get_task(manifest["task"]).has_labels:
         click.echo(f"labels: {', '.join(config.id2label[i] for i in sorted(config.id2label))}")
     click.echo(f"model: {config.n_layers} layers, dim {config.dim}, {config.n_heads} heads, vocab {config.vocab_size}, "
                f"max length {config.max_position_embeddings}")
@@ -159,7 +154,7 @@ def _fidelity_summary(figures: dict) -> str:
 @main.command("demo-checkpoint")
 @click.argument("output", type=click.Path(file_okay=False))
 @click.option("--task", type=click.Choice(TASK_NAMES), default="text-classification", show_default=True)
-@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists and is not empty.")
+@FORCE
 def demo_checkpoint(output, task, force):
     """Write a small DistilBERT checkpoint with RANDOM weights to OUTPUT, for trying the tool offline.
 

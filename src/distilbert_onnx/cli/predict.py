@@ -57,7 +57,7 @@ def predict(folder, texts, input_file, device, variant, batch_size, threads, que
     if input_file:
         items, count = _read_inputs(Path(input_file), pipe.context.spec), _count_lines(Path(input_file))
     else:
-        items, count = iter([_from_argument(text, pipe.task, question, choices) for text in texts]), len(texts)
+        items, count = iter([_from_argument(text, pipe.context.spec, question, choices) for text in texts]), len(texts)
     try:
         results = pipe(items, batch_size=batch_size, **given)
         with click.progressbar(length=count, file=sys.stderr, label="predicting") if input_file else _NoBar() as bar:
@@ -79,16 +79,18 @@ class _NoBar:
         pass
 
 
-def _from_argument(text: str, task: str, question: str | None, choices: tuple[str, ...]):
-    if task == "question-answering":
-        if not question:
-            raise click.UsageError("question-answering needs --question (each TEXT is a context)")
-        return {"question": question, "context": text}
-    if task == "multiple-choice":
-        if not choices:
-            raise click.UsageError("multiple-choice needs --choice, once per choice (each TEXT is a prompt)")
-        return {"prompt": text, "choices": list(choices)}
-    return text
+# The options that fill a record's other required fields when each TEXT fills its text_field.
+_FIELD_OPTIONS = {"question": "--question", "choices": "--choice, once per choice"}
+
+
+def _from_argument(text: str, spec: TaskSpec, question: str | None, choices: tuple[str, ...]):
+    """One TEXT argument as the pipeline's input: the text itself, or a record with the --question
+    or --choice values (TaskSpec.text_field says which field TEXT is)."""
+    given = {spec.text_field: text, "question": question, "choices": list(choices)}
+    for field in spec.required_fields:
+        if field != spec.text_field and not given[field]:
+            raise click.UsageError(f"{spec.name} needs {_FIELD_OPTIONS[field]} (each TEXT is a {spec.text_field})")
+    return spec.input_from_record({field: given[field] for field in spec.required_fields})
 
 
 def _read_inputs(path: Path, spec: TaskSpec):

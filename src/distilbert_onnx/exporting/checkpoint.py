@@ -16,7 +16,7 @@ import torch
 
 from ..artifacts import sha256_file
 from ..config import DistilBertConfig, load_config
-from ..errors import CheckpointError, MissingExtraError, MissingWeightsError
+from ..errors import CheckpointError, MissingExtraError, MissingWeightsError, first_line
 from ..tasks import TaskSpec, task_from_config
 from .modeling import DistilBertModel, build_model, sinusoidal_positions
 
@@ -27,8 +27,6 @@ PYTORCH_BIN = "pytorch_model.bin"
 PYTORCH_BIN_INDEX = "pytorch_model.bin.index.json"
 # Files fetched from the Hub: the config, the tokenizer, and weights (safetensors preferred).
 HUB_METADATA = ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"]
-# Buffers some older checkpoints saved; they are recomputed, never needed.
-IGNORED_KEYS = ("distilbert.embeddings.position_ids",)
 
 
 @dataclass
@@ -89,9 +87,8 @@ def _download(repo_id: str, revision: str | None) -> Path:
         if not (folder / SAFETENSORS).exists() and not (folder / SAFETENSORS_INDEX).exists():
             folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_METADATA + ["pytorch_model*"]))
     except Exception as exc:  # network, authentication, unknown repo: all end the same way for the user
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"no local folder {repo_id}, and fetching it from the Hugging Face Hub failed ({reason}); "
+            f"no local folder {repo_id}, and fetching it from the Hugging Face Hub failed ({first_line(exc)}); "
             "check the id and your connection, or pass a local checkpoint folder"
         ) from None
     return folder
@@ -134,7 +131,7 @@ def read_state_dict(folder: Path, files: list[Path]) -> dict[str, torch.Tensor]:
             else:
                 tensors = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # safetensors, zip and unpickling errors all mean a bad file
-            raise CheckpointError(f"cannot read weights from {path} ({_first_line(exc)}): is the file complete?") from None
+            raise CheckpointError(f"cannot read weights from {path} ({first_line(exc)}): is the file complete?") from None
         if not isinstance(tensors, dict):
             raise CheckpointError(f"{path} does not hold a state dict")
         state.update(tensors)
@@ -198,8 +195,3 @@ def _tie_output_embeddings(model: torch.nn.Module, config: DistilBertConfig) -> 
     """assign=True gives every key its own Parameter; re-share the tied MLM projection."""
     if config.tie_word_embeddings and hasattr(model, "vocab_projector"):
         model.vocab_projector.weight = model.distilbert.embeddings.word_embeddings.weight
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -18,34 +18,20 @@ from pathlib import Path
 import torch
 
 from ..config import DistilBertConfig
-from ..errors import OptionError
 from ..tasks import INPUT_NAMES, TaskSpec
 
-DEFAULT_OPSET = 17
-# LayerNormalization is a single op from opset 17; below 14 the exporter lacks ops DistilBERT uses.
-SUPPORTED_OPSETS = range(14, 18)
-EXAMPLE_BATCH, EXAMPLE_SEQUENCE, EXAMPLE_CHOICES = 2, 16, 2
+EXAMPLE_BATCH, EXAMPLE_SEQUENCE = 2, 16
 
 
 def example_inputs(spec: TaskSpec, config: DistilBertConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The inputs the graph is traced with; validation then uses other shapes."""
-    shape = (EXAMPLE_BATCH, EXAMPLE_SEQUENCE)
-    if "num_choices" in spec.input_axes:
-        shape = (EXAMPLE_BATCH, EXAMPLE_CHOICES, EXAMPLE_SEQUENCE)
-    generator = torch.Generator().manual_seed(0)
-    input_ids = torch.randint(1, config.vocab_size, shape, generator=generator)
-    return input_ids, torch.ones_like(input_ids)
+    """The inputs the graph is traced with; validation then uses other shapes (probes.py)."""
+    feeds = spec.example_feeds(config.vocab_size, EXAMPLE_BATCH, EXAMPLE_SEQUENCE)
+    return tuple(torch.from_numpy(feeds[name]) for name in INPUT_NAMES)
 
 
-def export_onnx(
-    model: torch.nn.Module, spec: TaskSpec, config: DistilBertConfig, path: str | Path, opset: int = DEFAULT_OPSET
-) -> None:
-    """Trace `model` to `path`. The exporter's own chatter is kept off the terminal."""
-    if opset not in SUPPORTED_OPSETS:
-        raise OptionError(
-            f"opset {opset} is not supported: choose {SUPPORTED_OPSETS.start} to {SUPPORTED_OPSETS.stop - 1} "
-            f"(default {DEFAULT_OPSET})"
-        )
+def export_onnx(model: torch.nn.Module, spec: TaskSpec, config: DistilBertConfig, path: str | Path, opset: int) -> None:
+    """Trace `model` to `path` at `opset` (checked by options.OPSET). The exporter's own chatter is
+    kept off the terminal."""
     quiet = io.StringIO()
     with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(quiet):
         warnings.simplefilter("ignore")

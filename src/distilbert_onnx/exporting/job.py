@@ -23,18 +23,19 @@ from ..artifacts import (
     write_manifest,
 )
 from ..config import DistilBertConfig
-from ..errors import OptionError, positive_tolerance
+from ..errors import OptionError
 from ..graph.optimize import optimize_folder
 from ..graph.quantize import quantize_folder
 from ..graph.settings import QuantizeSettings
 from ..graph.write_int8 import Int8Child
+from ..options import ATOL, OPSET
 from ..progress import Stages
 from ..tasks import TaskSpec
 from ..versions import tool_versions
 from .checkpoint import Checkpoint, load_checkpoint
-from .exporter import DEFAULT_OPSET, export_onnx
+from .exporter import export_onnx
 from .tokenizer_files import write_tokenizer_files
-from .validate import DEFAULT_ATOL, pytorch_runner, validate_against_pytorch
+from .validate import pytorch_runner, validate_against_pytorch
 
 
 @dataclass
@@ -53,20 +54,23 @@ def export_checkpoint(
     output: str | Path,
     *,
     task: str | None = None,
-    opset: int = DEFAULT_OPSET,
+    opset: int | None = None,
     optimize: bool = True,
     quantize: bool = True,
     fp16: bool = False,
-    atol: float = DEFAULT_ATOL,
+    atol: float | None = None,
     quantize_settings: QuantizeSettings | None = None,
     force: bool = False,
     revision: str | None = None,
     echo=None,
 ) -> ExportResult:
-    """Export `model` (a folder or Hub id) to the deployable folder `output`."""
+    """Export `model` (a folder or Hub id) to the deployable folder `output`.
+
+    `opset` and `atol` are checked, and default (None) to, as options.py defines them: before any work.
+    """
     if fp16 and not optimize:
         raise OptionError("the fp16 graph is made from the fused one: --fp16 cannot go with --no-optimize")
-    positive_tolerance(atol)
+    opset, atol = OPSET.value(opset), ATOL.value(atol)
     stages = Stages(echo)
     check_target(output, force)
     with stages("load checkpoint"):

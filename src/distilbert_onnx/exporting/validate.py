@@ -14,9 +14,8 @@ import torch
 
 from ..config import DistilBertConfig
 from ..probes import Runner, check, make_probes, onnx_runner
+from ..options import ATOL
 from ..tasks import TaskSpec
-
-DEFAULT_ATOL = 1e-4
 
 
 def pytorch_runner(model: torch.nn.Module, spec: TaskSpec) -> Runner:
@@ -44,7 +43,7 @@ def validate_against_pytorch(
     reference: Runner,
     spec: TaskSpec,
     config: DistilBertConfig,
-    atol: float = DEFAULT_ATOL,
+    atol: float = ATOL.default,
 ) -> dict:
     """The validation figures for the manifest; a ValidationError listing every failure otherwise.
 

@@ -1,13 +1,13 @@
 """How far a variant's outputs are from the fp32 graph's on real text.
 
-Calibration texts (a user's file, or the package's built-in sample of varied English) are tokenized
-with the folder's tokenizer into the task's inputs: single texts, question/context pairs for
-question answering, a prompt with four choices for multiple choice. Both graphs run on the same
-batches and the figures compare them per task:
+Calibration texts (a user's file, or the package's built-in sample of varied English) become the
+task's records (TaskSpec.sample_record: single texts, question/context pairs, a prompt with CHOICES
+choices), tokenized with the folder's tokenizer. Both graphs run on the same batches and the figures
+compare them as the task's spec says (`compared_as`, `agreement`):
 
   max_abs_diff      largest difference of any output at a real (unpadded) position
-  mean/min_cosine   cosine similarity of output vectors: mean-pooled sentence vectors for
-                    feature-extraction, the logits of each text / token / choice set otherwise
+  mean/min_cosine   cosine similarity of output vectors: mean-pooled sentence vectors, the logits
+                    of each text / token / choice set, or the start and end logits side by side
   top1_agreement    share of equal argmax predictions (classification-type heads)
   span_agreement    share of equal best answer spans (question answering)
 """
@@ -27,9 +27,7 @@ from ..tasks import TaskSpec
 
 CALIBRATION_MAX_LENGTH = 256
 CALIBRATION_BATCH_SIZE = 16
-CHOICES = 4
 MAX_ANSWER_TOKENS = 15
-TOP1_TASKS = ("text-classification", "token-classification", "fill-mask", "multiple-choice")
 
 
 @dataclass(frozen=True)
@@ -49,24 +47,16 @@ def calibration_batches(
     """The task's inputs made from `texts`, in length-bucketed, padded batches."""
     tokenizer = TextTokenizer(folder, config.max_position_embeddings)
     limit = min(CALIBRATION_MAX_LENGTH, tokenizer.model_max_length)
-    if spec.name == "question-answering":
-        pairs = [(texts[i], f"{texts[(i + 1) % len(texts)]} {texts[(i + 2) % len(texts)]}") for i in range(len(texts))]
-        rows = [[e.ids] for e in tokenizer.encode(pairs, max_length=limit, strategy="only_second")]
-    elif spec.name == "multiple-choice":
-        rows = []
-        for i, prompt in enumerate(texts):
-            choices = [texts[(i + k) % len(texts)] for k in range(1, CHOICES + 1)]
-            rows.append([e.ids for e in tokenizer.encode([(prompt, c) for c in choices], max_length=limit)])
-    else:
-        rows = [[e.ids] for e in tokenizer.encode(texts, max_length=limit)]
+    per_record = [spec.model_texts(spec.sample_record(texts, index)) for index in range(len(texts))]
+    encodings = iter(tokenizer.encode([text for item in per_record for text in item], max_length=limit,
+                                      strategy=spec.pair_truncation))
+    rows = [[next(encodings).ids for _ in item] for item in per_record]
     batches = []
     for group in plan_batches([max(len(r) for r in item) for item in rows], CALIBRATION_BATCH_SIZE):
         sequences = [sequence for index in group for sequence in rows[index]]
         input_ids, attention_mask = pad(sequences, tokenizer.pad_token_id)
-        if spec.name == "multiple-choice":
-            shape = (len(group), CHOICES, input_ids.shape[-1])
-            input_ids, attention_mask = input_ids.reshape(shape), attention_mask.reshape(shape)
-        batches.append(Batch({"input_ids": input_ids, "attention_mask": attention_mask}))
+        shape = spec.input_shape(len(group), input_ids.shape[-1], choices=len(rows[group[0]]))
+        batches.append(Batch({"input_ids": input_ids.reshape(shape), "attention_mask": attention_mask.reshape(shape)}))
     return batches
 
 
@@ -81,6 +71,7 @@ def fidelity(
     """The figures of the module docstring for `candidate` against the `expected` outputs."""
     cosines, agreements = [], []
     max_abs_diff = 0.0
+    to_vectors = _VECTORS[spec.compared_as]
     for want, batch in zip(expected, batches):
         got = candidate(batch.feeds)
         mask = batch.mask
@@ -88,11 +79,11 @@ def fidelity(
             per_token = name in spec.per_token_outputs()
             difference = np.abs(_real(want[name], mask, per_token) - _real(got[name], mask, per_token))
             max_abs_diff = max(max_abs_diff, float(difference.max()))
-        vectors_want, vectors_got = _vectors(spec, want, mask), _vectors(spec, got, mask)
+        vectors_want, vectors_got = to_vectors(spec, want, mask), to_vectors(spec, got, mask)
         cosines.append(_cosine(vectors_want, vectors_got))
-        if spec.name in TOP1_TASKS:
+        if spec.agreement == "top1_agreement":
             agreements.append(vectors_want.argmax(axis=-1) == vectors_got.argmax(axis=-1))
-        elif spec.name == "question-answering":
+        elif spec.agreement == "span_agreement":
             agreements.append((_best_spans(want, mask) == _best_spans(got, mask)).all(axis=-1))
     cosine = np.concatenate(cosines)
     figures = {
@@ -102,8 +93,7 @@ def fidelity(
         "min_cosine": float(cosine.min()),
     }
     if agreements:
-        key = "span_agreement" if spec.name == "question-answering" else "top1_agreement"
-        figures[key] = float(np.concatenate(agreements).mean())
+        figures[spec.agreement] = float(np.concatenate(agreements).mean())
     return figures
 
 
@@ -115,16 +105,26 @@ def _real(values: np.ndarray, mask: np.ndarray, per_token: bool) -> np.ndarray:
     return rows.reshape(mask.shape[0], mask.shape[1], -1)[mask]
 
 
-def _vectors(spec: TaskSpec, outputs: dict[str, np.ndarray], mask: np.ndarray) -> np.ndarray:
-    """One vector per compared item: a sentence, a token, a text's logits or a choice set."""
-    if spec.name == "feature-extraction":
-        hidden = outputs["last_hidden_state"].astype(np.float64)
-        weights = mask[..., None].astype(np.float64)
-        return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
-    if spec.name == "question-answering":
-        return np.concatenate([np.where(mask, outputs[name], 0.0) for name in spec.output_names], axis=1)
+def _mean_pooled(spec: TaskSpec, outputs: dict[str, np.ndarray], mask: np.ndarray) -> np.ndarray:
+    """One sentence vector per text: the hidden states averaged over its real tokens."""
+    hidden = outputs[spec.output_names[0]].astype(np.float64)
+    weights = mask[..., None].astype(np.float64)
+    return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+
+
+def _spans(spec: TaskSpec, outputs: dict[str, np.ndarray], mask: np.ndarray) -> np.ndarray:
+    """One vector per text: every output (start and end logits) at real positions, side by side."""
+    return np.concatenate([np.where(mask, outputs[name], 0.0) for name in spec.output_names], axis=1)
+
+
+def _logits(spec: TaskSpec, outputs: dict[str, np.ndarray], mask: np.ndarray) -> np.ndarray:
+    """The logits of each text, of each real token, or of each choice set."""
     logits = outputs["logits"].astype(np.float64)
     return logits[mask] if spec.per_token_outputs() else logits
+
+
+# TaskSpec.compared_as -> one vector per compared item.
+_VECTORS = {"mean-pooled": _mean_pooled, "spans": _spans, "logits": _logits}
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -18,13 +18,13 @@ from pathlib import Path
 
 from ..artifacts import VARIANTS, require_manifest, staged_file, variant_record, write_manifest
 from ..config import DistilBertConfig, load_config
-from ..errors import FusionError, positive_tolerance
+from ..errors import FusionError, first_line
+from ..options import ATOL
 from ..probes import Runner, check, make_probes, onnx_runner
 from ..progress import Stages
 from ..tasks import TaskSpec, get_task
 from .logs import captured_logs
 
-DEFAULT_ATOL = 1e-4
 FP16_ATOL = 5e-2  # float16 keeps ~3 significant digits; outputs of a few units differ in the 2nd decimal
 CUDA_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -33,7 +33,7 @@ def optimize_folder(
     folder: str | Path,
     fp16: bool = False,
     *,
-    atol: float = DEFAULT_ATOL,
+    atol: float | None = None,
     reference: Runner | None = None,
     against: str = "model.onnx",
     stages: Stages | None = None,
@@ -42,10 +42,10 @@ def optimize_folder(
 
     Each graph is written under a temporary name, validated against `reference` (default: the
     folder's fp32 model.onnx, itself validated against PyTorch), then renamed into place and recorded
-    in the manifest. Returns the new manifest entries.
+    in the manifest. Returns the new manifest entries. `atol` defaults to, and is checked as, options.ATOL.
     """
     folder = Path(folder)
-    positive_tolerance(atol)
+    atol = ATOL.value(atol)
     stages = stages or Stages()
     manifest = require_manifest(folder)
     spec, config = get_task(manifest["task"]), load_config(folder)
@@ -110,8 +110,7 @@ def expected_fusions(spec: TaskSpec, config: DistilBertConfig, fp16: bool = Fals
     """The fused ops a DistilBERT graph must have: per layer one Attention, two SkipLayerNorms, one GELU."""
     expected = {"Attention": config.n_layers, "SkipLayerNormalization": 2 * config.n_layers}
     if config.activation == "gelu":
-        # The masked-LM head's transform has one more GELU.
-        expected["FastGelu" if fp16 else "BiasGelu"] = config.n_layers + (spec.name == "fill-mask")
+        expected["FastGelu" if fp16 else "BiasGelu"] = config.n_layers + spec.head_gelus
     return expected
 
 
@@ -149,7 +148,7 @@ def validate_fp16(path: Path, reference: Runner, spec: TaskSpec, probes, against
     try:
         candidate = onnx_runner(path)
     except Exception as exc:  # onnxruntime without CPU kernels for some float16 op: nothing to check here
-        record["cpu_check"] = f"not run: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+        record["cpu_check"] = f"not run: {first_line(exc)}"
         return record
     figures = check(reference, candidate, spec, probes, FP16_ATOL, path.name, f"{against} (on the CPU provider)")
     record["cpu_check"] = {key: figures[key] for key in ("atol", "probes", "max_abs_diff")}

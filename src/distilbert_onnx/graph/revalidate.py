@@ -18,7 +18,7 @@ import numpy as np
 
 from ..artifacts import VARIANTS, require_manifest, sha256_file
 from ..config import load_config
-from ..errors import ValidationError
+from ..errors import ValidationError, first_line
 from ..probes import check, make_probes, onnx_runner
 from ..progress import Stages
 from ..tasks import get_task
@@ -45,7 +45,7 @@ def validate_folder(folder: str | Path, calibration_texts: str | Path | None = N
         except ValidationError as exc:
             failed.extend(f"{label}: {line}" for line in (exc.report or [str(exc)]))
         except Exception as exc:  # a file onnxruntime cannot load or run is a failed check, not a crash
-            failed.append(f"{label}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+            failed.append(f"{label}: {type(exc).__name__}: {first_line(exc)}")
 
     with stages("check files and checksums"):
         for name, record in manifest["variants"].items():

@@ -7,11 +7,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import OptionError
+from ..options import GRAPH, MIN_COSINE, MIN_WORST_COSINE
 from ..samples import sample_texts
 
-DEFAULT_MIN_COSINE = 0.995
-DEFAULT_MIN_WORST_COSINE = 0.98
-GRAPH_CHOICES = ("auto", "fused", "unfused")
+BUILT_IN_SAMPLE = "built-in sample of varied English"
 
 
 @dataclass(frozen=True)
@@ -19,11 +18,11 @@ class QuantizeSettings:
     """What `quantize` does: weight granularity, the fidelity target, calibration texts, source graph."""
 
     per_channel: bool = True
-    min_cosine: float | None = DEFAULT_MIN_COSINE
-    min_worst_cosine: float | None = DEFAULT_MIN_WORST_COSINE
+    min_cosine: float | None = MIN_COSINE.default
+    min_worst_cosine: float | None = MIN_WORST_COSINE.default
     calibration_texts: tuple[str, ...] | None = None
-    calibration_source: str = "built-in sample of varied English"
-    graph: str = "auto"
+    calibration_source: str = BUILT_IN_SAMPLE
+    graph: str = GRAPH.default
 
     @classmethod
     def from_options(
@@ -40,19 +39,12 @@ class QuantizeSettings:
         if calibration_texts is not None:
             texts, source = _read_texts(calibration_texts)
             settings = replace(settings, calibration_texts=tuple(texts), calibration_source=source)
-        for name, value in (("min_cosine", min_cosine), ("min_worst_cosine", min_worst_cosine)):
-            if value is not None:
-                if not 0.0 < value <= 1.0:
-                    raise OptionError(f"{name.replace('_', '-')} must be in (0, 1], got {value}")
-                settings = replace(settings, **{name: value})
+        settings = replace(settings, min_cosine=MIN_COSINE.value(min_cosine),
+                           min_worst_cosine=MIN_WORST_COSINE.value(min_worst_cosine), graph=GRAPH.value(graph))
         if not target:
             settings = replace(settings, min_cosine=None, min_worst_cosine=None)
         if per_channel is not None:
             settings = replace(settings, per_channel=per_channel)
-        if graph is not None:
-            if graph not in GRAPH_CHOICES:
-                raise OptionError(f"graph must be auto, fused or unfused, got {graph!r}")
-            settings = replace(settings, graph=graph)
         return settings
 
     def texts(self) -> list[str]:
@@ -72,7 +64,6 @@ class QuantizeSettings:
         if self.min_worst_cosine is not None:
             parts.append(f"worst cosine >= {self.min_worst_cosine}")
         return " and ".join(parts) or "none"
-
 
 
 def _read_texts(source: str | Path | list[str]) -> tuple[list[str], str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..errors import ArtifactError, DeviceError, positive_int
+from ..errors import ArtifactError, DeviceError, first_line, positive_int
 
 logger = logging.getLogger("distilbert_onnx")
 
@@ -70,8 +70,7 @@ class OnnxModel:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidProtobuf / InvalidGraph types
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ArtifactError(f"cannot load {path} ({reason}): the file is damaged or not an ONNX model") from None
+            raise ArtifactError(f"cannot load {path} ({first_line(exc)}): the file is damaged or not an ONNX model") from None
         if device == "cuda" and self.session.get_providers()[0] != CUDA:
             raise DeviceError(
                 f"onnxruntime could not start the CUDA provider for {path.name} (it fell back to "

@@ -104,9 +104,6 @@ class TextTokenizer:
     def id_to_token(self, token_id: int) -> str | None:
         return self._base.id_to_token(token_id)
 
-    def tokenize(self, text: str) -> list[str]:
-        return self._base.encode(text, add_special_tokens=False).tokens
-
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
         """Ids back to text, with the space clean-up tokenizer_config.json asks for (as transformers)."""
         text = self._base.decode(list(ids), skip_special_tokens=skip_special_tokens)
