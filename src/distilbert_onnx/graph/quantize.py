@@ -83,20 +83,7 @@ def quantize_folder(
                     figures[name] = fidelity(expected, runners[name], spec, batches)
             seconds = _seconds(runners, spec, config) if len(names) > 1 else {}
             del runners
-        attempts: dict[str, tuple[Attempt, Attempt]] = {}
-        failures = []
-        for name in names:
-            first = Attempt(firsts[name], [], 0.0, figures[name])
-            if settings.meets(first.fidelity):
-                attempts[name] = (first, first)
-                continue
-            with stages(f"keep the {name} graph's most sensitive MatMuls in fp32 until the target is met"):
-                try:
-                    attempts[name] = (first, keep_fp32_until_target(sources[name], work / name, first, spec, settings, batches, expected))
-                except QuantizationError as exc:
-                    failures.append(f"{name}: {exc}")
-        if not attempts:
-            raise QuantizationError("; ".join(failures))
+        attempts, failures = _meet_target(sources, work, firsts, figures, spec, settings, batches, expected, stages)
         searched = {name for name, (first, best) in attempts.items() if best is not first}
         if searched:
             with stages("time the int8 graphs"):
@@ -104,10 +91,45 @@ def quantize_folder(
                 graphs.update({f"{name} all int8": attempts[name][0].path for name in searched})
                 seconds = _seconds({name: onnx_runner(path) for name, path in graphs.items()}, spec, config)
         chosen = min(attempts, key=lambda name: seconds.get(name, 0.0))
-        first, best = attempts[chosen]
-        cost = seconds[chosen] / seconds[f"{chosen} all int8"] - 1.0 if chosen in searched else None
+        best = attempts[chosen][1]
         os.replace(best.path, folder / VARIANTS["quantized"].file)  # same file system: an atomic rename
-    quantization = {
+    quantization = _quantization_record(settings, sources, texts, attempts, failures, seconds, chosen, searched)
+    record = variant_record(folder, VARIANTS["quantized"], quantization=quantization, fidelity=best.fidelity)
+    manifest = require_manifest(folder)
+    manifest["variants"]["quantized"] = record
+    write_manifest(folder, manifest)
+    return record
+
+
+def _meet_target(sources: dict[str, Path], work: Path, firsts: dict[str, Path], figures: dict[str, dict],
+                 spec: TaskSpec, settings: QuantizeSettings, batches, expected, stages: Stages):
+    """Per source graph, (its all-int8 attempt, the attempt that meets the target), and the reasons of
+    the graphs that cannot meet it; a QuantizationError when none can."""
+    attempts: dict[str, tuple[Attempt, Attempt]] = {}
+    failures = []
+    for name in sources:
+        first = Attempt(firsts[name], [], 0.0, figures[name])
+        if settings.meets(first.fidelity):
+            attempts[name] = (first, first)
+            continue
+        with stages(f"keep the {name} graph's most sensitive MatMuls in fp32 until the target is met"):
+            try:
+                best = keep_fp32_until_target(sources[name], work / name, first, spec, settings, batches, expected)
+                attempts[name] = (first, best)
+            except QuantizationError as exc:
+                failures.append(f"{name}: {exc}")
+    if not attempts:
+        raise QuantizationError("; ".join(failures))
+    return attempts, failures
+
+
+def _quantization_record(settings: QuantizeSettings, sources: dict[str, Path], texts: list[str],
+                         attempts: dict[str, tuple[Attempt, Attempt]], failures: list[str],
+                         seconds: dict[str, float], chosen: str, searched: set[str]) -> dict:
+    """The manifest's account of the int8 graph: how it was made, from what, and why this one."""
+    best = attempts[chosen][1]
+    cost = seconds[chosen] / seconds[f"{chosen} all int8"] - 1.0 if chosen in searched else None
+    return {
         "method": "onnxruntime dynamic quantization",
         "weights": f"int8 symmetric, {'per output channel' if settings.per_channel else 'per tensor'}",
         "activations": "uint8, per tensor, computed at run time",
@@ -131,11 +153,6 @@ def quantize_folder(
         "chosen": chosen,
         "why": _why(chosen, list(attempts), seconds, failures),
     }
-    record = variant_record(folder, VARIANTS["quantized"], quantization=quantization, fidelity=best.fidelity)
-    manifest = require_manifest(folder)
-    manifest["variants"]["quantized"] = record
-    write_manifest(folder, manifest)
-    return record
 
 
 def _all_int8(folder: Path, sources: dict[str, Path], work: Path, settings: QuantizeSettings,
@@ -214,5 +231,3 @@ def _why(chosen: str, candidates: list[str], seconds: dict[str, float], failures
         f"faster: {seconds[chosen] * 1000:.1f} ms against {seconds[other] * 1000:.1f} ms for the {other} graph "
         f"at batch {TIMING_SHAPE[0]} x {TIMING_SHAPE[1]} tokens, both meeting the target"
     )
-
-

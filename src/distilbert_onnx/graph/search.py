@@ -77,16 +77,7 @@ def keep_fp32_until_target(
     order = sorted(nodes, key=lambda node: loss[node.name] / node.macs, reverse=True)
     shares = np.cumsum([node.macs for node in order]) / total_macs
     affordable = int(np.searchsorted(shares, MAX_FP32_SHARE, side="right"))
-    # The fewest fp32 nodes that meet the target in simulation: double the count, then bisect.
-    low, high = 0, None
-    for count in sorted({min(2**i, affordable) for i in range(affordable.bit_length() + 1)} - {0}):
-        if settings.meets(simulated_figures(order[:count])):
-            high = count
-            break
-        low = count
-    while high is not None and high - low > 1:
-        middle = (low + high) // 2
-        low, high = (low, middle) if settings.meets(simulated_figures(order[:middle])) else (middle, high)
+    high = _fewest(affordable, lambda count: settings.meets(simulated_figures(order[:count])))
     # The simulation is close, not bit-exact: confirm on the real int8 graph, adding nodes if it misses.
     for count in _widening(high, affordable) if high else []:
         final = attempt(order[:count])
@@ -100,6 +91,21 @@ def keep_fp32_until_target(
         f"(all int8: {first.fidelity['mean_cosine']:.6f}, {first.fidelity['min_cosine']:.6f}). "
         "Lower --min-cosine / --min-worst-cosine, or export with --no-quantize"
     )
+
+
+def _fewest(affordable: int, meets) -> int | None:
+    """The smallest count in 1..affordable for which `meets(count)`, assuming more never hurts: double
+    the count, then bisect. None when even `affordable` does not meet it."""
+    low, high = 0, None
+    for count in sorted({min(2**i, affordable) for i in range(affordable.bit_length() + 1)} - {0}):
+        if meets(count):
+            high = count
+            break
+        low = count
+    while high is not None and high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if meets(middle) else (middle, high)
+    return high
 
 
 def _widening(start: int, stop: int) -> list[int]:
