@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import shutil
 
+import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
+from devices import CPU, CUDA, without_cuda
 
 from distilbert_onnx.benchmark import benchmark_folder
 from distilbert_onnx.cli import main
@@ -65,13 +67,22 @@ def test_folder_without_models(exported, tmp_path):
 
 
 def test_bad_requests_are_clear_errors(exported):
-    folder = exported["text-classification"]
     with pytest.raises(OptionError, match="outside 1..512"):
-        benchmark_folder(folder, sequence_lengths=(1000,))
+        benchmark_folder(exported["text-classification"], sequence_lengths=(1000,))
+
+
+@without_cuda
+def test_cuda_without_a_cuda_provider(exported):
     with pytest.raises(DeviceError, match="CUDA was asked for"):
-        benchmark_folder(folder, device="cuda")
-    with pytest.raises(DeviceError, match="cannot run on CUDA|no CUDA"):
-        benchmark_folder(folder, variants=["quantized"], device="cuda")
+        benchmark_folder(exported["text-classification"], device="cuda")
+
+
+def test_int8_on_cuda_is_refused_before_anything_runs(exported, monkeypatch):
+    """Decided by the variant choice, once CUDA is there: onnxruntime listing its CUDA provider is
+    enough to get past the device check, with or without a GPU."""
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
+    with pytest.raises(DeviceError, match=r"int8 \(quantized\) graph cannot run on CUDA"):
+        benchmark_folder(exported["text-classification"], variants=["quantized"], device="cuda")
 
 
 def test_help():

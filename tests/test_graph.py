@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import onnx
 import pytest
+from devices import needs_cuda, without_cuda
 
 import distilbert_onnx as dox
 from distilbert_onnx.artifacts import VARIANTS, choose_variant, read_manifest
@@ -65,6 +66,7 @@ def test_optimize_an_existing_folder_validates_against_model_onnx(fp32_folder):
     assert manifest["variants"]["optimized"]["validation"]["reference"] == "model.onnx"
 
 
+@without_cuda
 def test_fp16_graph_is_written_and_marked_unvalidated_without_a_gpu(fp32_folder):
     records = dox.optimize(fp32_folder, fp16=True)
     record = records["fp16"]
@@ -76,6 +78,13 @@ def test_fp16_graph_is_written_and_marked_unvalidated_without_a_gpu(fp32_folder)
     weights = [init for init in graph.initializer if init.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)]
     assert sum(init.data_type == onnx.TensorProto.FLOAT16 for init in weights) > len(weights) // 2
     assert all(output.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for output in graph.output)
+
+
+@needs_cuda
+def test_fp16_graph_is_validated_on_cuda(fp32_folder):
+    record = dox.optimize(fp32_folder, fp16=True)["fp16"]
+    assert record["validation"]["passed"] is True and record["validation"]["device"] == "cuda"
+    assert max(record["validation"]["max_abs_diff"].values()) <= record["validation"]["atol"]
 
 
 def test_relu_model_fuses_without_gelu(make_tiny, tmp_path):
@@ -112,10 +121,8 @@ def test_int8_meets_its_target_and_matches_fp32_on_padded_probes(exported, task)
     assert quantization["weights"].endswith("per output channel")
     assert set(quantization["candidates"]) == {"fused", "unfused"}
     assert quantization["source_graph"] == VARIANTS["optimized" if quantization["chosen"] == "fused" else "fp32"].file
-    if task in ("text-classification", "token-classification", "fill-mask"):
-        assert "top1_agreement" in fidelity
-    if task == "question-answering":
-        assert "span_agreement" in fidelity
+    agreement = {"question-answering": "span_agreement", "feature-extraction": None}.get(task, "top1_agreement")
+    assert {key for key in fidelity if key.endswith("_agreement")} == ({agreement} if agreement else set())
     # left- and right-padded rows: int8 stays close to fp32 at every real position
     spec, config = get_task(task), load_config(folder)
     fp32, int8 = onnx_runner(folder / "model.onnx"), onnx_runner(folder / "model_quantized.onnx")

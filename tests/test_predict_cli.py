@@ -7,6 +7,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from devices import without_cuda
 from runtime_helpers import LONG_TEXT, TEXTS, assert_same
 
 import distilbert_onnx as dox
@@ -175,7 +176,7 @@ def test_jsonl_multiple_choice_and_fill_mask(runner, exported, pipes, tmp_path):
         ("text-classification", ["x", "--input", "__FILE__"], "give either TEXT arguments or --input FILE", 2),
         ("text-classification", ["x", "--pooling", "mean"], "text-classification does not take pooling", 1),
         ("text-classification", ["x", "--top-k", 0], "top_k must be a positive integer or None, got 0", 1),
-        ("text-classification", ["x", "--device", "cuda"], "CUDA was asked for", 1),
+        pytest.param("text-classification", ["x", "--device", "cuda"], "CUDA was asked for", 1, marks=without_cuda),
         ("text-classification", ["x", "--device", "tpu"], "Invalid value for '--device'", 2),
         ("text-classification", ["x", "--variant", "fp16"], "the fp16 graph is built for cuda, not cpu", 1),
         ("text-classification", ["x", "--batch-size", 0], "Invalid value for '--batch-size'", 2),

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import onnxruntime as ort
 import pytest
+from devices import CUDA, needs_cuda, without_cuda
 from runtime_helpers import LONG_TEXT, MEDIUM_TEXT, TEXTS, assert_same
 from tokenizers import Tokenizer
 
@@ -22,11 +23,9 @@ from distilbert_onnx.artifacts import MANIFEST_NAME, choose_variant
 from distilbert_onnx.errors import ArtifactError, ConfigError, DeviceError, OptionError
 from distilbert_onnx.runtime.batching import chunks, map_batches, pad, plan_batches
 from distilbert_onnx.runtime.pipelines.base import BATCHES_PER_CHUNK
-from distilbert_onnx.runtime.session import CUDA, default_threads
+from distilbert_onnx.runtime.session import default_threads
 
 TEXT_TASKS = ["text-classification", "token-classification", "fill-mask", "feature-extraction"]
-HAS_CUDA = CUDA in ort.get_available_providers()
-no_cuda = pytest.mark.skipif(HAS_CUDA, reason="this machine has CUDA")
 
 
 @pytest.fixture(scope="module")
@@ -427,15 +426,19 @@ def test_an_iterator_is_consumed_lazily(pipes):
     assert pulled == []  # nothing read before the first result is asked for
     first = list(itertools.islice(results, 5))
     assert 5 <= len(pulled) <= 2 * BATCHES_PER_CHUNK
-    assert_same(first, pipe([f"{TEXTS[n % len(TEXTS)]} {n}" for n in range(5)], top_k=None), atol=1e-5)
+    assert_same(first, [pipe(f"{TEXTS[n % len(TEXTS)]} {n}", top_k=None) for n in range(5)], atol=1e-5)
 
 
 def test_a_large_stream_comes_back_in_order(pipes):
+    """Compared with each text run alone: a list goes through the same chunking and batching as a
+    stream, so it would share any ordering bug."""
     pipe = pipes["text-classification"]
-    texts = varied_texts(40) * 25  # 1,000 texts
-    streamed = list(pipe(iter(texts), batch_size=16))
-    assert_same(streamed, pipe(texts, batch_size=16), atol=1e-5)
+    distinct = [f"{text} {number}" for number, text in enumerate(varied_texts(40))]
+    alone = [pipe(text, top_k=None) for text in distinct]
+    texts = distinct * 25  # 1,000 texts
+    streamed = list(pipe(iter(texts), batch_size=16, top_k=None))
     assert len(streamed) == 1000
+    assert_same(streamed, alone * 25, atol=1e-5)
 
 
 @pytest.mark.parametrize("task", ["question-answering", "multiple-choice", "fill-mask", "token-classification"])
@@ -489,7 +492,7 @@ def test_threads_share_one_pipeline(pipes, exported):
 # --- sessions: devices, variants, threads (issue point 2) -------------------------------------
 
 
-@no_cuda
+@without_cuda
 def test_cuda_unavailable_is_an_error_listing_the_providers(exported):
     with pytest.raises(DeviceError) as raised:
         dox.load(exported["text-classification"], device="cuda")
@@ -500,7 +503,7 @@ def test_cuda_unavailable_is_an_error_listing_the_providers(exported):
     assert isinstance(raised.value, RuntimeError)
 
 
-@no_cuda
+@without_cuda
 def test_auto_device_says_what_it_picked(exported, caplog):
     with caplog.at_level(logging.INFO, logger="distilbert_onnx"):
         pipe = dox.load(exported["text-classification"], device="auto")
@@ -522,8 +525,14 @@ def test_int8_on_cuda_is_refused(exported, monkeypatch):
 
 
 def test_function_to_apply_ignores_case_like_transformers(pipes):
-    assert pipes["text-classification"]("nice", function_to_apply="SIGMOID") == pipes["text-classification"](
-        "nice", function_to_apply="sigmoid")
+    """Against the sigmoid of the raw logits, not against another spelling: an option dropped on the
+    way would give both spellings the same default scores."""
+    pipe = pipes["text-classification"]
+    logits = {entry["label"]: entry["score"] for entry in pipe("nice", function_to_apply="none", top_k=None)}
+    sigmoid = {label: 1.0 / (1.0 + np.exp(-value)) for label, value in logits.items()}
+    for spelling in ("SIGMOID", "Sigmoid", "sigmoid"):
+        scores = {entry["label"]: entry["score"] for entry in pipe("nice", function_to_apply=spelling, top_k=None)}
+        assert scores == pytest.approx(sigmoid, abs=1e-6), spelling
 
 
 @pytest.mark.parametrize("max_tokens", [0, "512", None])
@@ -532,7 +541,7 @@ def test_bad_token_cap(exported, max_tokens):
         dox.load(exported["text-classification"], max_tokens=max_tokens)
 
 
-@no_cuda
+@without_cuda
 def test_auto_uses_the_cpu_when_a_listed_cuda_provider_cannot_start(exported, monkeypatch, caplog):
     """onnxruntime-gpu lists CUDA even without a usable GPU: auto then means the CPU, and says so."""
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, "CPUExecutionProvider"])
@@ -543,7 +552,7 @@ def test_auto_uses_the_cpu_when_a_listed_cuda_provider_cannot_start(exported, mo
     assert "did not start, using the CPU" in caplog.text
 
 
-@no_cuda
+@without_cuda
 def test_cuda_that_falls_back_to_cpu_is_an_error(exported, monkeypatch):
     """onnxruntime quietly runs on the CPU when the CUDA provider cannot start: we refuse."""
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, "CPUExecutionProvider"])
@@ -552,7 +561,7 @@ def test_cuda_that_falls_back_to_cpu_is_an_error(exported, monkeypatch):
         dox.load(exported["text-classification"], device="cuda")
 
 
-@pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a GPU")
+@needs_cuda
 def test_cuda_runs_with_io_binding(exported, monkeypatch):
     pipe = dox.load(exported["question-answering"], device="cuda", variant="fp32")
     assert pipe.device == "cuda" and pipe.model.session.get_providers()[0] == CUDA

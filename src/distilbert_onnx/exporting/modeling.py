@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import DistilBertConfig
+from ..tasks import get_task
 
 MASK_FILL = -10000.0
 LAYER_NORM_EPS = 1e-12
@@ -206,13 +207,17 @@ class DistilBertForMultipleChoice(nn.Module):
         return (scores.reshape(-1, num_choices),)
 
 
+# The class of each head by its architecture name (TaskSpec.architecture), which is the class name.
 HEADS: dict[str, type[nn.Module]] = {
-    "feature-extraction": DistilBertModel,
-    "fill-mask": DistilBertForMaskedLM,
-    "text-classification": DistilBertForSequenceClassification,
-    "token-classification": DistilBertForTokenClassification,
-    "question-answering": DistilBertForQuestionAnswering,
-    "multiple-choice": DistilBertForMultipleChoice,
+    head.__name__: head
+    for head in (
+        DistilBertModel,
+        DistilBertForMaskedLM,
+        DistilBertForSequenceClassification,
+        DistilBertForTokenClassification,
+        DistilBertForQuestionAnswering,
+        DistilBertForMultipleChoice,
+    )
 }
 
 
@@ -225,12 +230,12 @@ def use_sdpa(model: nn.Module) -> nn.Module:
 
 
 def build_model(config: DistilBertConfig, task: str) -> nn.Module:
-    """An eval-mode model for `task` (a TaskSpec name), its weights still to be loaded or initialised.
+    """An eval-mode model for `task` (a task name or alias), its weights still to be loaded or initialised.
 
     Built on the CPU: torch's meta-device context would save the default initialisation (0.4 s for
     distilbert-base) but costs a second to set itself up.
     """
-    return HEADS[task](config).eval()
+    return HEADS[get_task(task).architecture](config).eval()
 
 
 def init_weights(model: nn.Module, config: DistilBertConfig, seed: int = 0) -> nn.Module:
