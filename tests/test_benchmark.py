@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
 from devices import CPU, CUDA, without_cuda
 
+from distilbert_onnx import benchmark
 from distilbert_onnx.benchmark import benchmark_folder
 from distilbert_onnx.cli import main
 from distilbert_onnx.errors import ArtifactError, DeviceError, OptionError
@@ -37,6 +39,15 @@ def test_json_has_a_row_per_variant_batch_and_length(exported, tmp_path):
     assert {"cpu", "cores", "threads", "onnxruntime", "providers", "device"} <= set(data["machine"])
     assert "p50 ms" in result.stdout and "quantized" in result.stdout  # the table
     assert "batch   3 x   20 tokens" in result.stderr  # progress
+
+
+def test_figures_of_a_row(exported, monkeypatch):
+    """Percentiles and throughput from the measured seconds (here fixed, so the arithmetic shows)."""
+    monkeypatch.setattr(benchmark, "measure", lambda run, **timing: np.array([0.010, 0.020, 0.030, 0.040]))
+    result = benchmark_folder(exported["text-classification"], variants=["fp32"], batch_sizes=(4,), sequence_lengths=(8,))
+    (row,) = result["rows"]
+    assert (row["p50_ms"], row["p90_ms"], row["p99_ms"]) == (25.0, 37.0, 39.7)
+    assert row["throughput"] == 160.0  # 4 sequences / 0.025 s mean latency
 
 
 def test_plot_is_written(exported, tmp_path):

@@ -10,11 +10,12 @@ import pytest
 from devices import needs_cuda, without_cuda
 
 import distilbert_onnx as dox
-from distilbert_onnx.artifacts import VARIANTS, choose_variant, read_manifest
+from distilbert_onnx.artifacts import VARIANTS, choose_variant, read_manifest, write_manifest
 from distilbert_onnx.config import load_config
 from distilbert_onnx.errors import ArtifactError, DeviceError, FusionError, OptionError, QuantizationError, ValidationError
 from distilbert_onnx.graph.optimize import expected_fusions
 from distilbert_onnx.graph.revalidate import validate_folder
+from distilbert_onnx.graph.settings import QuantizeSettings
 from distilbert_onnx.probes import check, make_probes, onnx_runner
 from distilbert_onnx.tasks import TASK_NAMES, get_task
 
@@ -121,6 +122,8 @@ def test_int8_meets_its_target_and_matches_fp32_on_padded_probes(exported, task)
     assert quantization["weights"].endswith("per output channel")
     assert set(quantization["candidates"]) == {"fused", "unfused"}
     assert quantization["source_graph"] == VARIANTS["optimized" if quantization["chosen"] == "fused" else "fp32"].file
+    candidates = quantization["candidates"]  # the faster one is shipped
+    assert quantization["chosen"] == min(candidates, key=lambda name: candidates[name]["latency_ms"])
     agreement = {"question-answering": "span_agreement", "feature-extraction": None}.get(task, "top1_agreement")
     assert {key for key in fidelity if key.endswith("_agreement")} == ({agreement} if agreement else set())
     # left- and right-padded rows: int8 stays close to fp32 at every real position
@@ -136,6 +139,16 @@ def test_int8_meets_its_target_and_matches_fp32_on_padded_probes(exported, task)
                     a, b = a.reshape(mask.shape[1], -1)[mask[row]].ravel(), b.reshape(mask.shape[1], -1)[mask[row]].ravel()
                 cosine = (a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b))
                 assert cosine > 0.95, (name, probe.name, kind)
+
+
+def test_the_target_needs_both_the_mean_and_the_worst_cosine():
+    settings = QuantizeSettings.from_options(min_cosine=0.9, min_worst_cosine=0.8)
+    assert settings.meets({"mean_cosine": 0.95, "min_cosine": 0.85})
+    assert not settings.meets({"mean_cosine": 0.95, "min_cosine": 0.7})
+    assert not settings.meets({"mean_cosine": 0.85, "min_cosine": 0.85})
+    assert settings.describe_target() == "mean cosine >= 0.9 and worst cosine >= 0.8"
+    anything = QuantizeSettings.from_options(min_cosine=0.9, target=False)
+    assert anything.meets({"mean_cosine": 0.1, "min_cosine": -1.0}) and anything.describe_target() == "none"
 
 
 def test_unreachable_target_is_reported_not_faked(fp32_folder):
@@ -196,6 +209,19 @@ def test_graph_tools_need_a_distilbert_onnx_folder(tmp_path):
         dox.quantize(tmp_path)
     with pytest.raises(ArtifactError, match="no folder"):
         dox.optimize(tmp_path / "missing")
+
+
+def test_validate_holds_the_int8_graph_to_its_recorded_target(exported, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(exported["text-classification"], folder)
+    manifest = read_manifest(folder)
+    manifest["variants"]["quantized"]["quantization"]["target"]["min_cosine"] = 1.0
+    write_manifest(folder, manifest)
+    with pytest.raises(ValidationError) as error:
+        validate_folder(folder)
+    assert len(error.value.report) == 1
+    assert error.value.report[0].startswith("model_quantized.onnx: mean cosine")
+    assert error.value.report[0].endswith("misses the target mean cosine >= 1.0 and worst cosine >= 0.98")
 
 
 def test_validate_rechecks_every_variant(exported, tmp_path):
