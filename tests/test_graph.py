@@ -172,9 +172,18 @@ def test_a_strict_target_keeps_the_most_sensitive_matmuls_in_fp32(fp32_folder):
     assert not set(quantization["kept_fp32"]) & {name for name in int8_matmuls if name.endswith("_quant")}
 
 
-def test_per_tensor_and_graph_choice(fp32_folder):
+def weight_scale_shapes(path) -> list[list[int]]:
+    """The shapes of an int8 graph's weight scales: one value per tensor, or one per output channel."""
+    return [list(init.dims) for init in onnx.load(str(path)).graph.initializer if init.name.endswith("_scale")]
+
+
+def test_per_tensor_and_graph_choice(fp32_folder, exported):
+    assert all(len(shape) == 1 and shape[0] > 1 for shape in weight_scale_shapes(
+        exported["text-classification"] / "model_quantized.onnx"))  # the default: per output channel
     record = dox.quantize(fp32_folder, per_channel=False, graph="unfused", target=False)
     assert record["quantization"]["weights"] == "int8 symmetric, per tensor"
+    shapes = weight_scale_shapes(fp32_folder / "model_quantized.onnx")
+    assert shapes and all(shape in ([], [1]) for shape in shapes)
     assert record["quantization"]["source_graph"] == "model.onnx" and list(record["quantization"]["candidates"]) == ["unfused"]
     with pytest.raises(ArtifactError, match="optimize first"):
         dox.quantize(fp32_folder, graph="fused")

@@ -71,13 +71,18 @@ def test_texts_as_arguments(runner, exported, pipes):
     assert "predicting" not in result.stderr  # no progress bar for arguments
 
 
-def test_options_reach_the_pipeline(runner, exported, pipes):
+def test_options_reach_the_pipeline(runner, exported, pipes, monkeypatch):
     folder = exported["text-classification"]
+    loaded = []
+    load = dox.load
+    monkeypatch.setattr(dox, "load", lambda *args, **kwargs: loaded.append(load(*args, **kwargs)) or loaded[-1])
     result = predict(runner, folder, TEXTS[0], TEXTS[1], "--top-k", 2, "--function-to-apply", "sigmoid",
                      "--variant", "fp32", "--batch-size", 1, "--threads", 1)
-    expected = dox.load(folder, variant="fp32")(TEXTS[:2], top_k=2, function_to_apply="sigmoid")
+    expected = load(folder, variant="fp32")(TEXTS[:2], top_k=2, function_to_apply="sigmoid")
     assert_same(lines_of(result), jsonable(expected), atol=1e-6)
     assert "with the fp32 graph" in result.stderr
+    (pipe,) = loaded  # the real pipeline predict ran, with the thread count asked for
+    assert pipe.model.session.get_session_options().intra_op_num_threads == 1
 
 
 def test_question_and_choices_as_options(runner, exported, pipes):
