@@ -53,21 +53,20 @@ def export_checkpoint(
     model: str | Path,
     output: str | Path,
     *,
-    task: str | None = None,
-    opset: int | None = None,
-    optimize: bool = True,
-    quantize: bool = True,
-    fp16: bool = False,
-    atol: float | None = None,
-    quantize_settings: QuantizeSettings | None = None,
-    force: bool = False,
-    revision: str | None = None,
+    task: str | None,
+    opset: int | None,
+    optimize: bool,
+    quantize: bool,
+    fp16: bool,
+    atol: float | None,
+    quantize_settings: QuantizeSettings,
+    force: bool,
+    revision: str | None,
     echo=None,
 ) -> ExportResult:
-    """Export `model` (a folder or Hub id) to the deployable folder `output`.
-
-    `opset` and `atol` are checked, and default (None) to, as options.py defines them: before any work.
-    """
+    """Export `model` (a folder or Hub id) to the deployable folder `output`, as `distilbert_onnx.export`
+    (whose signature holds the defaults) asks. `opset` and `atol` are checked before any work, and
+    None takes their default, as options.py defines them."""
     if fp16 and not optimize:
         raise OptionError("the fp16 graph is made from the fused one: --fp16 cannot go with --no-optimize")
     opset, atol = OPSET.value(opset), ATOL.value(atol)
@@ -77,16 +76,15 @@ def export_checkpoint(
         checkpoint = load_checkpoint(model, task, revision)
     spec, config = checkpoint.task, checkpoint.config
     reference = pytorch_runner(checkpoint.model, spec)
-    settings = quantize_settings or QuantizeSettings()
     with staged_folder(output, force) as staging:
         onnx_path = staging / VARIANTS["fp32"].file
         with stages(f"export {spec.name} head to ONNX (opset {opset})"):
             export_onnx(checkpoint.model, spec, config, onnx_path, opset)
         started = {}
-        if quantize and settings.graph in ("auto", "unfused"):
+        if quantize and quantize_settings.graph in ("auto", "unfused"):
             # The unfused int8 graph needs nothing but model.onnx: a child process writes it while this
             # one validates and fuses (it is dropped if anything fails).
-            started["unfused"] = Int8Child(onnx_path, staging / ".model_int8.partial", settings.per_channel)
+            started["unfused"] = Int8Child(onnx_path, staging / ".model_int8.partial", quantize_settings.per_channel)
         try:
             with stages("validate model.onnx against PyTorch"):
                 validation = validate_against_pytorch(onnx_path, reference, spec, config, atol)
@@ -97,7 +95,7 @@ def export_checkpoint(
             if optimize:
                 optimize_folder(staging, fp16=fp16, atol=atol, reference=reference, against="PyTorch", stages=stages)
             if quantize:
-                quantize_folder(staging, settings, stages=stages, started=started)
+                quantize_folder(staging, quantize_settings, stages=stages, started=started)
         finally:
             for child in started.values():
                 child.cancel()
