@@ -1,5 +1,6 @@
 """Shared fixtures: a tokenizer trained by the tests, tiny checkpoints (dim 32, 2 layers) of every
-head in the Hugging Face folder layout, and their exported folders. Nothing is downloaded."""
+head in the Hugging Face folder layout, their exported folders, and fp32 pipelines on them. Nothing is
+downloaded."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from distilbert_onnx.exporting.demo import make_checkpoint, sample_texts, train_tokenizer  # noqa: E402
 from distilbert_onnx.tasks import TASK_NAMES  # noqa: E402
+from runtime_helpers import RecordingSession  # noqa: E402
 
 TINY = {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64}
 # Words the runtime tests use (names, places), so they are whole tokens of the test vocabulary.
@@ -86,3 +88,28 @@ def export_tiny(make_tiny, tmp_path_factory):
         return made[key]
 
     return export
+
+
+@pytest.fixture(scope="session")
+def pipes(exported):
+    """pipes[task] -> our fp32 pipeline on the shared exported folder of `task` (a module may override)."""
+    import distilbert_onnx as dox
+
+    class Pipes(dict):
+        def __missing__(self, task):
+            self[task] = dox.load(exported[task], variant="fp32")
+            return self[task]
+
+    return Pipes()
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """recorded(pipe) -> the list of feeds the pipeline's model is given from now on."""
+
+    def record(pipe):
+        recorder = RecordingSession(pipe.model.session)
+        monkeypatch.setattr(pipe.model, "session", recorder)
+        return recorder.feeds
+
+    return record

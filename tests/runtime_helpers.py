@@ -1,6 +1,9 @@
-"""Helpers shared by the runtime tests: comparing results with transformers', and sample inputs."""
+"""Helpers shared by the runtime tests: comparing results with transformers', sample inputs, and a
+session stand-in that records what onnxruntime is fed."""
 
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 
@@ -51,3 +54,38 @@ def assert_same(ours, theirs, atol: float = ATOL, path: str = "result") -> None:
         np.testing.assert_allclose(ours, want, atol=atol, rtol=0, err_msg=path)
     else:
         raise AssertionError(f"{path}: cannot compare {type(theirs).__name__}")
+
+
+def sample(task: str, index: int = 0) -> dict:
+    """A valid single input of `task`, as keyword arguments."""
+    text = TEXTS[index % len(TEXTS)]
+    if task == "fill-mask":
+        return {"inputs": f"{text} It was [MASK]."}
+    if task == "question-answering":
+        return {"question": "Who lives in Paris?", "context": text}
+    if task == "multiple-choice":
+        return {"inputs": text, "choices": ["yes", "no", text]}
+    return {"inputs": text}
+
+
+def call(pipe, arguments: dict, **options):
+    """The pipeline on a `sample`: its inputs positional, its other entries as keywords."""
+    arguments = dict(arguments)
+    inputs = arguments.pop("inputs", None)
+    return pipe(inputs, **arguments, **options) if inputs is not None else pipe(**arguments, **options)
+
+
+def copy_folder(source, tmp_path, name="copy"):
+    return shutil.copytree(source, tmp_path / name)
+
+
+class RecordingSession:
+    """Stands in for an onnxruntime session and keeps a copy of every feed it is given."""
+
+    def __init__(self, session):
+        self.session = session
+        self.feeds: list[dict[str, np.ndarray]] = []
+
+    def run(self, output_names, feeds, *args):
+        self.feeds.append({name: np.array(value) for name, value in feeds.items()})
+        return self.session.run(output_names, feeds, *args)

@@ -16,6 +16,7 @@ from distilbert_onnx.errors import ArtifactError, DeviceError, FusionError, Opti
 from distilbert_onnx.graph.optimize import expected_fusions
 from distilbert_onnx.graph.revalidate import validate_folder
 from distilbert_onnx.graph.settings import QuantizeSettings
+from distilbert_onnx.options import ATOL
 from distilbert_onnx.probes import check, make_probes, onnx_runner
 from distilbert_onnx.tasks import TASK_NAMES, get_task
 
@@ -65,6 +66,7 @@ def test_optimize_an_existing_folder_validates_against_model_onnx(fp32_folder):
     assert list(records) == ["optimized"]
     manifest = read_manifest(fp32_folder)
     assert manifest["variants"]["optimized"]["validation"]["reference"] == "model.onnx"
+    assert manifest["variants"]["optimized"]["validation"]["atol"] == ATOL.default
 
 
 @without_cuda

@@ -27,12 +27,13 @@ def test_the_cli_shows_the_defaults_of_the_table():
     assert f"[default: {GRAPH.default}]" in help_of("quantize")
 
 
-def test_the_api_and_the_jobs_take_the_same_defaults(export_tiny):
-    _, folder = export_tiny("text-classification", seed=31)
-    manifest = read_manifest(folder)
+def test_the_api_and_the_jobs_take_the_same_defaults(exported):
+    manifest = read_manifest(exported["text-classification"])  # made by dox.export with no options
     assert manifest["opset"] == OPSET.default
     assert manifest["variants"]["fp32"]["validation"]["atol"] == ATOL.default
-    assert dox.optimize(folder)["optimized"]["validation"]["atol"] == ATOL.default
+    assert manifest["variants"]["optimized"]["validation"]["atol"] == ATOL.default
+    assert manifest["variants"]["quantized"]["quantization"]["target"] == {
+        "min_cosine": MIN_COSINE.default, "min_worst_cosine": MIN_WORST_COSINE.default}
     settings = QuantizeSettings.from_options()
     assert (settings.min_cosine, settings.min_worst_cosine, settings.graph) == (
         MIN_COSINE.default, MIN_WORST_COSINE.default, GRAPH.default)
@@ -55,8 +56,8 @@ def test_each_check(option, value, message):
     assert option.value(None) == option.default and option.value(option.default) == option.default
 
 
-def test_checks_reach_every_front_end(checkpoints, export_tiny, tmp_path):
-    _, folder = export_tiny("text-classification", seed=31)
+def test_checks_reach_every_front_end(checkpoints, exported, tmp_path):
+    folder = exported["text-classification"]  # each check comes before any work on it
     with pytest.raises(OptionError, match="atol must be a positive tolerance"):
         dox.optimize(folder, atol=-1.0)
     with pytest.raises(OptionError, match="graph must be"):

@@ -123,8 +123,8 @@ class TaskSpec:
         pair), the question with its context, or the prompt with each choice."""
         if self.has_choices:
             return [(record["prompt"], choice) for choice in record["choices"]]
-        first, *second = (record[name] for name in self.record_fields if record.get(name) is not None)
-        return [(first, second[0]) if second else first]
+        parts = [record[name] for name in self.record_fields if record.get(name) is not None]
+        return [parts[0] if len(parts) == 1 else tuple(parts)]
 
     def input_from_record(self, record, where: str = "the record"):
         """What the pipeline takes for one record: a bare string for a text-only head, else a dict
