@@ -35,7 +35,7 @@ def serve(folders, host, port, device, variant, threads, log_level, **limits):
     from .. import load
 
     try:
-        from ..serving.app import build_app
+        from ..serving.server import build_app
         from ..serving.run import serve_app
     except ImportError as exc:
         raise click.ClickException(f"serve needs the [serve] extra ({exc.name} is missing): "

@@ -22,7 +22,7 @@ def app(folders, *, device: str = "cpu", variant: str = "auto", threads: int | N
     Folders are loaded when the app starts (its lifespan); /health says 503 until they are.
     """
     try:
-        from .app import build_app
+        from .server import build_app
         from .limits import Limits
     except ImportError as exc:
         raise MissingExtraError(

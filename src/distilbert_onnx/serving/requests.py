@@ -53,7 +53,7 @@ async def read_json(request, limits: Limits) -> Any:
     if not body:
         raise ClientError(400, "the body is empty: send a JSON object")
     try:
-        return json.loads(body)
+        return json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise ClientError(400, "the body is not UTF-8 text: send JSON") from None
     except json.JSONDecodeError as exc:
@@ -70,7 +70,7 @@ def predict_call(body: Any, limits: Limits) -> tuple[Any, dict]:
     _check_fields(body, PREDICT_FIELDS, "inputs", '{"inputs": ..., "parameters": {...}}')
     parameters = body.get("parameters") or {}
     if not isinstance(parameters, dict):
-        raise ClientError(422, f'"parameters" is a {_json_type(parameters)}: send an object of the task\'s options')
+        raise ClientError(422, f'"parameters" is {_json_type(parameters)}: send an object of the task\'s options')
     inputs = body["inputs"]
     check_count(len(inputs) if isinstance(inputs, list) else 1, limits)
     return inputs, parameters
@@ -98,7 +98,7 @@ def check_count(count: int, limits: Limits) -> None:
 
 def _check_fields(body: Any, fields: tuple[str, ...], required: str, shape: str) -> None:
     if not isinstance(body, dict):
-        raise ClientError(422, f"the body is a JSON {_json_type(body)}: send an object, {shape}")
+        raise ClientError(422, f"the body is {_json_type(body)}: send a JSON object, {shape}")
     unknown = sorted(set(body) - set(fields))
     if unknown:
         raise ClientError(422, f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
@@ -108,5 +108,5 @@ def _check_fields(body: Any, fields: tuple[str, ...], required: str, shape: str)
 
 
 def _json_type(value: Any) -> str:
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
     return "null" if value is None else names.get(type(value), type(value).__name__)
