@@ -75,7 +75,8 @@ class Server:
         except Exception as exc:  # kept for /health; the server stays up to say why
             self.status, self.error = "failed", str(exc)
             for service in self.services.values():
-                service.failure = service.failure or (None if service.batcher else str(exc))
+                if service.batcher is None:
+                    service.failure = str(exc)
             logger.error("could not load the models: %s", exc)
             return
         if self.status == "loading":
