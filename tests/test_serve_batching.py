@@ -200,3 +200,28 @@ def test_a_full_queue_answers_503_with_retry_after(pipe):
     assert big.status_code == 200 and len(big.json()) == 250
     assert small.status_code == 503 and small.headers["retry-after"] == "1"
     assert small.json()["type"] == "overloaded" and "--max-queue 4" in small.json()["error"]
+
+
+def test_fp32_results_do_not_depend_on_the_batch(exported):
+    pipe = dox.load(exported["text-classification"], variant="fp32")
+    with running(dox.serve.app(pipe, max_wait_ms=100)) as url:
+        async def call_all():
+            async with httpx.AsyncClient(timeout=30) as client:
+                return await asyncio.gather(*(client.post(f"{url}/predict", json={"inputs": text, "parameters": {"top_k": None}})
+                                              for text in CORPUS[:16]))
+
+        responses = asyncio.run(call_all())
+        batches = metric(httpx.get(f"{url}/metrics").text, "distilbert_onnx_batch_rows_count", model="text-classification")
+    assert batches < 16
+    for text, response in zip(CORPUS, responses):
+        assert_same(response.json(), jsonable(pipe(text, top_k=None)), atol=1e-5)
+
+
+@pytest.mark.parametrize("limits, message", [
+    ({"max_wait_ms": -1}, "max_wait_ms must be a number of milliseconds >= 0"),
+    ({"max_batch_tokens": 0}, "max_batch_tokens must be a positive integer"),
+    ({"max_queue": 2.5}, "max_queue must be a positive integer"),
+])
+def test_bad_limits_are_refused_when_the_app_is_built(pipe, limits, message):
+    with pytest.raises(ValueError, match=message):
+        dox.serve.app(pipe, **limits)
