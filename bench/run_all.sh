@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 TRANSFORMERS_VERBOSITY=error
 mkdir -p results
 python=${PYTHON:-python}
-for script in export_time int8_speed minilm_fidelity runtime_vs_optimum; do
+for script in export_time int8_speed minilm_fidelity runtime_vs_optimum serve_load; do
     echo "== $script"
     "$python" "$script.py" | tee "results/$script.txt"
 done

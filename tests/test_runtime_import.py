@@ -14,6 +14,7 @@ TASKS = ["text-classification", "token-classification", "question-answering", "f
          "feature-extraction"]
 # What the extras bring; a base install has none of them.
 EXTRAS = ["torch", "transformers", "onnx", "safetensors", "sympy", "huggingface_hub"]
+EXTRAS += ["starlette", "uvicorn", "prometheus_client", "yaml"]  # [serve]
 
 BLOCKER = """
 import importlib.abc, sys
@@ -94,3 +95,19 @@ def test_predict_cli_on_a_base_install(exported):
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [sorted(line) for line in lines] == [["label", "score"], ["label", "score"]]
 
+
+
+def test_serving_without_the_serve_extra_says_what_to_install(exported):
+    code = textwrap.dedent(BLOCKER.format(blocked=EXTRAS)) + textwrap.dedent(
+        """
+        import sys
+        import distilbert_onnx as dox
+        try:
+            dox.serve.app(sys.argv[1])
+        except dox.errors.MissingExtraError as exc:
+            print(exc)
+        """
+    )
+    done = run_python(code, str(exported["text-classification"]))
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'distilbert-onnx[serve]'" in done.stdout

@@ -17,7 +17,16 @@ from .versions import package_version
 
 __version__ = package_version("distilbert-onnx") or "0+unknown"
 
-__all__ = ["export", "optimize", "quantize", "load", "__version__"]
+__all__ = ["export", "optimize", "quantize", "load", "serve", "__version__"]
+
+
+def __getattr__(name: str):
+    """`dox.serve` (the HTTP server's app, the [serve] extra) is imported on first use only."""
+    if name == "serve":
+        from . import serving
+
+        return serving
+    raise AttributeError(f"module 'distilbert_onnx' has no attribute {name!r}")
 
 
 def export(

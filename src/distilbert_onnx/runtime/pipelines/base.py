@@ -49,6 +49,22 @@ class Row:
         return len(self.ids)
 
 
+@dataclass
+class Prepared:
+    """A call's inputs, checked and tokenized: its items, each item's rows, the options, and whether
+    the call returns one result rather than a list."""
+
+    items: list
+    rows: list[list[Row]]
+    options: dict
+    single: bool
+
+    @property
+    def flat_rows(self) -> list[Row]:
+        """Every row of every item, in order: what the model runs."""
+        return [row for item_rows in self.rows for row in item_rows]
+
+
 @dataclass(frozen=True)
 class TaskHandler:
     """The task-specific parts of a pipeline."""
@@ -98,13 +114,52 @@ class Pipeline:
         """Run the task. A single input gives one result, a list gives a list in the same order,
         and an iterator gives an iterator that consumes its input lazily."""
         positive_int("batch_size", batch_size)
-        keyword_inputs = {name: kwargs.pop(name) for name in self.handler.input_keywords if name in kwargs}
-        options = self._options(kwargs)
         if _is_stream(inputs):
-            return self._stream(inputs, batch_size, options, parse=True)
-        items, single = self.handler.parse(inputs, keyword_inputs, options)
+            self._keyword_inputs(kwargs)
+            return self._stream(inputs, batch_size, self._options(kwargs), parse=True)
+        items, single, options = self._parse(inputs, kwargs)
         results = list(self._stream(items, batch_size, options))
         return results[0] if single else results
+
+    # --- the staged interface: prepare -> run_rows -> finish is exactly one call of the pipeline ----
+
+    def prepare(self, inputs: Any = None, /, **kwargs: Any) -> Prepared:
+        """Check and tokenize a call's inputs and options (as `pipe(inputs, **kwargs)` takes them).
+
+        Bad inputs or options raise TypeError / ValueError here, before any model work.
+        """
+        items, single, options = self._parse(inputs, kwargs)
+        return self._encode(items, options, single)
+
+    def run_rows(self, rows: Sequence[Row], batch_size: int = DEFAULT_BATCH_SIZE,
+                 max_tokens: int | None = None) -> list[dict[str, np.ndarray]]:
+        """The model's outputs for each row, in order: length-bucketed batches of at most
+        `batch_size` rows and `max_tokens` padded tokens (the pipeline's cap by default)."""
+        positive_int("batch_size", batch_size)
+        return map_batches(list(rows), [row.length for row in rows], self._run_rows, batch_size,
+                           max_tokens or self.max_tokens)
+
+    def finish(self, prepared: Prepared, outputs: Sequence[dict[str, np.ndarray]]) -> Any:
+        """What `pipe(...)` returns for the prepared call, given the outputs of its rows in order."""
+        results, position = [], 0
+        for item, item_rows in zip(prepared.items, prepared.rows):
+            item_outputs = list(outputs[position : position + len(item_rows)])
+            position += len(item_rows)
+            results.append(self.handler.decode(item, item_rows, item_outputs, self.context, prepared.options))
+        return results[0] if prepared.single else results
+
+    def _parse(self, inputs: Any, kwargs: dict) -> tuple[list, bool, dict]:
+        keyword_inputs = self._keyword_inputs(kwargs)
+        options = self._options(kwargs)
+        items, single = self.handler.parse(inputs, keyword_inputs, options)
+        return items, single, options
+
+    def _keyword_inputs(self, kwargs: dict) -> dict:
+        """Inputs given by keyword (question=, context=, choices=), taken out of `kwargs`."""
+        return {name: kwargs.pop(name) for name in self.handler.input_keywords if name in kwargs}
+
+    def _encode(self, items: list, options: dict, single: bool) -> Prepared:
+        return Prepared(items, self.handler.encode(items, self.context, options), options, single)
 
     def _options(self, given: dict) -> dict:
         unknown = sorted(set(given) - set(self.handler.options))
@@ -119,14 +174,8 @@ class Pipeline:
         for chunk in chunks(items, batch_size * BATCHES_PER_CHUNK):
             if parse:
                 chunk = [self._parse_streamed(item, options) for item in chunk]
-            rows = self.handler.encode(chunk, self.context, options)
-            flat = [row for item_rows in rows for row in item_rows]
-            outputs = map_batches(flat, [row.length for row in flat], self._run_rows, batch_size, self.max_tokens)
-            position = 0
-            for item, item_rows in zip(chunk, rows):
-                item_outputs = outputs[position : position + len(item_rows)]
-                position += len(item_rows)
-                yield self.handler.decode(item, item_rows, item_outputs, self.context, options)
+            prepared = self._encode(chunk, options, single=False)
+            yield from self.finish(prepared, self.run_rows(prepared.flat_rows, batch_size))
 
     def _parse_streamed(self, item: Any, options: dict) -> Any:
         """One element of an input iterator: one input, parsed as it would be passed alone (not a list)."""

@@ -1,0 +1,37 @@
+"""The server's limits: how large a model batch grows and how long it waits to fill, how many inputs
+and body bytes one request may carry, and how many rows may wait for the model.
+
+Every limit is checked here once, when the app is built, so a bad value fails at start-up with one
+line, never at the first request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..errors import OptionError, positive_int
+from ..runtime.batching import DEFAULT_MAX_TOKENS
+
+
+@dataclass(frozen=True)
+class Limits:
+    # Padded tokens (rows x longest row) in one model call, and the tokens one batch takes from the queue.
+    max_batch_tokens: int = DEFAULT_MAX_TOKENS
+    # How long the worker waits for a batch to fill (as many rows as its last batch had) before it runs.
+    max_wait_ms: float = 5.0
+    # Inputs in one request (the length of an `inputs` / `input` list).
+    max_inputs: int = 256
+    # Bytes of one request body.
+    max_body_bytes: int = 1_000_000
+    # Rows waiting for the model (one per text; more for long question-answering or token-classification
+    # inputs cut into windows); a request that would go beyond it is refused with 503.
+    max_queue: int = 1024
+
+    def __post_init__(self):
+        for name in ("max_batch_tokens", "max_inputs", "max_body_bytes", "max_queue"):
+            positive_int(name, getattr(self, name))
+        if not isinstance(self.max_wait_ms, (int, float)) or isinstance(self.max_wait_ms, bool) or not self.max_wait_ms >= 0:
+            raise OptionError(f"max_wait_ms must be a number of milliseconds >= 0, got {self.max_wait_ms!r}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,78 @@
+"""`distilbert-onnx serve` as a real process: two folders at once, SIGTERM with requests in flight
+(all answered, exit 0), one log line per request; and its one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from runtime_helpers import MEDIUM_TEXT
+
+from distilbert_onnx.cli import main
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def start_server(*arguments: str) -> tuple[subprocess.Popen, str]:
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    process = subprocess.Popen([sys.executable, "-m", "distilbert_onnx.cli", "serve", *arguments, "--port", "0"],
+                               stderr=subprocess.PIPE, text=True, env=env)
+    for line in process.stderr:
+        if match := re.search(r"listening on (http://\S+)", line):
+            return process, match.group(1)
+    raise AssertionError(f"the server did not start (exit {process.wait()})")
+
+
+def test_sigterm_answers_every_request_in_flight_then_exits_0(exported):
+    folders = [exported["text-classification"], exported["feature-extraction"]]
+    process, url = start_server(*map(str, folders), "--max-batch-tokens", "1")
+    try:
+        async def load_and_stop():
+            async with httpx.AsyncClient(timeout=60) as client:
+                calls = [client.post(f"{url}/models/text-classification/predict", json={"inputs": [MEDIUM_TEXT] * 60})
+                         for _ in range(3)]
+                calls.append(client.post(f"{url}/models/feature-extraction/v1/embeddings", json={"input": [MEDIUM_TEXT] * 60}))
+                pending = asyncio.gather(*calls)
+                await asyncio.sleep(0.3)  # 240 rows, one model call each (batching off): still running
+                assert not pending.done()
+                process.send_signal(signal.SIGTERM)
+                return await pending
+
+        responses = asyncio.run(load_and_stop())
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+    assert [response.status_code for response in responses] == [200] * 4
+    assert [len(response.json()) for response in responses[:3]] == [60] * 3
+    assert len(responses[3].json()["data"]) == 60
+    log = process.stderr.read()
+    assert len(re.findall(r"INFO POST /models/text-classification/predict 200 [\d.]+ ms", log)) == 3
+    assert "Traceback" not in log
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/health")
+
+
+def test_an_occupied_port_is_one_error_line(exported):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", str(exported["text-classification"]), "--port", str(port)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"Error: cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_two_folders_of_one_name_are_one_error_line(exported):
+    folder = str(exported["text-classification"])
+    result = CliRunner().invoke(main, ["serve", folder, folder + "/"])
+    assert result.exit_code == 1
+    assert "Error: two folders are named 'text-classification'" in result.stderr
