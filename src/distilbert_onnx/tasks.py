@@ -60,6 +60,7 @@ class TaskSpec:
     compared_as: str = "logits"  # one of COMPARED_AS
     agreement: str | None = "top1_agreement"  # one of AGREEMENTS
     has_labels: bool = False  # config.json's id2label names the classes of its outputs
+    gives_embeddings: bool = False  # its pooled outputs are text vectors (served as /v1/embeddings)
     # GELUs in the head on top of one per encoder layer (the masked-LM transform has one).
     head_gelus: int = 0
 
@@ -148,6 +149,7 @@ TASKS: tuple[TaskSpec, ...] = (
         architecture="DistilBertModel",
         input_axes=TOKEN_AXES,
         outputs={"last_hidden_state": ("batch_size", "sequence_length", "dim")},
+        gives_embeddings=True,
         compared_as="mean-pooled",
         agreement=None,
     ),

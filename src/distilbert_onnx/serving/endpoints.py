@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from ..runtime.batching import DEFAULT_BATCH_SIZE
 from ..runtime.pipelines import Pipeline
+from ..tasks import get_task
 from .batcher import Batcher, QueueFull, Ticket
 from .limits import Limits
 from .metrics import Metrics
@@ -62,7 +63,7 @@ class ModelService:
 
     def routes(self) -> list[Route]:
         routes = [Route("/predict", self.predict, methods=["POST"]), Route("/info", self.info, methods=["GET"])]
-        if self.task == "feature-extraction":
+        if get_task(self.task).gives_embeddings:
             routes.append(Route("/v1/embeddings", self.embeddings, methods=["POST"]))
         return routes
 
@@ -71,7 +72,7 @@ class ModelService:
             return {"name": self.name, "task": self.task, "status": "loading"}
         config = self.pipe.context.config
         described = {"name": self.name, "task": self.task, "variant": self.pipe.variant, "device": self.pipe.device}
-        if self.task in ("text-classification", "token-classification"):
+        if self.pipe.context.spec.has_labels:
             described["labels"] = [config.id2label[index] for index in sorted(config.id2label)]
         described["max_length"] = config.max_position_embeddings
         return described
