@@ -1,7 +1,7 @@
 """The export job end to end: a checkpoint in, a validated deployable folder out.
 
 load checkpoint -> trace to ONNX -> validate against PyTorch -> tokenizer, config, manifest ->
-(fuse -> quantize). Everything is built in a staging folder beside the target and renamed into place
+(fuse -> quantize -> OpenVINO IRs). Everything is built in a staging folder beside the target and renamed into place
 only when every stage passed, so a failure leaves no half-written output.
 """
 
@@ -24,6 +24,7 @@ from ..artifacts import (
 )
 from ..config import DistilBertConfig
 from ..errors import OptionError, positive_tolerance
+from ..graph.openvino_build import export_openvino
 from ..graph.optimize import optimize_folder
 from ..graph.quantize import quantize_folder
 from ..graph.settings import QuantizeSettings
@@ -57,13 +58,18 @@ def export_checkpoint(
     optimize: bool = True,
     quantize: bool = True,
     fp16: bool = False,
+    openvino: bool | None = None,
     atol: float = DEFAULT_ATOL,
     quantize_settings: QuantizeSettings | None = None,
     force: bool = False,
     revision: str | None = None,
     echo=None,
 ) -> ExportResult:
-    """Export `model` (a folder or Hub id) to the deployable folder `output`."""
+    """Export `model` (a folder or Hub id) to the deployable folder `output`.
+
+    `openvino`: None adds the OpenVINO variants when the [openvino] extra is installed (and says when
+    it is not), True requires them, False skips them.
+    """
     if fp16 and not optimize:
         raise OptionError("the fp16 graph is made from the fused one: --fp16 cannot go with --no-optimize")
     positive_tolerance(atol)
@@ -94,6 +100,7 @@ def export_checkpoint(
                 optimize_folder(staging, fp16=fp16, atol=atol, reference=reference, against="PyTorch", stages=stages)
             if quantize:
                 quantize_folder(staging, settings, stages=stages, started=started)
+            export_openvino(staging, openvino, quantize, settings, reference, stages)
         finally:
             for child in started.values():
                 child.cancel()
