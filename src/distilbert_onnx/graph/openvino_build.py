@@ -26,7 +26,7 @@ from ..progress import Stages
 from ..tasks import get_task
 from ..versions import package_version
 from .fidelity import calibration_batches, fidelity, reference_outputs
-from .openvino_int8 import NNCF_SETTINGS, import_nncf, int8_meeting_target
+from .openvino_int8 import JOINED, NNCF_SETTINGS, calibration_texts, import_nncf, int8_meeting_target
 from .openvino_runner import cpu_name, has_native_bf16, import_openvino, openvino_runner
 from .settings import QuantizeSettings
 
@@ -74,7 +74,8 @@ def openvino_folder(
         if int8:
             int8_ir = work / VARIANTS["openvino-int8"].file
             with stages(f"quantize the IR to int8 with NNCF on {len(texts)} calibration texts, to {settings.describe_target()}"):
-                result = int8_meeting_target(ir, spec, settings, batches, expected)
+                calibration = calibration_batches(folder, spec, config, calibration_texts(texts))
+                result = int8_meeting_target(ir, spec, settings, batches, expected, calibration)
                 ov.save_model(result.model, str(int8_ir), compress_to_fp16=False)
             with stages(f"run {int8_ir.name} on the padded probes"):
                 probe_check = _probe_check(fp32, openvino_runner(int8_ir, "f32"), spec, probes, int8_ir.name)
@@ -168,7 +169,8 @@ def _quantization(result, settings: QuantizeSettings, texts: int) -> dict:
         **NNCF_SETTINGS,
         "inference_precision": "f32 for the ops not in int8",
         "target": {"min_cosine": settings.min_cosine, "min_worst_cosine": settings.min_worst_cosine},
-        "calibration": {"texts": texts, "source": settings.calibration_source},
+        "calibration": {"texts": texts, "source": settings.calibration_source,
+                        "ranges_from": f"the texts and runs of {JOINED} of them joined"},
         "kept_fp32": result.kept_fp32,
         "kept_fp32_compute_share": round(result.fp32_share, 4),
         "search": result.steps,

@@ -2,7 +2,8 @@
 
 NNCF quantizes the fp32 IR with its transformer settings (model_type TRANSFORMER, the MIXED preset:
 weights int8 symmetric per output channel, activations int8 asymmetric per tensor with ranges from
-the calibration batches; SmoothQuant at NNCF's transformer default; fast bias correction). OpenVINO
+the calibration texts, and runs of JOINED of them joined into one text, so that the ranges cover
+long inputs even when the texts are short; SmoothQuant at NNCF's transformer default; fast bias correction). OpenVINO
 fuses each attention into one ScaledDotProductAttention op, whose query and key inputs NNCF
 quantizes too. Embedding lookups (Gather) stay fp32, as in the onnxruntime int8 graph: NNCF would
 store their tables in int8, which saves file size, not time, and costs fidelity. Those
@@ -38,6 +39,7 @@ from .settings import QuantizeSettings
 # What NNCF's ignored scope keeps in fp32: the linear layers, and the attention OpenVINO fuses into one op.
 KEEPABLE = ("MatMul", "ScaledDotProductAttention")
 ATTENTION_TOKENS = 128
+JOINED = 8
 RESHAPES = ("Reshape", "Transpose", "Squeeze", "Unsqueeze")
 BUILD_HINT = "pip install 'distilbert-onnx[openvino-build]'"
 NNCF_SETTINGS = {
@@ -69,7 +71,8 @@ def import_nncf():
 
 
 def nncf_quantize(ir: Path, batches: list[Batch], kept_fp32: list[str]):
-    """NNCF's static int8 of the fp32 IR at `ir`, the ops named in `kept_fp32` left unquantized."""
+    """NNCF's static int8 of the fp32 IR at `ir`, its activation ranges from `batches`, the ops named in
+    `kept_fp32` left unquantized."""
     nncf = import_nncf()
     with _quiet(nncf):
         return nncf.quantize(
@@ -84,10 +87,12 @@ def nncf_quantize(ir: Path, batches: list[Batch], kept_fp32: list[str]):
 
 
 def int8_meeting_target(
-    ir: Path, spec: TaskSpec, settings: QuantizeSettings, batches: list[Batch], expected: list[dict]
+    ir: Path, spec: TaskSpec, settings: QuantizeSettings, batches: list[Batch], expected: list[dict],
+    calibration: list[Batch],
 ) -> Int8Ir:
-    """The int8 IR of the fp32 IR at `ir` that meets the target with the fewest ops kept in fp32."""
-    everything = nncf_quantize(ir, batches, [])
+    """The int8 IR of the fp32 IR at `ir` that meets the target with the fewest ops kept in fp32:
+    calibrated on `calibration`, measured on `batches` against fp32's `expected` outputs."""
+    everything = nncf_quantize(ir, calibration, [])
     first = Int8Ir(everything, [], 0.0, _figures(everything, spec, batches, expected))
     first.steps.append({"kept_fp32": 0, "fidelity": first.fidelity})
     if settings.meets(first.fidelity):
@@ -108,7 +113,7 @@ def int8_meeting_target(
     steps = list(first.steps)
 
     def attempt(count: int) -> Int8Ir:
-        model = nncf_quantize(ir, batches, order[:count])
+        model = nncf_quantize(ir, calibration, order[:count])
         figures = _figures(model, spec, batches, expected)
         steps.append({"kept_fp32": count, "fidelity": figures})
         return Int8Ir(model, order[:count], float(shares[count - 1]), figures, steps)
@@ -135,6 +140,11 @@ def int8_meeting_target(
         f"(all int8: {first.fidelity['mean_cosine']:.6f}, {first.fidelity['min_cosine']:.6f}). "
         "Lower --min-cosine / --min-worst-cosine, or export with --no-openvino"
     )
+
+
+def calibration_texts(texts: list[str]) -> list[str]:
+    """What NNCF sees: the texts, then runs of JOINED consecutive texts joined into one."""
+    return texts + [" ".join(texts[start : start + JOINED]) for start in range(0, len(texts), JOINED)]
 
 
 def _figures(model, spec: TaskSpec, batches: list[Batch], expected: list[dict]) -> dict:

@@ -1,0 +1,201 @@
+"""OpenVINO int8 and bf16 on real weights: all-MiniLM-L6-v2 rewritten as DistilBERT, real English text.
+
+1. NNCF settings (preset, SmoothQuant, fast bias correction), all-int8: fidelity on the calibration
+   sample and on held-out texts, and the time NNCF takes.
+2. `distilbert-onnx openvino` as shipped (default target): openvino-int8 and bf16 against fp32 on
+   held-out texts: mean and worst cosine of mean-pooled vectors, nearest-neighbour agreement
+   (each text's nearest other text is the same as with fp32). Goals: int8 mean >= 0.997, worst
+   >= 0.985, NN agreement >= 0.95.
+3. The two accuracy-aware searches on a target the all-int8 IR misses (--strict-cosine): NNCF's
+   ignored scope driven by our sensitivity ranking (openvino_int8.py, shipped) against
+   nncf.quantize_with_accuracy_control: fidelity, ops kept in fp32, time to make, speed.
+Speed: bare model, batch 1 and 8 x 128 tokens, 2 threads, the variants taking turns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from common import WORK, machine, minilm_as_distilbert, real_texts, table
+from distilbert_onnx.config import load_config
+from distilbert_onnx.graph.fidelity import calibration_batches, fidelity, reference_outputs
+from distilbert_onnx.graph.openvino_build import openvino_folder
+from distilbert_onnx.graph.openvino_int8 import _figures, _quiet, int8_meeting_target
+from distilbert_onnx.graph.openvino_runner import core, openvino_runner
+from distilbert_onnx.graph.settings import QuantizeSettings
+from distilbert_onnx.probes import onnx_runner
+from distilbert_onnx.tasks import get_task
+from distilbert_onnx.timing import measure, synthetic_feeds
+
+SPEC = get_task("feature-extraction")
+
+
+def pooled(runner, batches) -> np.ndarray:
+    vectors = []
+    for batch in batches:
+        hidden = runner(batch.feeds)["last_hidden_state"].astype(np.float64)
+        mask = batch.feeds["attention_mask"][..., None].astype(np.float64)
+        vectors.append((hidden * mask).sum(1) / mask.sum(1))
+    return np.concatenate(vectors)
+
+
+def held_out(reference: np.ndarray, runner, batches) -> list[str]:
+    """Mean / worst cosine to fp32 and nearest-neighbour agreement, on the held-out batches."""
+    vectors = pooled(runner, batches)
+    unit_a = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+    unit_b = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    cosine = (unit_a * unit_b).sum(1)
+    neighbours = []
+    for unit in (unit_a, unit_b):
+        similarity = unit @ unit.T
+        np.fill_diagonal(similarity, -np.inf)
+        neighbours.append(similarity.argmax(1))
+    return [f"{cosine.mean():.5f}", f"{cosine.min():.5f}", f"{(neighbours[0] == neighbours[1]).mean():.3f}"]
+
+
+def nncf_run(ir, batches, **options):
+    import nncf
+
+    started = time.perf_counter()
+    with _quiet(nncf):
+        model = nncf.quantize(core().read_model(str(ir)), nncf.Dataset([b.feeds for b in batches]),
+                              model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches),
+                              ignored_scope=nncf.IgnoredScope(types=["Gather"]), **options)
+    return model, time.perf_counter() - started
+
+
+def accuracy_control(ir, batches, expected, settings: QuantizeSettings):
+    """nncf.quantize_with_accuracy_control with our target as its metric: the smaller slack of the two
+    cosine targets, which is 1 - target for fp32; a drop up to that slack meets the target."""
+    import nncf
+
+    def validate(compiled, indices):
+        outputs = [compiled.output(i).get_any_name() for i in range(len(compiled.outputs))]
+        items = []
+        chosen = list(indices)
+        for index in chosen:
+            result = compiled(batches[index].feeds)
+            got = {name: result[compiled.output(i)] for i, name in enumerate(outputs)}
+            items.append(fidelity([expected[index]], lambda feeds, got=got: got, SPEC, [batches[index]]))
+        mean = np.mean([f["mean_cosine"] for f in items])
+        worst = min(f["min_cosine"] for f in items)
+        metric = min(mean - settings.min_cosine, worst - settings.min_worst_cosine)
+        return metric, [min(f["mean_cosine"] - settings.min_cosine, f["min_cosine"] - settings.min_worst_cosine) for f in items]
+
+    slack = min(1 - settings.min_cosine, 1 - settings.min_worst_cosine)
+    started = time.perf_counter()
+    with _quiet(nncf):
+        model = nncf.quantize_with_accuracy_control(
+            core().read_model(str(ir)), nncf.Dataset([b.feeds for b in batches]), nncf.Dataset(list(range(len(batches)))),
+            validate, max_drop=slack, drop_type=nncf.DropType.ABSOLUTE, model_type=nncf.ModelType.TRANSFORMER,
+            preset=nncf.QuantizationPreset.MIXED, subset_size=len(batches), ignored_scope=nncf.IgnoredScope(types=["Gather"]))
+    seconds = time.perf_counter() - started
+    kept = [op.get_friendly_name() for op in model.get_ordered_ops()
+            if op.get_type_name() == "MatMul" and op.input_value(0).get_node().get_type_name() != "FakeQuantize"]
+    return model, seconds, kept
+
+
+def speeds(models: dict) -> dict[str, list[str]]:
+    runners = {name: openvino_runner(model, precision, threads=2) if precision else onnx_runner(model)
+               for name, (model, precision) in models.items()}
+    result = {name: [] for name in models}
+    for batch in (1, 8):
+        feeds = synthetic_feeds(SPEC, 30522, batch, 128)
+        for name, run in runners.items():
+            run(feeds)
+        for name, run in runners.items():
+            result[name].append(f"{np.median(measure(lambda: run(feeds), min_seconds=2)) * 1000:.1f} ms")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--texts", type=int, default=600)
+    parser.add_argument("--strict-cosine", type=float, nargs=2, default=[0.9995, 0.997],
+                        help="mean and worst cosine target of part 3")
+    parser.add_argument("--skip-settings", action="store_true")
+    args = parser.parse_args()
+    folder = WORK / "minilm-openvino"
+    if not (folder / "model.onnx").exists():
+        import distilbert_onnx as dox
+
+        dox.export(minilm_as_distilbert(), folder, optimize=False, openvino=False, force=True)
+    config = load_config(folder)
+    settings = QuantizeSettings()
+    calibration = calibration_batches(folder, SPEC, config, settings.texts())
+    fp32 = onnx_runner(folder / "model.onnx")
+    expected = reference_outputs(fp32, calibration)
+    texts = real_texts(args.texts)
+    batches = calibration_batches(folder, SPEC, config, texts)
+    reference = pooled(fp32, batches)
+    report = {"machine": machine()}
+
+    started = time.perf_counter()
+    records = openvino_folder(folder, settings)
+    made = time.perf_counter() - started
+    ir, int8_ir = folder / "openvino_model.xml", folder / "openvino_model_int8.xml"
+    rows = [["openvino bf16", *held_out(reference, openvino_runner(ir, "bf16"), batches), "-"],
+            ["openvino-int8", *held_out(reference, openvino_runner(int8_ir), batches),
+             len(records["openvino-int8"]["quantization"]["kept_fp32"])]]
+    if (folder / "model_quantized.onnx").exists():
+        rows.append(["onnxruntime int8", *held_out(reference, onnx_runner(folder / "model_quantized.onnx"), batches), "-"])
+    print(table(f"shipped variants against fp32 on {len(texts)} held-out texts (`openvino` took {made:.1f} s; {machine()})",
+                ["variant", "mean cos", "worst cos", "NN agreement", "ops kept fp32"], rows))
+    report["shipped"] = rows
+
+    if not args.skip_settings:
+        import nncf
+
+        rows = []
+        sq_off = nncf.AdvancedQuantizationParameters(smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=-1))
+        sq_half = nncf.AdvancedQuantizationParameters(smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=0.5))
+        for name, options in (
+            ("MIXED, SmoothQuant default, fast bias correction (shipped)", {"preset": nncf.QuantizationPreset.MIXED}),
+            ("PERFORMANCE", {"preset": nncf.QuantizationPreset.PERFORMANCE}),
+            ("MIXED, SmoothQuant off", {"preset": nncf.QuantizationPreset.MIXED, "advanced_parameters": sq_off}),
+            ("MIXED, SmoothQuant alpha 0.5", {"preset": nncf.QuantizationPreset.MIXED, "advanced_parameters": sq_half}),
+            ("MIXED, full bias correction", {"preset": nncf.QuantizationPreset.MIXED, "fast_bias_correction": False}),
+        ):
+            model, seconds = nncf_run(ir, calibration, **options)
+            sample = _figures(model, SPEC, calibration, expected)
+            rows.append([name, f"{sample['mean_cosine']:.5f}", f"{sample['min_cosine']:.5f}",
+                         *held_out(reference, openvino_runner(model), batches), f"{seconds:.1f}"])
+        print()
+        print(table("NNCF settings, all int8 (calibration sample | held-out texts)",
+                    ["settings", "sample mean", "sample worst", "held-out mean", "held-out worst", "NN agr.", "NNCF s"], rows))
+        report["settings"] = rows
+
+    strict = QuantizeSettings.from_options(min_cosine=args.strict_cosine[0], min_worst_cosine=args.strict_cosine[1])
+    started = time.perf_counter()
+    ours = int8_meeting_target(ir, SPEC, strict, calibration, expected)
+    ours_seconds = time.perf_counter() - started
+    theirs, theirs_seconds, theirs_kept = accuracy_control(ir, calibration, expected, strict)
+    theirs_figures = _figures(theirs, SPEC, calibration, expected)
+    speed = speeds({"fp32 ONNX (onnxruntime)": (folder / "model.onnx", None), "openvino fp32": (ir, "f32"),
+                    "onnxruntime int8 (model_quantized.onnx)": (folder / "model_quantized.onnx", None),
+                    "openvino bf16": (ir, "bf16"), "openvino-int8 (default target)": (int8_ir, "f32"),
+                    "ignored-scope search": (ours.model, "f32"), "accuracy control": (theirs, "f32")})
+    rows = [
+        ["ignored scope, our ranking", f"{ours.fidelity['mean_cosine']:.5f}", f"{ours.fidelity['min_cosine']:.5f}",
+         *held_out(reference, openvino_runner(ours.model), batches), len(ours.kept_fp32), f"{ours_seconds:.1f}",
+         *speed["ignored-scope search"]],
+        ["nncf.quantize_with_accuracy_control", f"{theirs_figures['mean_cosine']:.5f}", f"{theirs_figures['min_cosine']:.5f}",
+         *held_out(reference, openvino_runner(theirs), batches), len(theirs_kept), f"{theirs_seconds:.1f}",
+         *speed["accuracy control"]],
+    ]
+    print()
+    print(table(f"accuracy-aware search to {strict.describe_target()} on the calibration sample",
+                ["search", "sample mean", "sample worst", "held-out mean", "held-out worst", "NN agr.", "kept fp32",
+                 "time s", "batch 1", "batch 8"], rows))
+    print()
+    print(table("speed, 2 threads, 128 tokens", ["model", "batch 1", "batch 8"], [[n, *v] for n, v in speed.items()]))
+    report.update(search=rows, speed=speed, ours_steps=ours.steps, theirs_kept=theirs_kept)
+    (WORK / "openvino_fidelity.json").write_text(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
