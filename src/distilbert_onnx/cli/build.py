@@ -23,7 +23,7 @@ _target_options = [
 @click.option("--task", type=click.Choice(TASK_CHOICES), help="Head to export [default: from config.json architectures].")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (14 to 17).")
 @click.option("--no-optimize", is_flag=True, help="Skip the fused graph.")
-@click.option("--no-quantize", is_flag=True, help="Skip the int8 graph.")
+@click.option("--no-quantize", is_flag=True, help="Skip the int8 graphs (onnxruntime and OpenVINO).")
 @click.option("--fp16", is_flag=True, help="Also write the fp16 graph for CUDA.")
 @click.option("--no-openvino", is_flag=True, help="Skip the OpenVINO IRs (made by default when the [openvino-build] extra is installed).")
 @click.option("--atol", type=float, default=1e-4, show_default=True, help="Tolerance of the validation against PyTorch.")
