@@ -25,7 +25,7 @@ from common import WORK, machine, minilm_as_distilbert, real_texts, table
 from distilbert_onnx.config import load_config
 from distilbert_onnx.graph.fidelity import calibration_batches, fidelity, reference_outputs
 from distilbert_onnx.graph.openvino_build import openvino_folder
-from distilbert_onnx.graph.openvino_int8 import _quiet
+from distilbert_onnx.graph.openvino_int8 import _quiet, calibration_texts, int8_meeting_target
 from distilbert_onnx.graph.openvino_runner import core, openvino_runner
 from distilbert_onnx.graph.settings import QuantizeSettings
 from distilbert_onnx.probes import onnx_runner
@@ -69,7 +69,7 @@ def nncf_run(ir, batches, **options):
     return model, time.perf_counter() - started
 
 
-def accuracy_control(ir, batches, expected, settings: QuantizeSettings):
+def accuracy_control(ir, ranges, batches, expected, settings: QuantizeSettings):
     """nncf.quantize_with_accuracy_control with our target as its metric: the smaller slack of the two
     cosine targets, which is 1 - target for fp32; a drop up to that slack meets the target."""
     import nncf
@@ -91,9 +91,9 @@ def accuracy_control(ir, batches, expected, settings: QuantizeSettings):
     started = time.perf_counter()
     with _quiet(nncf):
         model = nncf.quantize_with_accuracy_control(
-            core().read_model(str(ir)), nncf.Dataset([b.feeds for b in batches]), nncf.Dataset(list(range(len(batches)))),
+            core().read_model(str(ir)), nncf.Dataset([b.feeds for b in ranges]), nncf.Dataset(list(range(len(batches)))),
             validate, max_drop=slack, drop_type=nncf.DropType.ABSOLUTE, model_type=nncf.ModelType.TRANSFORMER,
-            preset=nncf.QuantizationPreset.MIXED, subset_size=len(batches), ignored_scope=nncf.IgnoredScope(types=["Gather"]))
+            preset=nncf.QuantizationPreset.MIXED, subset_size=len(ranges), ignored_scope=nncf.IgnoredScope(types=["Gather"]))
     seconds = time.perf_counter() - started
     kept = [op.get_friendly_name() for op in model.get_ordered_ops()
             if op.get_type_name() == "MatMul" and op.input_value(0).get_node().get_type_name() != "FakeQuantize"]
@@ -113,6 +113,23 @@ def speeds(models: dict) -> dict[str, list[str]]:
     return result
 
 
+def compare_searches(ir, folder, config, settings, fp32, reference, batches) -> None:
+    """Our ignored-scope search against NNCF's accuracy control, same texts and target, each printed when done."""
+    texts = settings.texts()
+    measured = calibration_batches(folder, SPEC, config, texts)
+    expected = reference_outputs(fp32, measured)
+    print(f"two searches to {settings.describe_target()} on {len(texts)} real texts; held-out figures on "
+          f"{len(reference)} texts: mean cos, worst cos, NN agreement; ops kept in fp32; seconds", flush=True)
+    ranges = calibration_batches(folder, SPEC, config, calibration_texts(texts))
+    started = time.perf_counter()
+    ours = int8_meeting_target(ir, SPEC, settings, measured, expected, ranges)
+    print("ignored scope, our ranking:", *held_out(reference, openvino_runner(ours.model), batches), len(ours.kept_fp32),
+          f"{time.perf_counter() - started:.1f}", flush=True)
+    theirs, seconds, kept = accuracy_control(ir, ranges, measured, expected, settings)
+    print("nncf.quantize_with_accuracy_control:", *held_out(reference, openvino_runner(theirs), batches), len(kept),
+          f"{seconds:.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", type=int, default=600)
@@ -120,7 +137,19 @@ def main() -> None:
     parser.add_argument("--strict-cosine", type=float, nargs=2, default=[0.998, 0.99],
                         help="mean and worst cosine target on the real calibration texts")
     parser.add_argument("--settings", action="store_true", help="also compare NNCF settings (all int8)")
+    parser.add_argument("--speed-only", action="store_true", help="only time the IRs a previous run made")
+    parser.add_argument("--compare-only", action="store_true",
+                        help="only the two searches, on the fp32 IR a previous run made (each row printed when done)")
     args = parser.parse_args()
+    if args.speed_only:
+        made = sorted(WORK.glob("minilm-openvino-*"))
+        print(table("speed, 2 threads, 128 tokens, p50", ["model", "batch 1", "batch 8"], [[n, *v] for n, v in speeds({
+            "fp32 ONNX (onnxruntime)": (WORK / "minilm-openvino" / "model.onnx", None),
+            "onnxruntime int8 (model_quantized.onnx)": (WORK / "minilm-openvino" / "model_quantized.onnx", None),
+            "openvino fp32": (made[0] / "openvino_model.xml", "f32"), "openvino bf16": (made[0] / "openvino_model.xml", "bf16"),
+            **{f"openvino-int8 ({folder.name})": (folder / "openvino_model_int8.xml", "f32") for folder in made},
+        }).items()]))
+        return
     source = WORK / "minilm-openvino"
     if not (source / "model.onnx").exists():
         import distilbert_onnx as dox
@@ -128,19 +157,22 @@ def main() -> None:
         dox.export(minilm_as_distilbert(), source, optimize=False, openvino=False, force=True)
     config = load_config(source)
     texts = real_texts(args.texts + args.calibration)
-    held, calibration_texts = texts[: args.texts], texts[args.texts :]
+    held, calibration = texts[: args.texts], texts[args.texts :]
     batches = calibration_batches(source, SPEC, config, held)
     fp32 = onnx_runner(source / "model.onnx")
     reference = pooled(fp32, batches)
     report = {"machine": machine()}
+    strict = QuantizeSettings.from_options(calibration_texts=calibration, min_cosine=args.strict_cosine[0],
+                                           min_worst_cosine=args.strict_cosine[1])
+    if args.compare_only:
+        compare_searches(WORK / "minilm-openvino-1" / "openvino_model.xml", source, config, strict, fp32, reference, batches)
+        return
     header = ["variant", "mean cos", "worst cos", "NN agreement", "ops kept fp32", "made in s"]
     rows = [["onnxruntime int8 (model_quantized.onnx, default)",
              *held_out(reference, onnx_runner(source / "model_quantized.onnx"), batches), "-", "-"]]
-    strict = QuantizeSettings.from_options(calibration_texts=calibration_texts, min_cosine=args.strict_cosine[0],
-                                           min_worst_cosine=args.strict_cosine[1])
     folders = {}
     for name, settings in (("built-in sample, default target", QuantizeSettings()),
-                           (f"{len(calibration_texts)} real texts, {strict.describe_target()}", strict)):
+                           (f"{len(calibration)} real texts, {strict.describe_target()}", strict)):
         folder = folders[name] = WORK / f"minilm-openvino-{len(folders)}"
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(source, folder, ignore=shutil.ignore_patterns("openvino_*"))
@@ -154,9 +186,10 @@ def main() -> None:
                      len(kept), f"{made:.1f}"])
         print(rows[-1], flush=True)
     ir = folders[name] / "openvino_model.xml"
-    calibration = calibration_batches(source, SPEC, config, calibration_texts)
-    expected = reference_outputs(fp32, calibration)
-    theirs, theirs_seconds, theirs_kept = accuracy_control(ir, calibration, expected, strict)
+    measured = calibration_batches(source, SPEC, config, calibration)
+    expected = reference_outputs(fp32, measured)
+    ranges = calibration_batches(source, SPEC, config, calibration_texts(calibration))
+    theirs, theirs_seconds, theirs_kept = accuracy_control(ir, ranges, measured, expected, strict)
     rows.append([f"nncf.quantize_with_accuracy_control, {name}", *held_out(reference, openvino_runner(theirs), batches),
                  len(theirs_kept), f"{theirs_seconds:.1f}"])
     print(table(f"against fp32 on {len(held)} held-out texts, mean-pooled vectors ({machine()})", header, rows))
@@ -182,7 +215,7 @@ def main() -> None:
             ("MIXED, SmoothQuant alpha 0.5", {"preset": nncf.QuantizationPreset.MIXED, "advanced_parameters": sq_half}),
             ("MIXED, full bias correction", {"preset": nncf.QuantizationPreset.MIXED, "fast_bias_correction": False}),
         ):
-            model, seconds = nncf_run(ir, calibration, **options)
+            model, seconds = nncf_run(ir, measured, **options)
             rows.append([label, *held_out(reference, openvino_runner(model), batches), f"{seconds:.1f}"])
         print()
         print(table("NNCF settings, all int8, calibrated on the real calibration texts",
