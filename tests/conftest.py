@@ -67,7 +67,8 @@ class Exports:
 
 @pytest.fixture(scope="session")
 def exported(checkpoints, tmp_path_factory) -> Exports:
-    """exported[task] -> folder with model.onnx, model_optimized.onnx and model_quantized.onnx."""
+    """exported[task] -> folder with model.onnx, model_optimized.onnx, model_quantized.onnx and the
+    OpenVINO IRs (the default export)."""
     return Exports(checkpoints, tmp_path_factory.mktemp("exported"))
 
 
@@ -84,7 +85,7 @@ def export_tiny(make_tiny, tmp_path_factory):
 
             checkpoint = make_tiny(task, **overrides)
             target = tmp_path_factory.mktemp("exported_tiny") / task
-            made[key] = (checkpoint, dox.export(checkpoint, target, optimize=False, quantize=False).folder)
+            made[key] = (checkpoint, dox.export(checkpoint, target, optimize=False, quantize=False, openvino=False).folder)
         return made[key]
 
     return export

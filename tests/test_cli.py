@@ -11,7 +11,7 @@ from devices import without_cuda
 
 from distilbert_onnx.cli import main
 
-COMMANDS = ["export", "optimize", "quantize", "validate", "info", "predict", "benchmark", "demo-checkpoint"]
+COMMANDS = ["export", "optimize", "quantize", "validate", "info", "predict", "benchmark", "demo-checkpoint", "openvino"]
 
 
 def run(*args):
@@ -41,7 +41,7 @@ def test_main_help_lists_every_command_and_version():
 
 
 def test_export_shows_each_stage_with_its_time_and_a_summary(checkpoints, tmp_path):
-    result = run("export", checkpoints["token-classification"], tmp_path / "out", "--no-quantize")
+    result = run("export", checkpoints["token-classification"], tmp_path / "out", "--no-quantize", "--no-openvino")
     assert result.exit_code == 0, result.output
     for stage in ("load checkpoint", "export token-classification head to ONNX", "validate model.onnx against PyTorch",
                   "fuse attention", "validate model_optimized.onnx against PyTorch"):

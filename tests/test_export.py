@@ -16,7 +16,7 @@ from distilbert_onnx.tasks import TASK_NAMES, get_task
 
 
 def export_fp32(checkpoint, output, **options):
-    return dox.export(checkpoint, output, optimize=False, quantize=False, **options)
+    return dox.export(checkpoint, output, optimize=False, quantize=False, openvino=False, **options)
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)
@@ -122,9 +122,10 @@ def test_config_names_the_exported_head(checkpoints, tmp_path):
 
 def test_default_export_has_every_cpu_variant_and_nothing_else(exported):
     folder = exported["text-classification"]
-    assert list(read_manifest(folder)["variants"]) == ["fp32", "optimized", "quantized"]
+    assert list(read_manifest(folder)["variants"]) == ["fp32", "optimized", "quantized", "openvino", "openvino-int8"]
     assert sorted(path.name for path in folder.iterdir()) == [
         "config.json", "distilbert_onnx.json", "model.onnx", "model_optimized.onnx", "model_quantized.onnx",
+        "openvino_model.bin", "openvino_model.xml", "openvino_model_int8.bin", "openvino_model_int8.xml",
         "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"]
 
 

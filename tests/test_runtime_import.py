@@ -1,5 +1,5 @@
 """The import boundary: the runtime never imports torch or transformers, and a base install (no extras:
-no torch, onnx, safetensors, sympy, transformers or huggingface_hub) loads and runs every task."""
+no torch, onnx, safetensors, sympy, transformers, huggingface_hub, openvino or nncf) loads and runs every task."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 TASKS = ["text-classification", "token-classification", "question-answering", "fill-mask", "multiple-choice",
          "feature-extraction"]
 # What the extras bring; a base install has none of them.
-EXTRAS = ["torch", "transformers", "onnx", "safetensors", "sympy", "huggingface_hub"]
+EXTRAS = ["torch", "transformers", "onnx", "safetensors", "sympy", "huggingface_hub", "openvino", "nncf"]
 EXTRAS += ["starlette", "uvicorn", "prometheus_client", "yaml"]  # [serve]
 
 BLOCKER = """

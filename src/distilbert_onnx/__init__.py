@@ -37,6 +37,7 @@ def export(
     quantize: bool = True,
     *,
     fp16: bool = False,
+    openvino: bool | None = None,
     opset: int | None = None,
     atol: float | None = None,
     calibration_texts: str | Path | list[str] | None = None,
@@ -50,8 +51,10 @@ def export(
 
     The task comes from config.json `architectures` unless given. The fp32 graph is validated against
     PyTorch; `optimize` adds the fused graph (and the fp16 one with `fp16`), `quantize` the int8 one,
-    measured on `calibration_texts` against the `min_cosine` / `min_worst_cosine` targets. Options
-    left at None take their defaults from distilbert_onnx.options.
+    measured on `calibration_texts` against the `min_cosine` / `min_worst_cosine` targets. `openvino`
+    adds the OpenVINO IRs (fp32, and int8 with `quantize`): by default when openvino (and NNCF for
+    int8) is installed, with a progress line saying what was skipped otherwise. Options left at None
+    take their defaults from distilbert_onnx.options.
     """
     try:
         from .exporting.job import export_checkpoint
@@ -69,6 +72,7 @@ def export(
         optimize=optimize,
         quantize=quantize,
         fp16=fp16,
+        openvino=openvino,
         atol=atol,
         quantize_settings=QuantizeSettings.from_options(calibration_texts, min_cosine, min_worst_cosine),
         force=force,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-TOOLS = ("distilbert-onnx", "onnxruntime", "onnxruntime-gpu", "onnx", "torch", "tokenizers", "numpy")
+TOOLS = ("distilbert-onnx", "onnxruntime", "onnxruntime-gpu", "onnx", "torch", "tokenizers", "numpy", "openvino", "nncf")
 
 
 def package_version(name: str) -> str | None:

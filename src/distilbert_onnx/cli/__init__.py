@@ -1,10 +1,10 @@
 """The `distilbert-onnx` command: thin click commands over the package's functions, one module per
-group of commands (build: export / optimize / quantize / validate / info / demo-checkpoint; predict;
-benchmark; serve). `app.py` holds the group and the error handling they share."""
+group of commands (build: export / optimize / quantize / validate / info / demo-checkpoint; openvino;
+predict; benchmark; serve). `app.py` holds the group and the error handling they share."""
 
 from __future__ import annotations
 
-from . import benchmark, build, predict, serve  # noqa: F401  (each module registers its commands on main)
+from . import benchmark, build, openvino, predict, serve  # noqa: F401  (each module registers its commands on main)
 from .app import main
 
 __all__ = ["main"]

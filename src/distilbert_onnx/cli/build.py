@@ -18,19 +18,21 @@ from .options import FOLDER, FORCE, FP16, GRAPH_OPTION, OPSET_OPTION, TARGET_OPT
 @TASK
 @OPSET_OPTION
 @click.option("--no-optimize", is_flag=True, help="Skip the fused graph.")
-@click.option("--no-quantize", is_flag=True, help="Skip the int8 graph.")
+@click.option("--no-quantize", is_flag=True, help="Skip the int8 graphs (onnxruntime and OpenVINO).")
 @FP16
+@click.option("--no-openvino", is_flag=True, help="Skip the OpenVINO IRs (made by default when the [openvino-build] extra is installed).")
 @atol_option("PyTorch")
 @with_options(TARGET_OPTIONS)
 @click.option("--revision", help="Hub revision (branch, tag or commit) when MODEL is a Hub id.")
 @FORCE
-def export(model, output, task, opset, no_optimize, no_quantize, fp16, atol, calibration_texts, min_cosine,
+def export(model, output, task, opset, no_optimize, no_quantize, fp16, no_openvino, atol, calibration_texts, min_cosine,
            min_worst_cosine, revision, force):
     """Export checkpoint MODEL (folder or Hub id) to the deployable folder OUTPUT."""
     from .. import export as export_model
 
     result = export_model(model, output, task=task, optimize=not no_optimize, quantize=not no_quantize, fp16=fp16,
-                          opset=opset, atol=atol, calibration_texts=calibration_texts, min_cosine=min_cosine,
+                          openvino=False if no_openvino else None, opset=opset, atol=atol,
+                          calibration_texts=calibration_texts, min_cosine=min_cosine,
                           min_worst_cosine=min_worst_cosine, force=force, revision=revision, echo=progress)
     click.echo(f"exported {result.task} to {result.folder} in {sum(result.seconds.values()):.1f} s")
     click.echo(_variants_table(result.manifest))
@@ -108,6 +110,11 @@ def _variants_table(manifest: dict) -> str:
     lines = ["variants:"]
     for name, record in manifest["variants"].items():
         lines.append(f"  {name:<10} {record['file']:<27} {record['size_bytes'] / 1e6:8.1f} MB  {record['precision']}")
+        if record.get("weights"):  # an OpenVINO IR: its own lines
+            from .openvino import ir_lines
+
+            lines += [f"{'':13}{line}" for line in [f"+ {record['weights']['file']} (weights)", *ir_lines(record)]]
+            continue
         if "fused_ops" in record:
             lines.append(f"             fused: {_fused_summary(record)}")
         if "validation" in record:

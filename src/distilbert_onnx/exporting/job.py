@@ -1,7 +1,7 @@
 """The export job end to end: a checkpoint in, a validated deployable folder out.
 
 load checkpoint -> trace to ONNX -> validate against PyTorch -> tokenizer, config, manifest ->
-(fuse -> quantize). Everything is built in a staging folder beside the target and renamed into place
+(fuse -> quantize -> OpenVINO IRs). Everything is built in a staging folder beside the target and renamed into place
 only when every stage passed, so a failure leaves no half-written output.
 """
 
@@ -24,6 +24,7 @@ from ..artifacts import (
 )
 from ..config import DistilBertConfig
 from ..errors import OptionError
+from ..graph.openvino_build import export_openvino
 from ..graph.optimize import optimize_folder
 from ..graph.quantize import quantize_folder
 from ..graph.settings import QuantizeSettings
@@ -58,6 +59,7 @@ def export_checkpoint(
     optimize: bool,
     quantize: bool,
     fp16: bool,
+    openvino: bool | None,
     atol: float | None,
     quantize_settings: QuantizeSettings,
     force: bool,
@@ -66,7 +68,9 @@ def export_checkpoint(
 ) -> ExportResult:
     """Export `model` (a folder or Hub id) to the deployable folder `output`, as `distilbert_onnx.export`
     (whose signature holds the defaults) asks. `opset` and `atol` are checked before any work, and
-    None takes their default, as options.py defines them."""
+    None takes their default, as options.py defines them. `openvino`: None adds the OpenVINO variants
+    when the [openvino] extra is installed (and says when it is not), True requires them, False skips
+    them."""
     if fp16 and not optimize:
         raise OptionError("the fp16 graph is made from the fused one: --fp16 cannot go with --no-optimize")
     opset, atol = OPSET.value(opset), ATOL.value(atol)
@@ -96,6 +100,7 @@ def export_checkpoint(
                 optimize_folder(staging, fp16=fp16, atol=atol, reference=reference, against="PyTorch", stages=stages)
             if quantize:
                 quantize_folder(staging, quantize_settings, stages=stages, started=started)
+            export_openvino(staging, openvino, quantize, quantize_settings, reference, stages)
         finally:
             for child in started.values():
                 child.cancel()

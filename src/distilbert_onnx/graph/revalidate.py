@@ -5,7 +5,9 @@
   still where the manifest says, with the same weights; otherwise it must at least run the probes;
 - the fused graph against model.onnx within the manifest's tolerance;
 - the fp16 graph against model.onnx on CUDA (reported as unvalidated without a GPU);
-- the int8 graph's fidelity on the built-in sample against its recorded target.
+- the int8 graph's fidelity on the built-in sample against its recorded target;
+- the OpenVINO IRs (openvino_checks.py): their .bin checksums too, the fp32 IR against model.onnx,
+  its bf16 figure, the int8 IR's fidelity against its target.
 Every failure is collected; one ValidationError lists them all.
 """
 
@@ -23,6 +25,7 @@ from ..probes import check, make_probes, onnx_runner
 from ..progress import Stages
 from ..tasks import get_task
 from .fidelity import calibration_batches, fidelity, reference_outputs
+from .openvino_checks import openvino_checks
 from .optimize import validate_fp16
 from .settings import QuantizeSettings
 
@@ -50,6 +53,8 @@ def validate_folder(folder: str | Path, calibration_texts: str | Path | None = N
     with stages("check files and checksums"):
         for name, record in manifest["variants"].items():
             attempt(record["file"], lambda record=record: _checksum(folder, record))
+            if "weights" in record:  # an OpenVINO IR's .bin
+                attempt(record["weights"]["file"], lambda record=record: _checksum(folder, record["weights"]))
     if failed:
         raise ValidationError(f"{folder}: {len(failed)} check(s) failed", report=failed)
     fp32 = folder / VARIANTS["fp32"].file
@@ -68,6 +73,9 @@ def validate_folder(folder: str | Path, calibration_texts: str | Path | None = N
     if "quantized" in manifest["variants"]:
         with stages("measure model_quantized.onnx against model.onnx"):
             attempt("model_quantized.onnx", lambda: _int8(folder, manifest, spec, config, reference, calibration_texts))
+    for label, stage, run in openvino_checks(folder, manifest, spec, config, probes, reference, atol, calibration_texts):
+        with stages(stage):
+            attempt(label, run)
     if failed:
         raise ValidationError(f"{folder}: {len(failed)} check(s) failed", report=failed)
     return passed

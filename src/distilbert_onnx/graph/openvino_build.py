@@ -1,0 +1,190 @@
+"""The OpenVINO variants of an exported folder: the fp32 IR, its bf16 fidelity, and the int8 IR.
+
+- openvino_model.xml/.bin: model.onnx converted to OpenVINO IR with its weights kept fp32
+  (Optimum-Intel's file name), validated against PyTorch (during export) or model.onnx on the padded
+  probes, within the fp32 graph's tolerance, run with fp32 inference precision.
+- bf16 is an inference setting, not a file: where this CPU has native bf16 the fp32 IR is run in bf16
+  on the calibration texts and measured against fp32 with the int8 figures and targets; the runtime
+  uses bf16 only where the recorded figures meet the target.
+- openvino_model_int8.xml/.bin: NNCF static int8, accuracy-aware (openvino_int8.py).
+
+Both IRs are written in a temporary folder inside the target and renamed into place only when every
+step passed; then the manifest gains their records. A failure leaves the folder as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ..artifacts import VARIANTS, require_manifest, sha256_file, write_manifest
+from ..config import load_config
+from ..errors import MissingExtraError, OptionError, ValidationError
+from ..probes import Runner, check, compare, make_probes, onnx_runner
+from ..progress import Stages
+from ..tasks import get_task
+from ..versions import package_version
+from .fidelity import calibration_batches, fidelity, reference_outputs
+from .openvino_int8 import JOINED, NNCF_SETTINGS, calibration_texts, import_nncf, int8_meeting_target
+from .openvino_runner import cpu_name, has_native_bf16, import_openvino, openvino_runner
+from .settings import QuantizeSettings
+
+
+def openvino_folder(
+    folder: str | Path,
+    settings: QuantizeSettings | None = None,
+    *,
+    int8: bool = True,
+    reference: Runner | None = None,
+    against: str = "model.onnx",
+    stages: Stages | None = None,
+) -> dict[str, dict]:
+    """Add the OpenVINO variants to an exported folder; returns their new manifest records."""
+    folder = Path(folder)
+    settings = settings or QuantizeSettings()
+    stages = stages or Stages()
+    ov = import_openvino()
+    if int8:
+        import_nncf()  # before any work: a missing NNCF is an error, not a half-made result
+    manifest = require_manifest(folder)
+    spec, config = get_task(manifest["task"]), load_config(folder)
+    texts = settings.texts()
+    if not texts:
+        raise OptionError("the calibration texts are empty: give a file with one text per line")
+    source = folder / VARIANTS["fp32"].file
+    fp32 = onnx_runner(source)
+    probes = make_probes(spec, config.vocab_size, config.pad_token_id)
+    atol = manifest["variants"]["fp32"]["validation"]["atol"]
+    records: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix=".openvino-", dir=folder) as work_dir:
+        work = Path(work_dir)
+        ir = work / VARIANTS["openvino"].file
+        with stages("convert model.onnx to OpenVINO IR (fp32 weights)"):
+            ov.save_model(ov.convert_model(str(source)), str(ir), compress_to_fp16=False)
+        with stages(f"validate {ir.name} (fp32 inference) against {against}"):
+            validation = check(reference or fp32, openvino_runner(ir, "f32"), spec, probes, atol, ir.name, against)
+        with stages(f"run fp32 on {len(texts)} calibration texts; measure the IR in bf16 against it"):
+            batches = calibration_batches(folder, spec, config, texts)
+            expected = reference_outputs(fp32, batches)
+            bf16 = _bf16_record(ir, spec, settings, batches, expected)
+        if bf16["fidelity"] is not None and not bf16["meets_target"]:
+            _say(stages, f"  bf16 misses the target ({settings.describe_target()}): the runtime will run the IR in fp32")
+        records["openvino"] = {"validation": validation, "bf16": bf16}
+        if int8:
+            int8_ir = work / VARIANTS["openvino-int8"].file
+            with stages(f"quantize the IR to int8 with NNCF on {len(texts)} calibration texts, to {settings.describe_target()}"):
+                calibration = calibration_batches(folder, spec, config, calibration_texts(texts))
+                result = int8_meeting_target(ir, spec, settings, batches, expected, calibration)
+                ov.save_model(result.model, str(int8_ir), compress_to_fp16=False)
+            with stages(f"run {int8_ir.name} on the padded probes"):
+                probe_check = _probe_check(fp32, openvino_runner(int8_ir, "f32"), spec, probes, int8_ir.name)
+            records["openvino-int8"] = {
+                "fidelity": result.fidelity,
+                "probe_check": probe_check,
+                "quantization": _quantization(result, settings, len(texts)),
+            }
+        for name in records:
+            _move_ir(work / VARIANTS[name].file, folder)
+    manifest = require_manifest(folder)
+    for name, details in records.items():
+        records[name] = ir_record(folder, name, **details)
+        manifest["variants"][name] = records[name]
+    write_manifest(folder, manifest)
+    return records
+
+
+def export_openvino(folder: Path, wanted: bool | None, int8: bool, settings: QuantizeSettings,
+                    reference: Runner, stages: Stages) -> dict[str, dict]:
+    """The OpenVINO step of `export`: `wanted` None makes the variants the installed extras allow and
+    says which were skipped and why; True requires them; False skips them."""
+    if wanted is False:
+        return {}
+    try:
+        import_openvino()
+    except MissingExtraError as exc:
+        if wanted:
+            raise
+        _say(stages, f"- OpenVINO variants skipped: {exc}")
+        return {}
+    if int8:
+        try:
+            import_nncf()
+        except MissingExtraError as exc:
+            if wanted:
+                raise
+            _say(stages, f"- openvino-int8 skipped: {exc}")
+            int8 = False
+    return openvino_folder(folder, settings, int8=int8, reference=reference, against="PyTorch", stages=stages)
+
+
+def ir_record(folder: Path, name: str, **details) -> dict:
+    """The manifest entry of an IR: the .xml's file, precision and sha256, the .bin's, their joint size."""
+    variant = VARIANTS[name]
+    xml, weights = folder / variant.file, folder / weights_file(variant.file)
+    return {
+        "file": variant.file,
+        "precision": variant.precision,
+        "sha256": sha256_file(xml),
+        "size_bytes": xml.stat().st_size + weights.stat().st_size,
+        "weights": {"file": weights.name, "sha256": sha256_file(weights)},
+        **details,
+    }
+
+
+def weights_file(xml: str) -> str:
+    """The .bin that holds an IR's weights."""
+    return str(Path(xml).with_suffix(".bin"))
+
+
+def _bf16_record(ir: Path, spec, settings: QuantizeSettings, batches, expected) -> dict:
+    if not has_native_bf16():
+        return {"fidelity": None, "reason": f"not measured: the exporting CPU ({cpu_name()}) has no native bf16"}
+    figures = fidelity(expected, openvino_runner(ir, "bf16"), spec, batches)
+    return {
+        "fidelity": figures,
+        "target": {"min_cosine": settings.min_cosine, "min_worst_cosine": settings.min_worst_cosine},
+        "meets_target": settings.meets(figures),
+        "measured_on": cpu_name(),
+    }
+
+
+def _probe_check(reference: Runner, candidate: Runner, spec, probes, what: str) -> dict:
+    """The int8 IR on the padded probes: right shapes and finite values everywhere (its accuracy is
+    judged by the fidelity figures, not a tolerance); the largest differences to fp32 recorded."""
+    figures = compare(reference, candidate, spec, probes, atol=float("inf"))
+    if figures["failures"]:
+        raise ValidationError(f"{what} fails on the padded probes (first: {figures['failures'][0]})",
+                              report=figures["failures"])
+    return {"reference": "model.onnx", "probes": figures["probes"], "max_abs_diff": figures["max_abs_diff"],
+            "passed": True}
+
+
+def _quantization(result, settings: QuantizeSettings, texts: int) -> dict:
+    return {
+        "method": "NNCF post-training static quantization",
+        "source_graph": VARIANTS["openvino"].file,
+        "weights": "int8 symmetric, per output channel",
+        "activations": "int8, per tensor, ranges from the calibration texts",
+        **NNCF_SETTINGS,
+        "inference_precision": "f32 for the ops not in int8",
+        "target": {"min_cosine": settings.min_cosine, "min_worst_cosine": settings.min_worst_cosine},
+        "calibration": {"texts": texts, "source": settings.calibration_source,
+                        "ranges_from": f"the texts and runs of {JOINED} of them joined"},
+        "kept_fp32": result.kept_fp32,
+        "kept_fp32_compute_share": round(result.fp32_share, 4),
+        "search": result.steps,
+        "nncf": package_version("nncf"),
+        "openvino": package_version("openvino"),
+    }
+
+
+def _move_ir(xml: Path, folder: Path) -> None:
+    """Rename an IR into `folder` (same file system: atomic per file), weights first."""
+    os.replace(xml.with_suffix(".bin"), folder / xml.with_suffix(".bin").name)
+    os.replace(xml, folder / xml.name)
+
+
+def _say(stages: Stages, line: str) -> None:
+    if stages.echo:
+        stages.echo(line)

@@ -1,0 +1,89 @@
+"""What `validate DIR` re-checks of the OpenVINO variants (their checksums are checked with the others):
+
+- openvino_model.xml run in fp32 against model.onnx on the padded probes, within the fp32 tolerance;
+- its bf16 figure measured again where this CPU has native bf16: a folder that records bf16 as
+  meeting its target must still meet it (the runtime would run it in bf16);
+- openvino_model_int8.xml on the padded probes, and its fidelity on the calibration texts against
+  its recorded target.
+Without openvino installed each check says so (NOT CHECKED), never passes silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..artifacts import VARIANTS
+from ..errors import MissingExtraError, ValidationError
+from ..probes import check
+from .fidelity import calibration_batches, fidelity, reference_outputs
+from .openvino_runner import has_native_bf16, import_openvino, openvino_runner
+from .settings import QuantizeSettings
+
+Check = tuple[str, str, Callable[[], str]]  # label, stage name, the check (a line, or a ValidationError)
+
+
+def openvino_checks(folder: Path, manifest: dict, spec, config, probes, reference, atol: float,
+                    calibration_texts) -> list[Check]:
+    """The checks for the OpenVINO variants the manifest lists, in order."""
+    names = [name for name in ("openvino", "openvino-int8") if name in manifest["variants"]]
+    if not names:
+        return []
+    try:
+        import_openvino()
+    except MissingExtraError as exc:
+        return [(VARIANTS[name].file, f"check {VARIANTS[name].file}", lambda exc=exc: f"NOT CHECKED: {exc}") for name in names]
+    measured: dict = {}
+
+    def measurements(target: dict):
+        """Calibration batches and fp32's outputs on them, made once for both checks."""
+        settings = QuantizeSettings.from_options(calibration_texts, target["min_cosine"], target["min_worst_cosine"],
+                                                 target=any(value is not None for value in target.values()))
+        if not measured:
+            texts = settings.texts()
+            measured["batches"] = calibration_batches(folder, spec, config, texts)
+            measured["expected"] = reference_outputs(reference, measured["batches"])
+            measured["texts"] = f"{len(texts)} texts ({settings.calibration_source})"
+        return settings, measured["batches"], measured["expected"]
+
+    def fp32_ir() -> str:
+        figures = check(reference, openvino_runner(folder / VARIANTS["openvino"].file, "f32"), spec, probes, atol,
+                        VARIANTS["openvino"].file, "model.onnx")
+        worst = max(figures["max_abs_diff"].values())
+        return f"fp32 inference: max abs diff {worst:.1e} <= {atol:g} against model.onnx on {', '.join(figures['probes'])}"
+
+    def bf16() -> str:
+        record = manifest["variants"]["openvino"].get("bf16") or {"fidelity": None, "reason": "not recorded"}
+        if record["fidelity"] is None:
+            return f"bf16 {record['reason']}"
+        if not has_native_bf16():
+            return "bf16 not measured again: this CPU has no native bf16 (the runtime runs the IR in fp32 here)"
+        settings, batches, expected = measurements(record["target"])
+        figures = fidelity(expected, openvino_runner(folder / VARIANTS["openvino"].file, "bf16"), spec, batches)
+        line = (f"bf16 mean cosine {figures['mean_cosine']:.5f}, worst {figures['min_cosine']:.5f} to fp32 on "
+                f"{measured['texts']}")
+        if record["meets_target"] and not settings.meets(figures):
+            raise ValidationError("bf16", report=[f"{line}: misses the target {settings.describe_target()} it was recorded to meet"])
+        verdict = "meets" if settings.meets(figures) else "misses (recorded as missing: the runtime runs fp32)"
+        return f"{line}; {verdict} the target {settings.describe_target()}"
+
+    def int8_ir() -> str:
+        path = folder / VARIANTS["openvino-int8"].file
+        runner = openvino_runner(path, "f32")
+        check(reference, runner, spec, probes, float("inf"), path.name, "model.onnx")  # shapes, finite values
+        settings, batches, expected = measurements(manifest["variants"]["openvino-int8"]["quantization"]["target"])
+        figures = fidelity(expected, runner, spec, batches)
+        line = (f"runs the padded probes; mean cosine {figures['mean_cosine']:.5f}, worst {figures['min_cosine']:.5f} "
+                f"to fp32 on {measured['texts']}")
+        if not settings.meets(figures):
+            raise ValidationError("int8 fidelity", report=[f"{line}: misses the target {settings.describe_target()}"])
+        return f"{line}; target {settings.describe_target()}"
+
+    checks: list[Check] = []
+    if "openvino" in names:
+        xml = VARIANTS["openvino"].file
+        checks += [(xml, f"validate {xml} against model.onnx", fp32_ir), (f"{xml} in bf16", f"measure {xml} in bf16", bf16)]
+    if "openvino-int8" in names:
+        xml = VARIANTS["openvino-int8"].file
+        checks.append((xml, f"measure {xml} against model.onnx", int8_ir))
+    return checks
