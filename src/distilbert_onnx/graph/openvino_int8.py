@@ -1,22 +1,23 @@
 """Static int8 OpenVINO IR from NNCF post-training quantization, made accuracy-aware.
 
-NNCF quantizes the fp32 IR with its transformer settings (model_type TRANSFORMER, the MIXED preset:
-weights int8 symmetric per output channel, activations int8 asymmetric per tensor with ranges from
-the calibration texts, and runs of JOINED of them joined into one text, so that the ranges cover
-long inputs even when the texts are short; SmoothQuant at NNCF's transformer default; fast bias correction). OpenVINO
-fuses each attention into one ScaledDotProductAttention op, whose query and key inputs NNCF
-quantizes too. Embedding lookups (Gather) stay fp32, as in the onnxruntime int8 graph: NNCF would
-store their tables in int8, which saves file size, not time, and costs fidelity. Those
-settings gave the best fidelity on all-MiniLM-L6-v2 (bench/openvino_fidelity.py, bench/README.md).
-The int8 IR runs its other float ops in fp32 (openvino_runner's `f32`) when it is measured.
+NNCF quantizes the fp32 IR with its transformer settings: model_type TRANSFORMER, the MIXED preset
+(weights int8 symmetric per output channel, activations int8 asymmetric per tensor), SmoothQuant at
+NNCF's transformer default, fast bias correction; these gave the best fidelity on all-MiniLM-L6-v2
+(bench/openvino_fidelity.py, bench/README.md). Activation ranges come from the calibration texts
+and from runs of JOINED of them joined into one text, so that they cover long inputs even when the
+texts are short. OpenVINO fuses each attention into one ScaledDotProductAttention op, whose query
+and key inputs NNCF quantizes too. Embedding lookups (Gather) stay fp32, as in the onnxruntime int8
+graph: NNCF would store their tables in int8, which saves file size, not time, and costs fidelity.
+The int8 IR is measured with its other float ops in fp32 (openvino_runner's `f32`).
 
 Accuracy-aware like the onnxruntime int8 path (search.py), with the same figures and targets: when
 the all-int8 IR misses the target, ops (MatMuls, attentions) are kept in higher precision through
 NNCF's ignored scope, the most sensitive per unit of compute first. Sensitivity is measured on the
-all-int8 IR itself: the fidelity gained when one op alone reads its inputs unquantized (activations are where
-static int8 loses most). The fewest ops that meet the target are then found by doubling then
-bisecting, each count a real NNCF run that ignores them. More than MAX_FP32_SHARE of the compute kept
-in fp32 is not worth int8: a QuantizationError then reports the best reached, and nothing is written.
+all-int8 IR itself: the fidelity gained when one op alone reads its inputs unquantized (activations
+are where static int8 loses most). The fewest ops that meet the target are then found by doubling
+then bisecting, each count a real NNCF run that ignores them. More than MAX_FP32_SHARE of the
+compute kept in fp32 is not worth int8: a QuantizationError then reports the best reached, and
+nothing is written.
 """
 
 from __future__ import annotations
