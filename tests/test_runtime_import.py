@@ -13,7 +13,7 @@ import pytest
 TASKS = ["text-classification", "token-classification", "question-answering", "fill-mask", "multiple-choice",
          "feature-extraction"]
 # What the extras bring; a base install has none of them.
-EXTRAS = ["torch", "transformers", "onnx", "safetensors", "sympy", "huggingface_hub"]
+EXTRAS = ["torch", "transformers", "onnx", "safetensors", "sympy", "huggingface_hub", "pyarrow", "ray"]
 
 BLOCKER = """
 import importlib.abc, sys
@@ -94,3 +94,20 @@ def test_predict_cli_on_a_base_install(exported):
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [sorted(line) for line in lines] == [["label", "score"], ["label", "score"]]
 
+
+
+def test_bulk_on_a_base_install_names_the_extra(exported, tmp_path):
+    """Bulk mode without pyarrow: one line naming the extra to install, nothing written."""
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "I love Paris."}\n', encoding="utf-8")
+    code = textwrap.dedent(BLOCKER.format(blocked=EXTRAS)) + textwrap.dedent(
+        """
+        import sys
+        from distilbert_onnx.cli import main
+        main(["predict", sys.argv[1], "--input", sys.argv[2], "--output", sys.argv[3]])
+        """
+    )
+    done = run_python(code, str(exported["text-classification"]), str(source), str(tmp_path / "out.parquet"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "Error: this needs pyarrow: pip install 'distilbert-onnx[files]'" in done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.jsonl"]

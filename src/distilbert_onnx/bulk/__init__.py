@@ -8,6 +8,7 @@ imports neither.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from ..errors import MissingExtraError
@@ -57,7 +58,8 @@ def predict_file(folder, input, output, *, columns: dict | None = None, id_colum
                                       load_options=load_options, workers=workers,
                                       threads_per_worker=threads_per_worker)
     types = engine_module.formats.open_table(job.input, column_map.needed, ()).types  # the input's, as locally
-    return engine_module.write_parts(job, chunks, 0, types, progress=progress)
+    with contextlib.closing(chunks):  # stops the Ray execution when the job stops early
+        return engine_module.write_parts(job, chunks, 0, types, progress=progress)
 
 
 def predict_dataset(ds, folder, **options):

@@ -28,9 +28,11 @@ DEFAULT_CHUNK_ROWS = 512
 
 
 def connect(address: str | None, cpus: int) -> None:
-    """Join the cluster at `address`, or start a local one with `cpus` CPUs; quiet either way."""
+    """Join the cluster at `address`, or start a local one with the actors' `cpus` and one more: Ray
+    Data lists input files in a task that takes a whole CPU and cannot be told otherwise, so a
+    cluster whose every CPU is held by the actors never starts reading. Quiet either way."""
     if not ray.is_initialized():
-        ray.init(address=address, num_cpus=None if address else cpus, include_dashboard=False,
+        ray.init(address=address, num_cpus=None if address else cpus + 1, include_dashboard=False,
                  logging_level=logging.WARNING, log_to_driver=False)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
@@ -104,8 +106,9 @@ def _with_results(table: pa.Table, columns: ColumnMap, outcomes: list, on_error:
 def score_dataset(ds: "ray.data.Dataset", folder, columns: ColumnMap, *, options: dict, batch_size: int,
                   load_options: dict, workers: int, threads_per_worker: int, mode: str, lines: bool = False,
                   chunk_rows: int = DEFAULT_CHUNK_ROWS) -> "ray.data.Dataset":
-    """`ds` through a pool of `workers` Scorer actors of `threads_per_worker` CPUs each."""
-    return ds.map_batches(
+    """`ds` through a pool of `workers` Scorer actors of `threads_per_worker` CPUs each, in blocks of
+    `chunk_rows` rows (a file read as one block would otherwise keep all but one actor idle)."""
+    return ds.repartition(target_num_rows_per_block=chunk_rows).map_batches(
         Scorer,
         fn_constructor_kwargs={"folder": str(folder), "load_options": {**load_options, "threads": threads_per_worker},
                                "columns": columns, "options": options, "batch_size": batch_size, "mode": mode,
@@ -121,15 +124,14 @@ def read_input(path, kind: str, columns: ColumnMap) -> "ray.data.Dataset":
     """The input table as a Ray Dataset; its read tasks take no CPU from the actors' share."""
     import pyarrow.csv as pa_csv
 
-    reads = {"num_cpus": 0}
     if kind == "parquet":
-        return ray.data.read_parquet(str(path), columns=list(columns.needed), ray_remote_args=reads)
+        return ray.data.read_parquet(str(path), num_cpus=0).select_columns(list(columns.needed))
     if kind == "csv":
         convert = pa_csv.ConvertOptions(include_columns=list(columns.needed),
                                         column_types={name: pa.string() for name in columns.fields.values()},
                                         strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True)
-        return ray.data.read_csv(str(path), convert_options=convert, ray_remote_args=reads)
-    return ray.data.read_text(str(path), ray_remote_args=reads)
+        return ray.data.read_csv(str(path), convert_options=convert, num_cpus=0)
+    return ray.data.read_text(str(path), num_cpus=0)
 
 
 def scored_chunks(job, *, folder, options: dict, batch_size: int, load_options: dict, workers: int,
