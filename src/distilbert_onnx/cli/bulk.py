@@ -44,8 +44,8 @@ def check_unused(options: dict) -> None:
     """Bulk options given without --output: a usage error."""
     given = [name for name in BULK_NAMES if options.get(name) not in (None, _DEFAULTS.get(name))]
     if given:
-        flags = ", ".join("--" + name.replace("_", "-").replace("errors-file", "errors").replace("output-format", "format")
-                          for name in given)
+        renamed = {"errors_file": "errors", "output_format": "format"}
+        flags = ", ".join("--" + renamed.get(name, name).replace("_", "-") for name in given)
         raise click.UsageError(f"{flags} go with --output (bulk mode)")
 
 
