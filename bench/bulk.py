@@ -169,12 +169,44 @@ def resume(count: int) -> list[list]:
              same_labels, f"{worst:.1e}"]]
 
 
+DRIVER = """
+import json, sys, time
+from pathlib import Path
+from distilbert_onnx.bulk import local
+from distilbert_onnx.bulk.columns import ColumnMap
+from distilbert_onnx.bulk.ray_engine import decode
+from distilbert_onnx.tasks import get_task
+count, target = int(sys.argv[1]), Path(sys.argv[2])
+columns = ColumnMap.for_task(get_task("text-classification"), {}, id_column="id")
+source = target.with_name("driver-in.jsonl")
+source.write_text("".join(json.dumps({"id": i, "text": "x"}) + "\\n" for i in range(count)))
+job = local.plan_job(source, target, columns, options={}, model={})
+local.parts.start(job.output, resume=False, force=True)
+encoded = [json.dumps({"result": {"label": "POSITIVE", "score": 0.987654321}})] * 512
+def chunks():
+    for start in range(0, count, 512):
+        yield {"id": list(range(start, start + 512))}, [decode(text) for text in encoded]
+began = time.perf_counter()
+local.write_parts(job, chunks(), 0, {})
+print("RATE", count / (time.perf_counter() - began))
+"""
+
+
+def driver(count: int) -> list[list]:
+    """The Ray driver's own work per row (decode the actors' outcomes, write parts, concatenate),
+    with no model: the ceiling on a cluster's rows/s for a label-and-score task."""
+    target = RESULTS / "driver.parquet"
+    target.unlink(missing_ok=True)
+    result = timed([sys.executable, "-c", DRIVER, str(count), str(target)])
+    return [[f"{count:,}", result["rows_per_s"], result["peak_mb"]]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=4000)
     parser.add_argument("--flat-rows", default="20000,200000")
     parser.add_argument("--resume-rows", type=int, default=20000)
-    parser.add_argument("--only", choices=["throughput", "memory", "resume"])
+    parser.add_argument("--only", choices=["throughput", "memory", "resume", "driver"])
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     print(common.machine(), f"load {os.getloadavg()[0]:.1f}")
@@ -190,6 +222,9 @@ def main() -> None:
         print(common.table("killed half-way, then --resume (small classifier, fp32, parts of 1,000 rows)",
                            ["rows", "parts when killed", "resumed run", "output rows", "ids in order",
                             "labels = unbroken", "max score diff"], resume(args.resume_rows)))
+    if args.only in (None, "driver"):
+        print(common.table("the Ray driver's ceiling: outcomes decoded and written, no model",
+                           ["rows", "rows/s", "peak MB"], driver(200_000)))
     print(f"load {os.getloadavg()[0]:.1f} at the end")
 
 
