@@ -323,3 +323,22 @@ def test_resume_refuses_a_changed_job(runner, fp32, tmp_path):
     (staging / "job.json").write_text(json.dumps({"input": "elsewhere"}))
     result = bulk(runner, folder, source, tmp_path / "out.jsonl", "--resume")
     assert result.exit_code == 1 and "was started with other settings" in result.stderr
+
+
+def test_parts_whose_lists_were_all_empty_join_the_typed_ones(tmp_path):
+    """A part where a list column only held empty lists has no element type yet; the output still
+    has one schema, and a chunk waits in its part until its types are known."""
+    from distilbert_onnx.bulk import formats
+
+    early = formats.ParquetPart(tmp_path / "a.parquet", {})
+    early.write({"id": [1, 2], "result": [[], []]})
+    early.close()
+    late = formats.ParquetPart(tmp_path / "b.parquet", formats.settled_types(pq.read_schema(tmp_path / "a.parquet")))
+    late.write({"id": [3], "result": [[]]})
+    late.write({"id": [4], "result": [[{"word": "Paris", "score": 0.5}]]})
+    late.close()
+    assert pq.ParquetFile(tmp_path / "b.parquet").metadata.num_row_groups == 2
+    formats.concatenate([tmp_path / "a.parquet", tmp_path / "b.parquet"], tmp_path / "out.parquet", "parquet")
+    assert pq.read_table(tmp_path / "out.parquet").to_pylist() == [
+        {"id": 1, "result": []}, {"id": 2, "result": []}, {"id": 3, "result": []},
+        {"id": 4, "result": [{"word": "Paris", "score": 0.5}]}]
