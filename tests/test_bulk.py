@@ -249,7 +249,7 @@ def test_the_pipelines_own_checks_cost_one_row_not_a_batch(runner, fp32, tmp_pat
 @pytest.mark.parametrize("arguments, message", [
     (["--text-column", "body"], "in.parquet has no column 'body' (its columns: id, text"),
     (["--question-column", "q"], "--question-column: text-classification reads text, text_pair only"),
-    (["--keep-columns", "label"], "the input column 'label' and a result column have the same name"),
+    (["--keep-columns", "label"], "the output would have two columns named 'label', a kept input column and a result"),
     (["--errors", "bad.jsonl"], "--errors goes with --on-error skip"),
     (["--top-k", "0"], "top_k must be a positive integer"),
 ])

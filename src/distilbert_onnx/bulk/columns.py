@@ -104,8 +104,8 @@ class ColumnMap:
             columns = {self.result_column: plain(result)}
         clash = set(columns) & set(self.carried)
         if clash:
-            raise OptionError(f"the input column {sorted(clash)[0]!r} and a result column have the same name: "
-                              "keep it under --id-column/--keep-columns only if it is not a result column")
+            raise OptionError(f"the output would have two columns named {sorted(clash)[0]!r}, a kept input column and "
+                              "a result: keep other columns (or, for a result in one column, set --result-column)")
         return columns
 
 
