@@ -103,3 +103,12 @@ def load(folder: str | Path, device: str = "cpu", variant: str = "auto", **optio
     from .runtime.pipelines import load_pipeline
 
     return load_pipeline(folder, device=device, variant=variant, **options)
+
+
+def __getattr__(name: str):
+    """`dox.bulk` on first use: bulk inference needs pyarrow (and ray), which the base import never loads."""
+    if name == "bulk":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.bulk")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

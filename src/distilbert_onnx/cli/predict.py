@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from ..tasks import TaskSpec
-from .app import main, progress
+from . import bulk
+from .app import main, progress, with_options
 
 # CLI option -> pipeline option; only the options given are passed, and the pipeline refuses those
 # its task does not take.
@@ -22,7 +23,7 @@ PREDICT_OPTIONS = (
 @main.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.argument("texts", nargs=-1)
-@click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False), help=".txt (one text per line) or .jsonl (one JSON object per line with the task's fields).")
+@click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False), help=".txt (one text per line) or .jsonl (one JSON object per line with the task's fields); with --output a .parquet, .csv or .jsonl table.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.option("--variant", type=click.Choice(["auto", "fp32", "optimized", "quantized", "fp16"]), default="auto", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
@@ -42,16 +43,24 @@ PREDICT_OPTIONS = (
 @click.option("--targets", help="fill-mask: comma-separated words to score.")
 @click.option("--pooling", type=click.Choice(["mean", "cls"]), help="feature-extraction: sentence vectors.")
 @click.option("--normalize", is_flag=True, default=None, help="feature-extraction: unit-length vectors.")
+@with_options(bulk.BULK_OPTIONS)
 def predict(folder, texts, input_file, device, variant, batch_size, threads, question, choices, **options):
-    """Run FOLDER's model on TEXTs or an --input file; one JSON line per input, in input order."""
+    """Run FOLDER's model on TEXTs or an --input file; one JSON line per input, in input order.
+
+    With --output: score the --input table into a Parquet / JSON Lines file or a folder of parts."""
     from .. import load
 
-    if bool(texts) == bool(input_file):
-        raise click.UsageError("give either TEXT arguments or --input FILE")
     given = {name: value for name, value in options.items() if value is not None and name in PREDICT_OPTIONS}
     for name in ("ignore_labels", "targets"):
         if name in given:
             given[name] = [part.strip() for part in given[name].split(",") if part.strip()]
+    if options["output"]:
+        if texts or question or choices:
+            raise click.UsageError("--output scores an --input table: TEXT arguments, --question and --choice do not apply")
+        return bulk.run(folder, input_file, device, variant, batch_size, threads, given, options)
+    bulk.check_unused(options)
+    if bool(texts) == bool(input_file):
+        raise click.UsageError("give either TEXT arguments or --input FILE")
     pipe = load(folder, device=device, variant=variant, threads=threads)
     progress(f"{pipe.task} on {pipe.device} with the {pipe.variant} graph")
     if input_file:

@@ -1,0 +1,251 @@
+"""Read Parquet, CSV and JSON Lines tables in chunks, and write Parquet or JSON Lines parts.
+
+Readers stream: Parquet by record batches (pyarrow.parquet.ParquetFile.iter_batches), CSV with
+pyarrow's streaming reader (pyarrow.csv.open_csv), JSON Lines a line at a time (pyarrow's JSON reader
+reads whole files, and one malformed line would sink it). A chunk is {column: list of values}.
+In CSV the text columns are read as text whatever they look like, and an empty cell is missing.
+A JSON Lines line that is not an object becomes a row whose values are all missing, with the reason.
+
+Writers take chunks as they come; a Parquet writer fixes its schema from the first chunk whose
+columns all have a type (a column of only nulls or empty lists has none yet).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from ..errors import OptionError
+
+INPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+OUTPUT_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl"}
+CHUNK_ROWS = 1024
+# Where a JSON Lines line that cannot be read says why, in its chunk.
+UNREADABLE = "__unreadable__"
+
+
+def input_format(path: Path) -> str:
+    kind = INPUT_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise OptionError(f"cannot tell the format of {path.name}: name the input .parquet, .csv or .jsonl")
+    return kind
+
+
+@dataclass
+class Table:
+    """An input table being read: its columns, their Arrow types where the format has them, its row
+    count where it is cheap to know, and its chunks."""
+
+    columns: list[str]
+    types: dict[str, pa.DataType]
+    rows: int | None
+    chunks: Iterator[dict[str, list]]
+
+
+def open_table(path: Path, needed: tuple[str, ...], text_columns: tuple[str, ...], skip: int = 0,
+               chunk_rows: int = CHUNK_ROWS) -> Table:
+    """`path` opened for reading the `needed` columns from row `skip` on (0-based)."""
+    kind = input_format(path)
+    if kind == "parquet":
+        return _parquet(path, needed, skip, chunk_rows)
+    if kind == "csv":
+        return _csv(path, needed, text_columns, skip, chunk_rows)
+    return _jsonl(path, needed, skip, chunk_rows)
+
+
+def _parquet(path: Path, needed, skip: int, chunk_rows: int) -> Table:
+    file = pq.ParquetFile(path)
+    schema = file.schema_arrow
+    columns = list(schema.names)
+    metadata = file.metadata
+    first_group, before = 0, 0
+    while first_group < metadata.num_row_groups and before + metadata.row_group(first_group).num_rows <= skip:
+        before += metadata.row_group(first_group).num_rows
+        first_group += 1
+
+    def chunks():
+        wanted = [name for name in needed if name in columns]
+        groups = list(range(first_group, metadata.num_row_groups))
+        if not groups:
+            return
+        batches = file.iter_batches(batch_size=chunk_rows, row_groups=groups, columns=wanted)
+        yield from _skip_rows(({name: batch.column(name).to_pylist() for name in wanted} for batch in batches),
+                              skip - before)
+
+    types = {name: schema.field(name).type for name in columns}
+    return Table(columns, types, metadata.num_rows, chunks())
+
+
+def _csv(path: Path, needed, text_columns, skip: int, chunk_rows: int) -> Table:
+    header = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 16)).schema.names
+    convert = pa_csv.ConvertOptions(
+        include_columns=[name for name in needed if name in header],
+        column_types={name: pa.string() for name in text_columns if name in header},
+        strings_can_be_null=True,
+        null_values=[""],
+        quoted_strings_can_be_null=True,
+    )
+    reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 20), convert_options=convert)
+    types = {field.name: field.type for field in reader.schema}
+
+    def chunks():
+        for batch in reader:
+            columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
+            yield from _slices(columns, chunk_rows)
+
+    return Table(header, types, None, _skip_rows(chunks(), skip))
+
+
+def _jsonl(path: Path, needed, skip: int, chunk_rows: int) -> Table:
+    def records():
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield {UNREADABLE: f"line {number} is not JSON ({exc.msg})"}
+                    continue
+                yield record if isinstance(record, dict) else {UNREADABLE: f"line {number} is not a JSON object"}
+
+    def chunks():
+        batch = []
+        for record in records():
+            batch.append(record)
+            if len(batch) == chunk_rows:
+                yield _columns_of(batch, needed)
+                batch = []
+        if batch:
+            yield _columns_of(batch, needed)
+
+    with open(path, encoding="utf-8") as handle:
+        first = next((line for line in handle if line.strip()), "{}")
+    try:
+        columns = list(json.loads(first))
+    except (json.JSONDecodeError, TypeError):
+        columns = []
+    # JSON Lines has no header: a record without a needed column is a bad row, not a bad file.
+    columns += [name for name in needed if name not in columns]
+    return Table(columns, {}, None, _skip_rows(chunks(), skip))
+
+
+def _columns_of(records: list[dict], needed) -> dict[str, list]:
+    columns = {name: [record.get(name) for record in records] for name in needed}
+    columns[UNREADABLE] = [record.get(UNREADABLE) for record in records]
+    return columns
+
+
+def _slices(columns: dict[str, list], size: int) -> Iterator[dict[str, list]]:
+    count = len(next(iter(columns.values()))) if columns else 0
+    for start in range(0, count, size):
+        yield {name: values[start : start + size] for name, values in columns.items()}
+
+
+def _skip_rows(chunks: Iterator[dict[str, list]], skip: int) -> Iterator[dict[str, list]]:
+    for chunk in chunks:
+        count = len(next(iter(chunk.values()))) if chunk else 0
+        if skip >= count:
+            skip -= count
+            continue
+        yield {name: values[skip:] for name, values in chunk.items()} if skip else chunk
+        skip = 0
+
+
+def row_count(chunk: dict[str, list]) -> int:
+    return len(next(iter(chunk.values()))) if chunk else 0
+
+
+# --- writers ------------------------------------------------------------------------------------
+
+
+class ParquetPart:
+    """One Parquet file written chunk by chunk; chunks wait until every column has a type."""
+
+    def __init__(self, path: Path, types: dict[str, pa.DataType]):
+        self.path = path
+        self.types = dict(types)  # column -> type, from the input or settled by earlier parts
+        self.waiting: list[pa.Table] = []
+        self.writer: pq.ParquetWriter | None = None
+
+    def write(self, chunk: dict[str, list]) -> None:
+        table = pa.table({name: pa.array(values, type=self.types.get(name)) for name, values in chunk.items()})
+        for field in table.schema:
+            if not _has_null_type(field.type):
+                self.types.setdefault(field.name, field.type)
+        self.waiting.append(table)
+        if all(name in self.types for name in table.schema.names):
+            self._flush(pa.schema([(name, self.types[name]) for name in table.schema.names]))
+
+    def _flush(self, schema: pa.Schema) -> None:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, schema)
+        for table in self.waiting:
+            self.writer.write_table(table.cast(schema))
+        self.waiting = []
+
+    def close(self) -> None:
+        if self.waiting:
+            self._flush(self.waiting[0].schema if self.writer is None else self.writer.schema)
+        if self.writer is None:  # no rows: an empty file still marks the part as done
+            self.writer = pq.ParquetWriter(self.path, pa.schema([]))
+        self.writer.close()
+
+
+class JsonlPart:
+    """One JSON Lines file, a line per row."""
+
+    def __init__(self, path: Path, types=None):
+        self.path = path
+        self.handle = open(path, "w", encoding="utf-8")
+
+    def write(self, chunk: dict[str, list]) -> None:
+        names = list(chunk)
+        lines = (json.dumps(dict(zip(names, row)), ensure_ascii=False, default=str) + "\n"
+                 for row in zip(*chunk.values()))
+        self.handle.writelines(lines)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+WRITERS = {"parquet": ParquetPart, "jsonl": JsonlPart}
+
+
+def _has_null_type(kind: pa.DataType) -> bool:
+    if pa.types.is_null(kind):
+        return True
+    return any(_has_null_type(kind.field(i).type) for i in range(kind.num_fields))
+
+
+def part_schema(path: Path) -> pa.Schema:
+    return pq.read_schema(path)
+
+
+def settled_types(schema: pa.Schema) -> dict[str, pa.DataType]:
+    """The column types of a written part that later parts must keep."""
+    return {field.name: field.type for field in schema if not _has_null_type(field.type)}
+
+
+def concatenate(parts: list[Path], target: Path, kind: str) -> None:
+    """The parts, in order, as one file at `target` (Parquet: under one schema, row group by row group)."""
+    if kind == "jsonl":
+        with open(target, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as handle:
+                    while block := handle.read(1 << 20):
+                        out.write(block)
+        return
+    schemas = [pq.read_schema(part) for part in parts]
+    schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
+    with pq.ParquetWriter(target, schema) as writer:
+        for part in parts:
+            file = pq.ParquetFile(part)
+            for group in range(file.metadata.num_row_groups):
+                writer.write_table(file.read_row_group(group).cast(schema))

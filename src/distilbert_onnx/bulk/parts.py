@@ -1,0 +1,139 @@
+"""Where a bulk job's output is built: numbered parts in a folder beside the target, so an
+interrupted job resumes from its last complete part and the target only appears when all is done.
+
+An output named *.parquet or *.jsonl is one file; any other name is a folder of parts
+(part-00000.parquet, ...). Either way the job writes into `.NAME.partial` beside it: part k holds the
+results of input rows [k * part_rows, (k + 1) * part_rows), written as `part-k.EXT.tmp` and renamed
+once complete (its bad rows, with --on-error skip, in `errors-k.jsonl`, written first), and
+`job.json` records what the job is, so that --resume refuses to continue a different one. At the
+end the parts become the target (concatenated into one file, or the folder renamed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..artifacts import staged_file
+from ..errors import ArtifactError, OptionError
+from . import formats
+
+JOB_FILE = "job.json"
+
+
+@dataclass
+class Output:
+    """A job's target and the folder its parts are built in."""
+
+    target: Path
+    kind: str  # parquet | jsonl
+    single_file: bool
+    settings: dict
+    part_rows: int
+
+    @property
+    def staging(self) -> Path:
+        return self.target.parent / f".{self.target.name}.partial"
+
+    @property
+    def extension(self) -> str:
+        return "." + self.kind
+
+    def part(self, index: int) -> Path:
+        return self.staging / f"part-{index:05d}{self.extension}"
+
+    def errors(self, index: int) -> Path:
+        return self.staging / f"errors-{index:05d}.jsonl"
+
+    def complete_parts(self) -> list[Path]:
+        return sorted(self.staging.glob(f"part-*{self.extension}"))
+
+
+def plan_output(target: str | Path, folder_format: str | None, settings: dict, part_rows: int) -> Output:
+    """The Output for `target`: a file when it ends in .parquet / .jsonl, else a folder of parts in
+    `folder_format` (default parquet)."""
+    target = Path(target).absolute()
+    kind = formats.OUTPUT_FORMATS.get(target.suffix.lower())
+    if kind:
+        if folder_format and folder_format != kind:
+            raise OptionError(f"--format {folder_format} does not match the output's name {target.name}")
+        return Output(target, kind, True, settings, part_rows)
+    if target.suffix.lower() in formats.INPUT_FORMATS:
+        raise OptionError(f"cannot write {target.name}: name the output .parquet or .jsonl, or a folder for parts")
+    return Output(target, folder_format or "parquet", False, settings, part_rows)
+
+
+def start(output: Output, resume: bool, force: bool) -> int:
+    """Make the staging folder ready; the number of parts already complete (resume) or 0."""
+    if output.target.exists() and not force:
+        raise ArtifactError(f"{output.target} exists: pass --force to replace it, or choose another output")
+    if output.target.exists() and output.single_file == output.target.is_dir():
+        raise ArtifactError(f"{output.target} exists and is a {'folder' if output.target.is_dir() else 'file'}: "
+                            "choose another output")
+    staging = output.staging
+    if staging.exists():
+        if not resume:
+            raise ArtifactError(f"an interrupted job left its parts in {staging}: pass --resume to continue it, "
+                                "or remove that folder to start again")
+        recorded = _read_job(staging)
+        if recorded != _normalized(output.settings):
+            changed = sorted(key for key in set(recorded) | set(output.settings)
+                             if recorded.get(key) != _normalized(output.settings).get(key))
+            raise OptionError(f"the interrupted job in {staging} was started with other settings "
+                              f"({', '.join(changed)} differ): run it with the same ones, or remove that folder")
+        for leftover in staging.glob("*.tmp"):
+            leftover.unlink()
+        return len(output.complete_parts())
+    staging.mkdir(parents=True)
+    (staging / JOB_FILE).write_text(json.dumps(output.settings, indent=2, default=str) + "\n", encoding="utf-8")
+    return 0
+
+
+def _normalized(settings: dict) -> dict:
+    return json.loads(json.dumps(settings, default=str))
+
+
+def _read_job(staging: Path) -> dict:
+    try:
+        return json.loads((staging / JOB_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        raise ArtifactError(f"{staging} is not a job's parts folder (no readable {JOB_FILE}): remove it") from None
+
+
+def settled_types(output: Output) -> dict:
+    """Column types fixed by the parts already written (Parquet), for the parts to come."""
+    if output.kind != "parquet":
+        return {}
+    types: dict = {}
+    for part in output.complete_parts():
+        types.update(formats.settled_types(formats.part_schema(part)))
+    return types
+
+
+def finish(output: Output, errors_file: Path | None) -> None:
+    """Turn the complete parts into the target, write the errors file, remove the staging folder."""
+    staging = output.staging
+    if errors_file is not None:
+        with staged_file(errors_file.absolute()) as tmp:
+            formats.concatenate(sorted(staging.glob("errors-*.jsonl")), tmp, "jsonl")
+    if output.single_file:
+        with staged_file(output.target) as tmp:
+            formats.concatenate(output.complete_parts(), tmp, output.kind)
+        shutil.rmtree(staging)
+        return
+    for path in [staging / JOB_FILE, *staging.glob("errors-*.jsonl")]:
+        path.unlink()
+    if output.target.exists():
+        retired = staging.with_suffix(".old")
+        os.replace(output.target, retired)
+        os.replace(staging, output.target)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, output.target)
+
+
+def discard(output: Output) -> None:
+    shutil.rmtree(output.staging, ignore_errors=True)
