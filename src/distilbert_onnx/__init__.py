@@ -17,16 +17,18 @@ from .versions import package_version
 
 __version__ = package_version("distilbert-onnx") or "0+unknown"
 
-__all__ = ["export", "optimize", "quantize", "load", "serve", "__version__"]
+__all__ = ["export", "optimize", "quantize", "load", "serve", "bulk", "__version__"]
+# Front ends whose extras the base import never loads: dox.serve (the [serve] extra) and dox.bulk
+# ([files] / [ray]) are imported on first use.
+LAZY_MODULES = {"serve": "serving", "bulk": "bulk"}
 
 
 def __getattr__(name: str):
-    """`dox.serve` (the HTTP server's app, the [serve] extra) is imported on first use only."""
-    if name == "serve":
-        from . import serving
+    if name in LAZY_MODULES:
+        import importlib
 
-        return serving
-    raise AttributeError(f"module 'distilbert_onnx' has no attribute {name!r}")
+        return importlib.import_module(f"{__name__}.{LAZY_MODULES[name]}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def export(
@@ -103,12 +105,3 @@ def load(folder: str | Path, device: str = "cpu", variant: str = "auto", **optio
     from .runtime.pipelines import load_pipeline
 
     return load_pipeline(folder, device=device, variant=variant, **options)
-
-
-def __getattr__(name: str):
-    """`dox.bulk` on first use: bulk inference needs pyarrow (and ray), which the base import never loads."""
-    if name == "bulk":
-        import importlib
-
-        return importlib.import_module(f"{__name__}.bulk")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
