@@ -225,3 +225,12 @@ def test_fp32_results_do_not_depend_on_the_batch(exported):
 def test_bad_limits_are_refused_when_the_app_is_built(pipe, limits, message):
     with pytest.raises(ValueError, match=message):
         dox.serve.app(pipe, **limits)
+
+
+def test_min_fill_keeps_rows_of_very_different_lengths_apart():
+    from distilbert_onnx.runtime.batching import plan_batches
+
+    lengths = [100, 20, 95, 18, 17]
+    assert plan_batches(lengths, 32, 10_000) == [[0, 2, 1, 3, 4]]
+    assert plan_batches(lengths, 32, 10_000, min_fill=0.8) == [[0, 2], [1, 3, 4]]
+    assert plan_batches(lengths, 2, 10_000, min_fill=0.8) == [[0, 2], [1, 3], [4]]

@@ -58,7 +58,8 @@ class ModelService:
             self.batcher.close()
 
     def _run_rows(self, rows: list) -> list:
-        return self.pipe.run_rows(rows, batch_size=DEFAULT_BATCH_SIZE, max_tokens=self.limits.max_batch_tokens)
+        return self.pipe.run_rows(rows, batch_size=DEFAULT_BATCH_SIZE, max_tokens=self.limits.max_batch_tokens,
+                                  min_fill=self.limits.min_batch_fill)
 
     def routes(self) -> list[Route]:
         routes = [Route("/predict", self.predict, methods=["POST"]), Route("/info", self.info, methods=["GET"])]
