@@ -165,7 +165,7 @@ def main() -> None:
     print("FastAPI + Optimum pipeline per request", flush=True)
     optimum = measure_server(lambda: start_optimum(optimum_model.parent), [1, 64], texts)
     compared = {}
-    for options in args.compare or ["--max-batch-tokens 4096", "--max-wait-ms 0", "--max-wait-ms 20"]:
+    for options in args.compare or ["--min-batch-fill 0", "--min-batch-fill 0.5", "--max-batch-tokens 4096", "--max-wait-ms 0"]:
         print(f"serve {options}", flush=True)
         compared[f"serve {options}"] = measure_server(lambda: start_ours(ours, *options.split()), [64], texts)
 

@@ -225,3 +225,42 @@ def test_fp32_results_do_not_depend_on_the_batch(exported):
 def test_bad_limits_are_refused_when_the_app_is_built(pipe, limits, message):
     with pytest.raises(ValueError, match=message):
         dox.serve.app(pipe, **limits)
+
+
+def test_min_fill_keeps_rows_of_very_different_lengths_apart():
+    from distilbert_onnx.runtime.batching import plan_batches
+
+    lengths = [100, 20, 95, 18, 17]
+    assert plan_batches(lengths, 32, 10_000) == [[0, 2, 1, 3, 4]]
+    assert plan_batches(lengths, 32, 10_000, min_fill=0.8) == [[0, 2], [1, 3, 4]]
+    assert plan_batches(lengths, 2, 10_000, min_fill=0.8) == [[0, 2], [1, 3], [4]]
+
+
+def test_each_model_call_answers_its_requests_before_the_next_one_runs(pipe):
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        held = threading.Event()
+        answered_before_b = []
+        _, (first, a, b) = tickets_for(pipe, loop, [[TEXTS[0]], [TEXTS[1]], [TEXTS[2]]])
+
+        def run_rows(rows):
+            if rows[0] is first.rows[0]:
+                held.wait(10)  # the batch of a and b queues up meanwhile
+            elif rows[0] is b.rows[0]:  # b's call waits for a's answer: it comes only if a was delivered already
+                deadline = time.monotonic() + 10
+                while not a.future.done() and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                answered_before_b.append(a.future.done())
+            return pipe.run_rows(rows)
+
+        batcher = Batcher(run_rows, 10_000, 0, 100, plan=lambda lengths: [[i] for i in range(len(lengths))])
+        batcher.submit(first)
+        await taken(batcher)
+        batcher.submit(a)
+        batcher.submit(b)
+        held.set()
+        await asyncio.gather(first.future, b.future)
+        batcher.close()
+        return answered_before_b
+
+    assert asyncio.run(scenario()) == [True]

@@ -19,6 +19,8 @@ DEFAULTS = Limits()
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads per model [default: all cores].")
 @click.option("--max-batch-tokens", type=click.IntRange(min=1), default=DEFAULTS.max_batch_tokens, show_default=True,
               help="Tokens in one batch (padded tokens in one model call); 1 turns batching off.")
+@click.option("--min-batch-fill", type=click.FloatRange(0, 1), default=DEFAULTS.min_batch_fill, show_default=True,
+              help="Share of real tokens (not padding) each model call keeps at least; 0 batches rows of any length together.")
 @click.option("--max-wait-ms", type=click.FloatRange(min=0), default=DEFAULTS.max_wait_ms, show_default=True,
               help="Longest wait for a batch to fill.")
 @click.option("--max-inputs", type=click.IntRange(min=1), default=DEFAULTS.max_inputs, show_default=True,

@@ -28,20 +28,28 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int = DEFAULT_MAX_TOKENS) -> list[list[int]]:
+def plan_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens: int = DEFAULT_MAX_TOKENS, min_fill: float = 0.0
+) -> list[list[int]]:
     """Indices grouped into batches of similar length, longest first.
 
     A batch holds at most `batch_size` rows and, unless a single row is longer, at most `max_tokens`
-    padded tokens.
+    padded tokens. With `min_fill`, a row that would leave the batch's real tokens below that share
+    of its padded tokens starts a new batch (padding costs more than batching saves on a CPU).
     """
     order = sorted(range(len(lengths)), key=lambda index: lengths[index], reverse=True)
     batches: list[list[int]] = []
+    real = 0
     for index in order:
         current = batches[-1] if batches else None
-        if current and len(current) < batch_size and lengths[current[0]] * (len(current) + 1) <= max_tokens:
+        length = lengths[index]
+        padded = lengths[current[0]] * (len(current) + 1) if current else 0
+        if current and len(current) < batch_size and padded <= max_tokens and real + length >= min_fill * padded:
             current.append(index)
+            real += length
         else:
             batches.append([index])
+            real = length
     return batches
 
 
@@ -51,10 +59,11 @@ def map_batches(
     run_batch: Callable[[list[T]], list[R]],
     batch_size: int,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    min_fill: float = 0.0,
 ) -> list[R]:
     """run_batch over length-bucketed batches of `units`; results in the order of `units`."""
     results: list[R | None] = [None] * len(units)
-    for batch in plan_batches(lengths, batch_size, max_tokens):
+    for batch in plan_batches(lengths, batch_size, max_tokens, min_fill):
         for index, result in zip(batch, run_batch([units[i] for i in batch])):
             results[index] = result
     return results  # type: ignore[return-value]

@@ -1,10 +1,11 @@
-"""Dynamic batching: rows of many requests merged into model batches on one worker thread.
+"""Dynamic batching: rows of many requests merged into model calls on one worker thread.
 
 A request is prepared (checked and tokenized) before it gets here; its rows enter a queue bounded
 in rows (`max_queue`). One worker thread per model takes rows first in, first out, up to
-`max_batch_tokens` tokens, and runs them through `run_rows`, which sorts them by length into model
-calls of at most that many padded tokens. Each request gets its own outputs back, in its own order,
-as soon as its last row has run; a request of many rows may be split over several batches.
+`max_batch_tokens` tokens; `plan` groups them by length into model calls (the shortest first), and
+each call's outputs go to their requests as soon as it has run, so answered clients come back while
+the rest of the batch runs. A request is answered when its last row has run; a request of many rows
+may be split over several batches. Each request gets its own outputs, in its own order.
 
 The worker waits at most `max_wait_ms` for a batch to fill, where full means as many rows as its
 last batch had (clients that got answers tend to come back) or `max_batch_tokens` tokens: an idle
@@ -32,7 +33,7 @@ class QueueFull(Exception):
 
 @dataclass
 class BatchStats:
-    """What one batch held: rows, the tokens of those rows, and the requests they came from."""
+    """What one model call held: rows, the tokens of those rows, and the requests they came from."""
 
     rows: int
     tokens: int
@@ -76,8 +77,14 @@ def _resolve(future: asyncio.Future, result, error) -> None:
         future.set_result(result)
 
 
+def one_call(lengths: Sequence[int]) -> list[list[int]]:
+    """Every row of a batch in one model call."""
+    return [list(range(len(lengths)))]
+
+
 class Batcher:
-    """The queue and worker thread of one model. `run_rows(rows)` returns each row's outputs."""
+    """The queue and worker thread of one model. `run_rows(rows)` is one model call and returns each
+    row's outputs; `plan(lengths)` groups a batch's rows (by index) into calls."""
 
     def __init__(
         self,
@@ -87,8 +94,10 @@ class Batcher:
         max_queue: int,
         on_batch: Callable[[BatchStats], None] = lambda stats: None,
         name: str = "model",
+        plan: Callable[[Sequence[int]], list[list[int]]] = one_call,
     ):
         self.run_rows = run_rows
+        self.plan = plan
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait_ms / 1000
         self.max_queue = max_queue
@@ -144,18 +153,21 @@ class Batcher:
 
     def _work(self) -> None:
         while (batch := self._take()) is not None:
-            rows = [ticket.rows[index] for ticket, index in batch]
-            try:
-                outputs = self.run_rows(rows)
-            except Exception as exc:  # a model failure answers every request of the batch with it
-                logger.exception("a batch of %d rows failed", len(rows))
-                for ticket in {id(ticket): ticket for ticket, _ in batch}.values():
-                    ticket.fail(exc)
-                continue
-            tickets = {id(ticket) for ticket, _ in batch}
-            self.on_batch(BatchStats(len(rows), sum(row.length for row in rows), len(tickets)))
-            for (ticket, index), output in zip(batch, outputs):
-                ticket.deliver(index, output)
+            for call in self.plan([ticket.lengths[index] for ticket, index in batch]):
+                self._run_call([batch[position] for position in call])
+
+    def _run_call(self, entries: list[tuple[Ticket, int]]) -> None:
+        rows = [ticket.rows[index] for ticket, index in entries]
+        try:
+            outputs = self.run_rows(rows)
+        except Exception as exc:  # a model failure answers every request of the call with it
+            logger.exception("a model call of %d rows failed", len(rows))
+            for ticket in {id(ticket): ticket for ticket, _ in entries}.values():
+                ticket.fail(exc)
+            return
+        self.on_batch(BatchStats(len(rows), sum(row.length for row in rows), len({id(ticket) for ticket, _ in entries})))
+        for (ticket, index), output in zip(entries, outputs):
+            ticket.deliver(index, output)
 
     def _take(self) -> list[tuple[Ticket, int]] | None:
         """The next batch, once it is full or its oldest row has waited max_wait; None to stop."""

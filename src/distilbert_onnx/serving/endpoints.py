@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..runtime.batching import DEFAULT_BATCH_SIZE
+from ..runtime.batching import DEFAULT_BATCH_SIZE, plan_batches
 from ..runtime.pipelines import Pipeline
 from ..tasks import get_task
 from .batcher import Batcher, QueueFull, Ticket
@@ -49,8 +49,8 @@ class ModelService:
         """Serve `pipe`: its batcher's worker thread starts."""
         self.pipe = pipe
         limits = self.limits
-        self.batcher = Batcher(self._run_rows, limits.max_batch_tokens, limits.max_wait_ms, limits.max_queue,
-                               on_batch=self.metrics.batch_observer(self.name), name=self.name)
+        self.batcher = Batcher(self._run_call, limits.max_batch_tokens, limits.max_wait_ms, limits.max_queue,
+                               on_batch=self.metrics.batch_observer(self.name), name=self.name, plan=self._plan)
         self.metrics.watch_queue(self.name, lambda: self.batcher.depth)
 
     def stop(self) -> None:
@@ -58,8 +58,15 @@ class ModelService:
         if self.batcher is not None:
             self.batcher.close()
 
-    def _run_rows(self, rows: list) -> list:
-        return self.pipe.run_rows(rows, batch_size=DEFAULT_BATCH_SIZE, max_tokens=self.limits.max_batch_tokens)
+    def _plan(self, lengths: list[int]) -> list[list[int]]:
+        """A batch's rows in model calls as `pipe()` makes them (at most 32 rows and max_batch_tokens
+        padded tokens, at least min_batch_fill of them real), the shortest calls first."""
+        limits = self.limits
+        return plan_batches(lengths, DEFAULT_BATCH_SIZE, limits.max_batch_tokens, limits.min_batch_fill)[::-1]
+
+    def _run_call(self, rows: list) -> list:
+        """One planned model call: run_rows keeps it whole (it fits the caps it was planned under)."""
+        return self.pipe.run_rows(rows, batch_size=len(rows), max_tokens=self.limits.max_batch_tokens)
 
     def routes(self) -> list[Route]:
         routes = [Route("/predict", self.predict, methods=["POST"]), Route("/info", self.info, methods=["GET"])]

@@ -1,5 +1,6 @@
-"""The server's limits: how large a model batch grows and how long it waits to fill, how many inputs
-and body bytes one request may carry, and how many rows may wait for the model.
+"""The server's limits: how large a model batch grows, how much padding it may hold and how long it
+waits to fill, how many inputs and body bytes one request may carry, and how many rows may wait for
+the model.
 
 Every limit is checked here once, when the app is built, so a bad value fails at start-up with one
 line, never at the first request.
@@ -17,6 +18,9 @@ from ..runtime.batching import DEFAULT_MAX_TOKENS
 class Limits:
     # Padded tokens (rows x longest row) in one model call, and the tokens one batch takes from the queue.
     max_batch_tokens: int = DEFAULT_MAX_TOKENS
+    # Share of real (not padding) tokens each model call keeps at least: rows of very different
+    # lengths go through in separate calls, since on a CPU padding costs more than batching saves.
+    min_batch_fill: float = 0.8
     # How long the worker waits for a batch to fill (as many rows as its last batch had) before it runs.
     max_wait_ms: float = 5.0
     # Inputs in one request (the length of an `inputs` / `input` list).
@@ -32,6 +36,8 @@ class Limits:
             positive_int(name, getattr(self, name))
         if not isinstance(self.max_wait_ms, (int, float)) or isinstance(self.max_wait_ms, bool) or not self.max_wait_ms >= 0:
             raise OptionError(f"max_wait_ms must be a number of milliseconds >= 0, got {self.max_wait_ms!r}")
+        if not isinstance(self.min_batch_fill, (int, float)) or isinstance(self.min_batch_fill, bool) or not 0 <= self.min_batch_fill <= 1:
+            raise OptionError(f"min_batch_fill must be a share between 0 and 1, got {self.min_batch_fill!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)

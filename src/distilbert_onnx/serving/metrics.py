@@ -32,11 +32,11 @@ class Metrics:
                                 ["path", "status"], registry=self.registry)
         self.latency = Histogram("distilbert_onnx_request_seconds", "Time from request to response, by path.",
                                  ["path"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.batch_rows = Histogram("distilbert_onnx_batch_rows", "Rows in each batch the model ran, by model.",
+        self.batch_rows = Histogram("distilbert_onnx_batch_rows", "Rows in each model call, by model.",
                                     ["model"], buckets=ROW_BUCKETS, registry=self.registry)
-        self.batch_tokens = Histogram("distilbert_onnx_batch_tokens", "Tokens in each batch the model ran, by model.",
+        self.batch_tokens = Histogram("distilbert_onnx_batch_tokens", "Tokens (without padding) in each model call, by model.",
                                       ["model"], buckets=TOKEN_BUCKETS, registry=self.registry)
-        self.batch_requests = Histogram("distilbert_onnx_batch_requests", "Requests sharing each batch, by model.",
+        self.batch_requests = Histogram("distilbert_onnx_batch_requests", "Requests sharing each model call, by model.",
                                         ["model"], buckets=ROW_BUCKETS, registry=self.registry)
         self.queue_rows = Gauge("distilbert_onnx_queue_rows", "Rows waiting for the model, by model.",
                                 ["model"], registry=self.registry)

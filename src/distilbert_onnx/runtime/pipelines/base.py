@@ -131,13 +131,14 @@ class Pipeline:
         items, single, options = self._parse(inputs, kwargs)
         return self._encode(items, options, single)
 
-    def run_rows(self, rows: Sequence[Row], batch_size: int = DEFAULT_BATCH_SIZE,
-                 max_tokens: int | None = None) -> list[dict[str, np.ndarray]]:
+    def run_rows(self, rows: Sequence[Row], batch_size: int = DEFAULT_BATCH_SIZE, max_tokens: int | None = None,
+                 min_fill: float = 0.0) -> list[dict[str, np.ndarray]]:
         """The model's outputs for each row, in order: length-bucketed batches of at most
-        `batch_size` rows and `max_tokens` padded tokens (the pipeline's cap by default)."""
+        `batch_size` rows and `max_tokens` padded tokens (the pipeline's cap by default), at least
+        `min_fill` of them real tokens rather than padding (see plan_batches)."""
         positive_int("batch_size", batch_size)
         return map_batches(list(rows), [row.length for row in rows], self._run_rows, batch_size,
-                           max_tokens or self.max_tokens)
+                           max_tokens or self.max_tokens, min_fill)
 
     def finish(self, prepared: Prepared, outputs: Sequence[dict[str, np.ndarray]]) -> Any:
         """What `pipe(...)` returns for the prepared call, given the outputs of its rows in order."""
