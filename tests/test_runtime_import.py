@@ -13,7 +13,7 @@ import pytest
 TASKS = ["text-classification", "token-classification", "question-answering", "fill-mask", "multiple-choice",
          "feature-extraction"]
 # What the extras bring; a base install has none of them.
-EXTRAS = ["torch", "transformers", "onnx", "safetensors", "sympy", "huggingface_hub"]
+EXTRAS = ["torch", "transformers", "onnx", "safetensors", "sympy", "huggingface_hub", "openvino", "nncf"]
 
 BLOCKER = """
 import importlib.abc, sys

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import click
 
+from ..artifacts import VARIANTS
 from .app import main, progress
 
 @main.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--batch-size", "batch_sizes", type=click.IntRange(min=1), multiple=True, help="Repeat for several [default: 1].")
 @click.option("--sequence-length", "sequence_lengths", type=click.IntRange(min=1), multiple=True, help="Repeat for several [default: 128].")
-@click.option("--variant", "variants", type=click.Choice(["fp32", "optimized", "quantized", "fp16"]), multiple=True, help="Repeat for several [default: every variant the device can run].")
+@click.option("--variant", "variants", type=click.Choice(list(VARIANTS)), multiple=True, help="Repeat for several [default: every variant the device can run; the OpenVINO ones where openvino is installed].")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all cores].")
 @click.option("--compare-torch", type=click.Path(), help="Checkpoint (folder or Hub id) to add PyTorch eager rows for (needs the [export] extra).")

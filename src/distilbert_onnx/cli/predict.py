@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..artifacts import BACKENDS, VARIANTS
 from ..tasks import TaskSpec
 from .app import main, progress
 
@@ -24,7 +25,8 @@ PREDICT_OPTIONS = (
 @click.argument("texts", nargs=-1)
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False), help=".txt (one text per line) or .jsonl (one JSON object per line with the task's fields).")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
-@click.option("--variant", type=click.Choice(["auto", "fp32", "optimized", "quantized", "fp16"]), default="auto", show_default=True)
+@click.option("--variant", type=click.Choice(["auto", *VARIANTS]), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="Runtime: auto picks per variant (openvino needs the [openvino] extra).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all cores].")
 @click.option("--question", help="question-answering: the question asked of each TEXT (the contexts).")
@@ -42,7 +44,7 @@ PREDICT_OPTIONS = (
 @click.option("--targets", help="fill-mask: comma-separated words to score.")
 @click.option("--pooling", type=click.Choice(["mean", "cls"]), help="feature-extraction: sentence vectors.")
 @click.option("--normalize", is_flag=True, default=None, help="feature-extraction: unit-length vectors.")
-def predict(folder, texts, input_file, device, variant, batch_size, threads, question, choices, **options):
+def predict(folder, texts, input_file, device, variant, backend, batch_size, threads, question, choices, **options):
     """Run FOLDER's model on TEXTs or an --input file; one JSON line per input, in input order."""
     from .. import load
 
@@ -52,8 +54,8 @@ def predict(folder, texts, input_file, device, variant, batch_size, threads, que
     for name in ("ignore_labels", "targets"):
         if name in given:
             given[name] = [part.strip() for part in given[name].split(",") if part.strip()]
-    pipe = load(folder, device=device, variant=variant, threads=threads)
-    progress(f"{pipe.task} on {pipe.device} with the {pipe.variant} graph")
+    pipe = load(folder, device=device, variant=variant, backend=backend, threads=threads)
+    progress(f"{pipe.task} on {pipe.device} with the {pipe.variant} graph ({pipe.backend}, {pipe.precision})")
     if input_file:
         items, count = _read_inputs(Path(input_file), pipe.context.spec), _count_lines(Path(input_file))
     else:
