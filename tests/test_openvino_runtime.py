@@ -78,6 +78,28 @@ def test_bf16_only_where_native_and_recorded_as_meeting_the_target(openvino_expo
     assert "precision=f32" in repr(refused) and "backend=openvino" in repr(refused)
 
 
+def test_compiled_model_is_cached_and_reused(openvino_exported, own_cache):
+    folder = openvino_exported("text-classification", **F32)
+    dox.load(folder, variant="openvino")
+    blobs = sorted((own_cache / "openvino").rglob("*.blob"))
+    assert len(blobs) == 1 and blobs[0].parent.name == "f32"
+    written = blobs[0].stat().st_mtime_ns
+    again = dox.load(folder, variant="openvino")
+    assert sorted((own_cache / "openvino").rglob("*.blob")) == blobs and blobs[0].stat().st_mtime_ns == written
+    assert again("I love Paris.")[0]["label"]
+
+
+def test_an_unusable_cache_folder_is_said_and_not_fatal(openvino_exported, tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DISTILBERT_ONNX_CACHE", str(blocker / "cache"))
+    with caplog.at_level(logging.INFO, logger="distilbert_onnx"):
+        pipe = dox.load(openvino_exported("text-classification"))
+    assert pipe("I love Paris.")[0]["label"]
+    assert "could not cache the choice" in caplog.text
+    assert "compiled-model cache disabled" in caplog.text  # the OpenVINO candidates were compiled without it
+
+
 def test_backend_and_variant_must_agree(openvino_exported):
     folder = openvino_exported("text-classification", **F32)
     with pytest.raises(OptionError, match="runs on the openvino backend, not onnxruntime"):
