@@ -156,8 +156,8 @@ def test_auto_uses_a_choice_recorded_in_the_manifest(openvino_exported, tmp_path
     folder = tmp_path / "recorded"
     shutil.copytree(openvino_exported("text-classification"), folder)
     manifest = read_manifest(folder)
-    recorded = record_choice(folder, manifest)
-    (key,) = recorded
+    key, recorded = record_choice(folder, manifest)
+    assert list(recorded) == [key]
     # The recorded choice is used as recorded, not measured again: make it one measurement would not pick.
     recorded[key] = {**recorded[key], "variant": "quantized", "latency_ms": {"quantized": 1.0, "openvino-int8": 2.0}}
     write_manifest(folder, {**manifest, "auto_choice": recorded})
@@ -165,6 +165,24 @@ def test_auto_uses_a_choice_recorded_in_the_manifest(openvino_exported, tmp_path
         pipe = dox.load(folder)
     assert pipe.variant == "quantized"
     assert "recorded in the folder's manifest" in caplog.text and "measured now" not in caplog.text
+
+
+def test_choose_command_records_the_choice_in_the_manifest(openvino_exported, tmp_path):
+    import shutil
+
+    folder = tmp_path / "chosen"
+    shutil.copytree(openvino_exported("text-classification"), folder)
+    done = CliRunner().invoke(main, ["choose", str(folder), "--threads", "1"])
+    assert done.exit_code == 0, done.output
+    (record,) = read_manifest(folder)["auto_choice"].values()
+    assert done.stdout.strip() == record["variant"] and record["machine"]["threads"] == 1
+    assert "recorded for" in done.stderr
+
+
+def test_choose_command_on_a_folder_with_nothing_to_choose(export_tiny):
+    _, folder = export_tiny("text-classification")  # model.onnx only
+    done = CliRunner().invoke(main, ["choose", str(folder)])
+    assert done.exit_code == 1 and "Error:" in done.output and "nothing to choose between" in done.output
 
 
 def test_auto_never_picks_a_variant_that_misses_the_target(openvino_exported, caplog):

@@ -4,7 +4,7 @@ benchmark). `app.py` holds the group and the error handling they share."""
 
 from __future__ import annotations
 
-from . import benchmark, build, predict  # noqa: F401  (each module registers its commands on main)
+from . import benchmark, build, choose, predict  # noqa: F401  (each module registers its commands on main)
 from .app import main
 
 __all__ = ["main"]

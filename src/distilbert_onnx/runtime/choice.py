@@ -191,9 +191,9 @@ def measure_candidates(folder: Path, manifest: dict, candidates: list[Variant], 
     return Choice(VARIANTS[fastest], f"measured now in {seconds:.1f} s: {_timings(latency)}", models[fastest], latency)
 
 
-def record_choice(folder: Path, manifest: dict, threads: int | None = None) -> dict | None:
-    """Measure the auto choice on this machine and return the manifest's `auto_choice` mapping with it
-    added (the caller writes the manifest); None when there is nothing to choose between."""
+def record_choice(folder: Path, manifest: dict, threads: int | None = None) -> tuple[str, dict] | None:
+    """Measure the auto choice on this machine: (its key, the manifest's `auto_choice` mapping with it
+    added; the caller writes the manifest), or None when there is nothing to choose between."""
     candidates = _without_fp32_beside_int8(fidelity_candidates(folder, manifest, "auto")[0], manifest)
     if len(candidates) < 2 or not openvino_available():
         return None
@@ -201,7 +201,7 @@ def record_choice(folder: Path, manifest: dict, threads: int | None = None) -> d
     choice = measure_candidates(folder, manifest, candidates, threads)
     recorded = dict(manifest.get("auto_choice") or {})
     recorded[key] = {"variant": choice.variant.name, "latency_ms": choice.latency_ms, "machine": machine}
-    return recorded
+    return key, recorded
 
 
 def _recorded(folder: Path, manifest: dict, key: str) -> tuple[dict | None, str]:
