@@ -34,6 +34,7 @@ import numpy as np
 
 from ..artifacts import AUTO_PREFERENCE, VARIANTS, Variant, choose_variant, read_json, staged_file
 from ..errors import ArtifactError
+from ..graph.settings import DEFAULT_MIN_COSINE, DEFAULT_MIN_WORST_COSINE
 from .backends import open_variant, openvino_precision
 from .openvino_model import cache_root, openvino_available, openvino_version
 from .session import check_threads, logger
@@ -46,7 +47,7 @@ SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 # Candidates in order of preference when timings tie exactly (never in practice: a stable order).
 CANDIDATE_ORDER = ("openvino-int8", "quantized", "openvino", "optimized", "fp32")
-DEFAULT_TARGET = {"min_cosine": 0.995, "min_worst_cosine": 0.98}  # graph.settings' defaults
+DEFAULT_TARGET = {"min_cosine": DEFAULT_MIN_COSINE, "min_worst_cosine": DEFAULT_MIN_WORST_COSINE}
 
 
 @dataclass
@@ -83,7 +84,7 @@ def choose_auto_cpu(folder: Path, manifest: dict | None, backend: str, threads: 
         return Choice(candidates[0], "the only candidate that meets the fidelity target")
     key, machine = machine_key(folder, manifest, candidates, threads)
     recorded, where = _recorded(folder, manifest, key)
-    if recorded:
+    if recorded and recorded["variant"] in [variant.name for variant in candidates]:
         return Choice(VARIANTS[recorded["variant"]], f"measured on this machine before ({where}): {_timings(recorded['latency_ms'])}",
                       latency_ms=recorded["latency_ms"])
     choice = measure_candidates(folder, manifest, candidates, threads)
