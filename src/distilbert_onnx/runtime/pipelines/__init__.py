@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...artifacts import choose_variant, read_manifest
+from ...artifacts import VARIANTS, choose_variant, read_manifest
 from ...config import DistilBertConfig, load_config
 from ...errors import ArtifactError, DeviceError, positive_int
 from ...tasks import INPUT_NAMES, TaskSpec, get_task, task_from_config
@@ -56,8 +56,9 @@ def load_pipeline(
     config = load_config(folder)
     manifest = read_manifest(folder)
     resolved = resolve_device(device)
-    if device == "auto" and resolved == "cuda" and backend == "openvino":
-        logger.info("device=auto: backend='openvino' runs on the CPU")
+    wants_openvino = backend == "openvino" or (variant in VARIANTS and VARIANTS[variant].backend == "openvino")
+    if device == "auto" and resolved == "cuda" and wants_openvino:
+        logger.info("device=auto: OpenVINO runs on the CPU, so the CPU")
         resolved = "cpu"
     check_backend(backend, resolved)
     try:
