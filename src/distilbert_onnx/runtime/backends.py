@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..artifacts import BACKENDS, Variant
+from ..config import load_config
 from ..errors import DeviceError, OptionError
 from .openvino_model import OpenVinoModel, import_openvino, native_bf16
 from .session import OnnxModel, logger
@@ -61,7 +62,9 @@ def open_variant(folder: Path, variant: Variant, device: str, threads: int | Non
     if variant.backend == "openvino":
         precision, why = openvino_precision(variant, manifest)
         logger.info("%s computes in %s: %s", variant.name, precision, why)
-        return OpenVinoModel(folder / variant.file, threads=threads, precision=precision, stored=variant.precision)
+        max_length = load_config(folder).max_position_embeddings
+        return OpenVinoModel(folder / variant.file, threads=threads, precision=precision, stored=variant.precision,
+                             max_length=max_length)
     return OnnxModel(folder / variant.file, device=device, threads=threads, precision=variant.precision)
 
 

@@ -29,6 +29,7 @@ logger = logging.getLogger("distilbert_onnx")
 INSTALL = "pip install 'distilbert-onnx[openvino]'"
 PRECISIONS = ("f32", "bf16")
 PERFORMANCE_HINT = "LATENCY"
+SEQUENCE_BUCKET = 16
 
 
 def import_openvino():
@@ -109,7 +110,7 @@ class OpenVinoModel:
     device = "cpu"
 
     def __init__(self, path: str | Path, threads: int | None = None, precision: str = "f32", *, stored: str = "fp32",
-                 cache: bool = True):
+                 max_length: int | None = None, cache: bool = True):
         path = Path(path)
         if not path.is_file() or not path.with_suffix(".bin").is_file():
             raise ArtifactError(f"no OpenVINO IR at {path} (needs {path.name} and {path.with_suffix('.bin').name})")
@@ -135,6 +136,12 @@ class OpenVinoModel:
         self.threads = config["INFERENCE_NUM_THREADS"]
         self.input_names = [port.get_any_name() for port in self.compiled.inputs]
         self.output_names = [port.get_any_name() for port in self.compiled.outputs]
+        self.max_length = max_length
+        sequence_axis = self.input_rank() - 1
+        # Outputs with a (dynamic) sequence axis: their padded positions are cut off after a run.
+        self._per_token = {
+            name: sequence_axis for name, dims in self.output_shapes().items() if len(dims) > sequence_axis and dims[sequence_axis] is None
+        }
         self._requests = threading.local()  # an infer request serves one call at a time: one per thread
 
     def __repr__(self) -> str:
@@ -154,5 +161,21 @@ class OpenVinoModel:
         request = getattr(self._requests, "request", None)
         if request is None:
             request = self._requests.request = self.compiled.create_infer_request()
-        results = request.infer({name: feeds[name] for name in self.input_names})
-        return {name: results[index] for index, name in enumerate(self.output_names)}
+        length = feeds["input_ids"].shape[-1]
+        padded = -(-length // SEQUENCE_BUCKET) * SEQUENCE_BUCKET
+        if self.max_length is not None:
+            padded = max(length, min(padded, self.max_length))
+        inputs = {name: _pad_last_axis(feeds[name], padded) for name in self.input_names}
+        results = request.infer(inputs)
+        outputs = {name: results[index] for index, name in enumerate(self.output_names)}
+        if padded != length:
+            for name, axis in self._per_token.items():
+                outputs[name] = np.ascontiguousarray(outputs[name].take(np.arange(length), axis=axis))
+        return outputs
+
+
+def _pad_last_axis(array: np.ndarray, length: int) -> np.ndarray:
+    """`array` with zeros appended along its last axis up to `length`."""
+    if array.shape[-1] == length:
+        return array
+    return np.pad(array, [(0, 0)] * (array.ndim - 1) + [(0, length - array.shape[-1])])
