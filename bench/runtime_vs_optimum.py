@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -60,6 +61,8 @@ def cold_start(python: str, script: str, repeat: int, cache: str | None = None) 
     times = []
     for _ in range(repeat):
         env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+        if os.environ.get("PYTHONPATH"):  # ours from a source tree rather than the installed package
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         with tempfile.TemporaryDirectory() as empty:
             if cache:
                 env["DISTILBERT_ONNX_CACHE"] = empty if cache == "fresh" else cache
