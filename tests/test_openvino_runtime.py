@@ -61,6 +61,25 @@ def test_openvino_pipelines_equal_onnxruntime(openvino_exported, task):
     assert_same(ours(*args, batch_size=1, **kwargs), reference(*args, **kwargs), atol=1e-4)
 
 
+def test_sequence_padding_stays_within_the_models_maximum(export_tiny, tmp_path):
+    """The OpenVINO model pads lengths to a multiple of 16 tokens, never past max_position_embeddings (72)."""
+    import shutil
+
+    from ov_helpers import add_openvino_variants
+
+    folder = tmp_path / "short"
+    shutil.copytree(export_tiny("token-classification", max_position_embeddings=72)[1], folder)
+    add_openvino_variants(folder, int8=False, bf16_meets_target=False)
+    ours, reference = dox.load(folder, variant="openvino"), dox.load(folder, variant="fp32")
+    text = "Maria Gonzalez lives in Paris and works for the United Nations in Geneva. " * 5  # about 66 tokens
+    assert 64 < len(ours.context.tokenizer.encode([text])[0].ids) <= 72
+    assert_same(ours(text, aggregation_strategy="none"), reference(text, aggregation_strategy="none"), atol=1e-4)
+    fed = ours.model._requests.request.get_input_tensor(0).shape  # what OpenVINO last ran on
+    assert list(fed) == [1, 72]
+    ours("Hello")
+    assert list(ours.model._requests.request.get_input_tensor(0).shape) == [1, 16]
+
+
 def test_int8_ir_runs_close_to_fp32(openvino_exported):
     folder = openvino_exported("text-classification")
     ours = dox.load(folder, variant="openvino-int8", backend="openvino")
