@@ -75,7 +75,7 @@ def test_sequence_padding_stays_within_the_models_maximum(export_tiny, tmp_path)
     assert 64 < len(ours.context.tokenizer.encode([text])[0].ids) <= 72
     assert_same(ours(text, aggregation_strategy="none"), reference(text, aggregation_strategy="none"), atol=1e-4)
     fed = ours.model._requests.request.get_input_tensor(0).shape  # what OpenVINO last ran on
-    assert list(fed) == [1, 72]
+    assert fed[-1] == 72
     ours("Hello")
     assert list(ours.model._requests.request.get_input_tensor(0).shape) == [1, 16]
 
