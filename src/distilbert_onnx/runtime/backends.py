@@ -40,7 +40,12 @@ def check_variant_backend(variant: Variant, backend: str) -> None:
 
 
 def openvino_precision(variant: Variant, manifest: dict | None) -> tuple[str, str]:
-    """(inference precision, why) for an OpenVINO variant on this CPU: "bf16" or "f32"."""
+    """(inference precision, why) for an OpenVINO variant on this CPU: "bf16" or "f32".
+
+    `openvino`: bf16 where native and the manifest's `bf16.meets_target` is true. `openvino-int8`: the
+    record's `inference_precision` (what its fidelity was measured with; "f32" when absent), f32
+    where that was bf16 but this CPU has no native bf16.
+    """
     record = (manifest or {}).get("variants", {}).get(variant.name, {})
     if variant.precision == "int8":
         measured = record.get("inference_precision", "f32")
