@@ -3,9 +3,12 @@
 On a distilbert-base-sized classifier (random weights), at batch 1 and 8 of 128 tokens, with the
 same inputs and the same number of threads for everyone:
   PyTorch eager fp32     transformers' DistilBertForSequenceClassification (its default SDPA attention)
-  ours                   model.onnx, model_optimized.onnx, model_quantized.onnx of a default export
+  ours                   model.onnx, model_optimized.onnx, model_quantized.onnx of a default export,
+                         and its OpenVINO variants (openvino: bf16 where the CPU allows; openvino-int8)
   Optimum int8           optimum-cli onnxruntime quantize --avx512_vnni on optimum-cli's own export
-Goals: int8 >= 6x PyTorch, int8 >= 1.15x Optimum int8, fused fp32 >= 2x PyTorch.
+The default CPU variant is the one `load(folder)` picks on this machine (variant="auto").
+Goals: int8 >= 6x PyTorch, int8 >= 1.15x Optimum int8, fused fp32 >= 2x PyTorch; the default CPU
+variant >= 6x PyTorch and >= 1.5x our onnxruntime int8 (on a CPU with AMX).
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from common import WORK, base_classifier, machine, optimum_cli, table  # noqa: E402
+import distilbert_onnx as dox  # noqa: E402
+from common import WORK, add_openvino, base_classifier, machine, optimum_cli, table  # noqa: E402
+from distilbert_onnx.artifacts import VARIANTS, read_manifest  # noqa: E402
+from distilbert_onnx.runtime.backends import open_variant  # noqa: E402
 from distilbert_onnx.runtime.session import OnnxModel  # noqa: E402
 from distilbert_onnx.tasks import get_task  # noqa: E402
 from distilbert_onnx.timing import measure, synthetic_feeds  # noqa: E402
@@ -35,6 +41,7 @@ def ensure_exports(checkpoint):
     if not (ours / "model_quantized.onnx").exists():
         subprocess.run([sys.executable, "-m", "distilbert_onnx.cli", "export", str(checkpoint), str(ours), "--force"],
                        check=True, capture_output=True)
+    add_openvino(ours)
     optimum_int8 = WORK / "optimum-int8" / "model_quantized.onnx"
     if not optimum_int8.exists():
         subprocess.run([*optimum_cli(), "export", "onnx", "--model", str(checkpoint), "--task", "text-classification",
@@ -62,12 +69,20 @@ def main() -> None:
         "ours int8": ours / "model_quantized.onnx",
         "Optimum int8": optimum_int8,
     }
+    openvino = {"ours openvino": VARIANTS["openvino"], "ours openvino-int8": VARIANTS["openvino-int8"]}
+    manifest = read_manifest(ours)
+    default = dox.load(ours, threads=args.threads)
+    default_name = {"fp32": "ours fp32", "optimized": "ours fused fp32", "quantized": "ours int8"}.get(default.variant, f"ours {default.variant}")
+    precisions = {}
     spec = get_task("text-classification")
     samples: dict[tuple[str, int], list[float]] = {}
     # Rounds of fresh sessions, every model measured in each round in turn: one session that happens
     # to run slowly (it happens on this kind of VM) cannot decide a figure on its own.
     for _ in range(args.rounds):
         sessions = {name: OnnxModel(path, threads=args.threads) for name, path in graphs.items()}
+        for name, variant in openvino.items():
+            sessions[name] = open_variant(ours, variant, "cpu", args.threads, manifest)
+            precisions[name] = sessions[name].precision
         for batch in (1, 8):
             feeds = synthetic_feeds(spec, 30522, batch, 128, seed=batch)
             inputs = {name: torch.from_numpy(value) for name, value in feeds.items()}
@@ -82,7 +97,7 @@ def main() -> None:
                 samples.setdefault((name, batch), []).append(float(np.median(seconds)) * 1000)
         del sessions
     p50 = {key: float(np.median(values)) for key, values in samples.items()}
-    names = ["PyTorch eager fp32", *graphs]
+    names = ["PyTorch eager fp32", *graphs, *openvino]
     print(table(f"p50 latency, 128 tokens, {args.threads} threads, median of {args.rounds} rounds ({machine()})", ["model", "batch 1 ms", "batch 8 ms"],
                 [[name, f"{p50[(name, 1)]:.1f}", f"{p50[(name, 8)]:.1f}"] for name in names]))
     print()
@@ -90,11 +105,15 @@ def main() -> None:
         ("int8 speed-up over PyTorch eager fp32", "ours int8", "PyTorch eager fp32", 6.0),
         ("int8 speed-up over Optimum int8", "ours int8", "Optimum int8", 1.15),
         ("fused fp32 speed-up over PyTorch eager fp32", "ours fused fp32", "PyTorch eager fp32", 2.0),
+        (f"default CPU variant ({default.variant}) over PyTorch eager fp32", default_name, "PyTorch eager fp32", 6.0),
+        (f"default CPU variant ({default.variant}) over our onnxruntime int8", default_name, "ours int8", 1.5),
     ]
     rows = [[figure, f"{p50[(base, 1)] / p50[(ours_name, 1)]:.2f}x", f"{p50[(base, 8)] / p50[(ours_name, 8)]:.2f}x", f">= {goal}x"]
             for figure, ours_name, base, goal in goals]
     print(table("ratios (higher is better)", ["figure", "batch 1", "batch 8", "goal"], rows))
     manifest = json.loads((ours / "distilbert_onnx.json").read_text())["variants"]["quantized"]["quantization"]
+    print(f"\nOpenVINO precisions: {', '.join(f'{name} {precision}' for name, precision in precisions.items())}; "
+          f"default CPU variant: {default.variant} ({default.backend}, {default.precision})")
     print(f"\nour int8 graph: from {manifest['source_graph']}, {manifest['weights']}, "
           f"{len(manifest['kept_fp32'])} MatMul(s) kept in fp32; chosen because {manifest['why']}")
     (WORK / "int8_speed.json").write_text(json.dumps(

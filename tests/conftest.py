@@ -114,3 +114,25 @@ def recorded(monkeypatch):
         return recorder.feeds
 
     return record
+
+
+@pytest.fixture(scope="session")
+def openvino_exported(exported, tmp_path_factory):
+    """openvino_exported(task, **options) -> a copy of exported[task] with the OpenVINO variants added
+    by tests/ov_helpers.py (options as add_openvino_variants takes them), made once per set of options."""
+    pytest.importorskip("openvino")
+    import shutil
+
+    from ov_helpers import add_openvino_variants
+
+    made: dict[tuple, Path] = {}
+
+    def make(task: str, **options) -> Path:
+        key = (task, repr(sorted(options.items())))
+        if key not in made:
+            folder = tmp_path_factory.mktemp("openvino_exported") / task
+            shutil.copytree(exported[task], folder)
+            made[key] = add_openvino_variants(folder, **options)
+        return made[key]
+
+    return make

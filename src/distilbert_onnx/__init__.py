@@ -100,8 +100,14 @@ def quantize(folder: str | Path, *, echo=None, **options) -> dict:
     return quantize_folder(folder, QuantizeSettings.from_options(**options), stages=Stages(echo))
 
 
-def load(folder: str | Path, device: str = "cpu", variant: str = "auto", **options):
-    """A pipeline for the folder's task on onnxruntime (`device` cpu, cuda or auto)."""
+def load(folder: str | Path, device: str = "cpu", variant: str = "auto", backend: str = "auto", **options):
+    """A pipeline for the folder's task (`device` cpu, cuda or auto).
+
+    `variant="auto"` on the CPU runs the fastest variant that meets the folder's fidelity target on
+    this machine (measured once per machine and cached); `backend` (auto, onnxruntime, openvino) limits
+    it to one runtime. `pipe.variant`, `pipe.backend` and `pipe.precision` say what runs. Options:
+    threads, max_tokens.
+    """
     from .runtime.pipelines import load_pipeline
 
-    return load_pipeline(folder, device=device, variant=variant, **options)
+    return load_pipeline(folder, device=device, variant=variant, backend=backend, **options)

@@ -52,7 +52,9 @@ VARIANTS: dict[str, Variant] = {
         Variant("openvino-int8", "openvino_model_int8.xml", "int8", ("cpu",), backend="openvino"),
     )
 }
-# variant="auto": the first of these the folder has, per device.
+# The runtimes a variant runs on; "auto" in load() means whichever runs the chosen variant.
+BACKENDS = ("auto", "onnxruntime", "openvino")
+# variant="auto" with onnxruntime only: the first of these the folder has, per device.
 AUTO_PREFERENCE = {"cpu": ("quantized", "optimized", "fp32"), "cuda": ("fp16", "optimized", "fp32")}
 
 
@@ -77,6 +79,9 @@ def choose_variant(folder: str | Path, device: str, variant: str = "auto") -> Va
 
 
 def _wrong_device(variant: Variant, device: str) -> str:
+    if variant.backend == "openvino":
+        return (f"the {variant.name} variant runs on OpenVINO's CPU plugin only, not {device}: "
+                "use device cpu, or a variant onnxruntime runs on CUDA (fp16, optimized, fp32)")
     if variant.name == "quantized":
         return (
             "the int8 (quantized) graph cannot run on CUDA: onnxruntime has no CUDA kernels for its dynamic "
@@ -92,6 +97,8 @@ def _how_to_make(variant: Variant) -> str:
         return "make it with: distilbert-onnx optimize DIR --fp16"
     if variant.name == "optimized":
         return "make it with: distilbert-onnx optimize DIR"
+    if variant.backend == "openvino":
+        return "make it with: distilbert-onnx openvino DIR (needs the [openvino] extra)"
     return "re-export the checkpoint"
 
 

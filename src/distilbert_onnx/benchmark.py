@@ -7,6 +7,10 @@ latency; for multiple choice a "sequence" is one prompt with its tasks.CHOICES c
 `compare_torch` adds PyTorch eager rows for the source checkpoint, measured in the same process:
 fp32, and fp16 on CUDA, both with torch's scaled_dot_product_attention as transformers uses by
 default. On CUDA the ONNX sessions use IO binding.
+
+The OpenVINO variants (`openvino`, `openvino-int8`) run as `load` runs them (runtime/backends.py):
+the precision each ran in is in the result's "precisions" and under the table. Where openvino is not
+installed they are left out of the default set, and the progress output says so.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ import numpy as np
 from .artifacts import AUTO_PREFERENCE, VARIANTS, choose_variant, read_manifest
 from .config import load_config
 from .errors import ArtifactError, MissingExtraError, OptionError
-from .runtime.session import OnnxModel, check_threads, resolve_device
+from .runtime.backends import open_variant
+from .runtime.choice import cpu_model
+from .runtime.openvino_model import import_openvino, openvino_available
+from .runtime.session import check_threads, resolve_device
 from .tasks import get_task
 from .timing import measure, synthetic_feeds
 from .versions import package_version
@@ -58,7 +65,7 @@ def benchmark_folder(
         raise ArtifactError(f"no folder at {folder}")
     config = load_config(folder)
     device = resolve_device(device)
-    names = _variants(folder, device, variants)
+    names = _variants(folder, device, variants, echo)
     spec = _task(folder, names[0], device, config)
     for length in sequence_lengths:
         if not 0 < length <= config.max_position_embeddings:
@@ -67,24 +74,32 @@ def benchmark_folder(
         raise OptionError("batch sizes must be positive")
     threads = check_threads(threads)
     timing = {"warmup": warmup, "min_runs": min_runs, "min_seconds": min_seconds}
-    rows = []
+    manifest = read_manifest(folder)
+    rows, precisions = [], {}
     for name in names:
-        model = OnnxModel(folder / VARIANTS[name].file, device=device, threads=threads)
+        model = open_variant(folder, VARIANTS[name], device, threads, manifest)
+        precisions[name] = model.precision
         for batch_size in batch_sizes:
             for length in sequence_lengths:
                 feeds = synthetic_feeds(spec, config.vocab_size, batch_size, length)
                 rows.append(_row(name, batch_size, length, measure(lambda: model.run(feeds), **timing), echo))
     if compare_torch is not None:
         rows += _torch_rows(compare_torch, spec, config, device, threads, batch_sizes, sequence_lengths, timing, echo)
-    return {"rows": [asdict(row) for row in rows], "machine": machine(device, threads)}
+    openvino_used = any(VARIANTS[name].backend == "openvino" for name in names)
+    return {"rows": [asdict(row) for row in rows], "machine": machine(device, threads, openvino_used), "precisions": precisions}
 
 
-def _variants(folder: Path, device: str, wanted: list[str] | None) -> list[str]:
+def _variants(folder: Path, device: str, wanted: list[str] | None, echo) -> list[str]:
     if wanted:
-        return [choose_variant(folder, device, name).name for name in wanted]
-    # onnxruntime graphs only until the OpenVINO backend (issue 8, runtime side) times the IRs too.
-    present = [name for name in VARIANTS if device in VARIANTS[name].devices and (folder / VARIANTS[name].file).is_file()
-               and VARIANTS[name].backend == "onnxruntime"]
+        chosen = [choose_variant(folder, device, name) for name in wanted]
+        if any(variant.backend == "openvino" for variant in chosen):
+            import_openvino()
+        return [variant.name for variant in chosen]
+    present = [name for name in VARIANTS if device in VARIANTS[name].devices and (folder / VARIANTS[name].file).is_file()]
+    skipped = [name for name in present if VARIANTS[name].backend == "openvino" and not openvino_available()]
+    if skipped and echo:
+        echo(f"openvino is not installed: {', '.join(skipped)} not measured (pip install 'distilbert-onnx[openvino]')")
+    present = [name for name in present if name not in skipped]
     if not present:
         files = ", ".join(VARIANTS[name].file for name in AUTO_PREFERENCE[device])
         raise ArtifactError(f"{folder} holds no ONNX model to benchmark on {device} (looked for {files})")
@@ -97,7 +112,7 @@ def _task(folder: Path, variant: str, device: str, config):
         return get_task(manifest["task"])
     from .runtime.pipelines import task_from_graph
 
-    return task_from_graph(OnnxModel(folder / VARIANTS[variant].file, device=device), config)
+    return task_from_graph(open_variant(folder, VARIANTS[variant], device, None, None), config)
 
 
 def _row(variant: str, batch_size: int, length: int, seconds: np.ndarray, echo) -> Row:
@@ -105,7 +120,7 @@ def _row(variant: str, batch_size: int, length: int, seconds: np.ndarray, echo) 
     row = Row(variant, batch_size, length, round(p50, 3), round(p90, 3), round(p99, 3),
               round(batch_size / float(seconds.mean()), 2))
     if echo:
-        echo(f"{variant:<10} batch {batch_size:>3} x {length:>4} tokens: p50 {p50:8.2f} ms, "
+        echo(f"{variant:<13} batch {batch_size:>3} x {length:>4} tokens: p50 {p50:8.2f} ms, "
              f"{row.throughput:9.1f} seq/s ({len(seconds)} runs)")
     return row
 
@@ -139,12 +154,12 @@ def _torch_rows(checkpoint, spec, config, device, threads, batch_sizes, lengths,
     return rows
 
 
-def machine(device: str, threads: int) -> dict:
+def machine(device: str, threads: int, openvino: bool = False) -> dict:
     """What the figures were measured on."""
     import onnxruntime as ort
 
     info = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "threads": threads,
         "device": device,
@@ -153,32 +168,27 @@ def machine(device: str, threads: int) -> dict:
         "python": platform.python_version(),
         "distilbert_onnx": package_version("distilbert-onnx"),
     }
+    if openvino:
+        info["openvino"] = import_openvino().get_version()
     torch_version = package_version("torch")
     if torch_version:
         info["torch"] = torch_version
     return info
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def format_table(result: dict) -> str:
     """The rows as an aligned text table."""
-    header = f"{'variant':<11}{'batch':>6}{'seq':>6}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'seq/s':>11}"
+    header = f"{'variant':<14}{'batch':>6}{'seq':>6}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'seq/s':>11}"
     lines = [header, "-" * len(header)]
     for row in result["rows"]:
-        lines.append(f"{row['variant']:<11}{row['batch_size']:>6}{row['sequence_length']:>6}{row['p50_ms']:>10.2f}"
+        lines.append(f"{row['variant']:<14}{row['batch_size']:>6}{row['sequence_length']:>6}{row['p50_ms']:>10.2f}"
                      f"{row['p90_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['throughput']:>11.1f}")
     machine_info = result["machine"]
-    lines.append(f"{machine_info['cpu']}, {machine_info['threads']} threads, {machine_info['device']}, "
-                 f"onnxruntime {machine_info['onnxruntime']}")
+    versions = f"onnxruntime {machine_info['onnxruntime']}" + (f", openvino {machine_info['openvino']}" if "openvino" in machine_info else "")
+    lines.append(f"{machine_info['cpu']}, {machine_info['threads']} threads, {machine_info['device']}, {versions}")
+    openvino_precisions = {name: precision for name, precision in result.get("precisions", {}).items() if VARIANTS[name].backend == "openvino"}
+    if openvino_precisions:
+        lines.append("OpenVINO ran in: " + ", ".join(f"{name} {precision}" for name, precision in openvino_precisions.items()))
     return "\n".join(lines)
 
 

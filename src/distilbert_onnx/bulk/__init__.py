@@ -20,7 +20,8 @@ def predict_file(folder, input, output, *, columns: dict | None = None, id_colum
                  keep_columns=(), result_column: str = "result", options: dict | None = None,
                  on_error: str = "fail", errors: str | Path | None = None, resume: bool = False, force: bool = False,
                  output_format: str | None = None, part_rows: int | None = None, batch_size: int = 32,
-                 device: str = "cpu", variant: str = "auto", threads: int | None = None, engine: str = "local",
+                 device: str = "cpu", variant: str = "auto", backend: str = "auto", threads: int | None = None,
+                 engine: str = "local",
                  ray_address: str | None = None, workers: int = 1, threads_per_worker: int = 1, progress=None):
     """Score the table `input` with FOLDER's model into `output`; returns a Summary.
 
@@ -37,7 +38,7 @@ def predict_file(folder, input, output, *, columns: dict | None = None, id_colum
     if engine == "ray" and resume:
         raise OptionError("--resume works with the local engine only: run the Ray job again from the start")
     options = dict(options or {})
-    load_options = {"device": device, "variant": variant}
+    load_options = {"device": device, "variant": variant, "backend": backend}
     pipe = load(folder, **load_options, threads=threads)
     column_map = ColumnMap.for_task(pipe.context.spec, dict(columns or {}), id_column, tuple(keep_columns),
                                     result_column)

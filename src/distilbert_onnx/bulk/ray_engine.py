@@ -152,7 +152,7 @@ def scored_chunks(job, *, folder, options: dict, batch_size: int, load_options: 
 
 def predict_dataset(ds: "ray.data.Dataset", folder, *, text_column: str | None = None, columns: dict | None = None,
                     options: dict | None = None, on_error: str = "fail", batch_size: int = 32, workers: int = 1,
-                    threads_per_worker: int = 1, device: str = "cpu", variant: str = "auto",
+                    threads_per_worker: int = 1, device: str = "cpu", variant: str = "auto", backend: str = "auto",
                     result_column: str = "result", chunk_rows: int = DEFAULT_CHUNK_ROWS) -> "ray.data.Dataset":
     """`ds` with the results of FOLDER's model as columns, scored by `workers` actors.
 
@@ -170,9 +170,10 @@ def predict_dataset(ds: "ray.data.Dataset", folder, *, text_column: str | None =
     fields = dict(columns or {})
     if text_column:
         fields["text"] = text_column
-    spec = load(folder, device=device, variant=variant).context.spec  # also checks the folder before any actor starts
+    load_options = {"device": device, "variant": variant, "backend": backend}
+    spec = load(folder, **load_options).context.spec  # also checks the folder before any actor starts
     column_map = ColumnMap.for_task(spec, fields, result_column=result_column)
     column_map.check_present(list(ds.columns()), "the dataset")
     return score_dataset(ds, folder, column_map, options=options or {}, batch_size=batch_size,
-                         load_options={"device": device, "variant": variant}, workers=workers,
+                         load_options=load_options, workers=workers,
                          threads_per_worker=threads_per_worker, mode=on_error, chunk_rows=chunk_rows)

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import click
 
+from ..artifacts import VARIANTS
 from .app import main, progress
-from .options import DEVICE, FOLDER, ONNX_VARIANTS, THREADS
+from .options import DEVICE, FOLDER, THREADS
 
 
 @main.command()
 @FOLDER
 @click.option("--batch-size", "batch_sizes", type=click.IntRange(min=1), multiple=True, help="Repeat for several [default: 1].")
 @click.option("--sequence-length", "sequence_lengths", type=click.IntRange(min=1), multiple=True, help="Repeat for several [default: 128].")
-@click.option("--variant", "variants", type=click.Choice(ONNX_VARIANTS), multiple=True, help="Repeat for several [default: every variant the device can run].")
+@click.option("--variant", "variants", type=click.Choice(list(VARIANTS)), multiple=True, help="Repeat for several [default: every variant the device can run; the OpenVINO ones where openvino is installed].")
 @DEVICE
 @THREADS
 @click.option("--compare-torch", type=click.Path(), help="Checkpoint (folder or Hub id) to add PyTorch eager rows for (needs the [export] extra).")

@@ -49,7 +49,7 @@ def check_unused(options: dict) -> None:
         raise click.UsageError(f"{flags} go with --output (bulk mode)")
 
 
-def run(folder, input_file, device, variant, batch_size, threads, pipeline_options: dict, options: dict) -> None:
+def run(folder, input_file, device, variant, backend, batch_size, threads, pipeline_options: dict, options: dict) -> None:
     """The bulk job of the predict command, with a progress line and a summary on stderr."""
     from ..bulk import predict_file
 
@@ -64,7 +64,7 @@ def run(folder, input_file, device, variant, batch_size, threads, pipeline_optio
             result_column=options["result_column"], options=pipeline_options, on_error=options["on_error"],
             errors=options["errors_file"], resume=options["resume"], force=options["force"],
             output_format=options["output_format"], part_rows=options["part_rows"], batch_size=batch_size,
-            device=device, variant=variant, threads=threads, engine=options["engine"],
+            device=device, variant=variant, backend=backend, threads=threads, engine=options["engine"],
             ray_address=options["ray_address"], workers=options["workers"],
             threads_per_worker=options["threads_per_worker"], progress=bar.update)
     except KeyboardInterrupt:

@@ -13,9 +13,6 @@ from ..graph.settings import BUILT_IN_SAMPLE
 from ..options import ATOL, GRAPH, MIN_COSINE, MIN_WORST_COSINE, OPSET
 from ..tasks import TASK_CHOICES
 
-# The variants onnxruntime runs, in the variant table's order.
-ONNX_VARIANTS = tuple(name for name, variant in VARIANTS.items() if variant.backend == "onnxruntime")
-
 FOLDER = click.argument("folder", type=click.Path(exists=True, file_okay=False))
 DEVICE = click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 THREADS = click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all cores].")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..artifacts import BACKENDS, VARIANTS
 from ..tasks import TaskSpec
 from . import bulk
 from .app import main, progress, with_options
@@ -25,7 +26,8 @@ PREDICT_OPTIONS = (
 @click.argument("texts", nargs=-1)
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False), help=".txt (one text per line) or .jsonl (one JSON object per line with the task's fields); with --output a .parquet, .csv or .jsonl table.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
-@click.option("--variant", type=click.Choice(["auto", "fp32", "optimized", "quantized", "fp16"]), default="auto", show_default=True)
+@click.option("--variant", type=click.Choice(["auto", *VARIANTS]), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="Runtime: auto picks per variant (openvino needs the [openvino] extra).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all cores].")
 @click.option("--question", help="question-answering: the question asked of each TEXT (the contexts).")
@@ -44,7 +46,7 @@ PREDICT_OPTIONS = (
 @click.option("--pooling", type=click.Choice(["mean", "cls"]), help="feature-extraction: sentence vectors.")
 @click.option("--normalize", is_flag=True, default=None, help="feature-extraction: unit-length vectors.")
 @with_options(bulk.BULK_OPTIONS)
-def predict(folder, texts, input_file, device, variant, batch_size, threads, question, choices, **options):
+def predict(folder, texts, input_file, device, variant, backend, batch_size, threads, question, choices, **options):
     """Run FOLDER's model on TEXTs or an --input file; one JSON line per input, in input order.
 
     With --output: score the --input table into a Parquet / JSON Lines file or a folder of parts."""
@@ -57,12 +59,12 @@ def predict(folder, texts, input_file, device, variant, batch_size, threads, que
     if options["output"]:
         if texts or question or choices:
             raise click.UsageError("--output scores an --input table: TEXT arguments, --question and --choice do not apply")
-        return bulk.run(folder, input_file, device, variant, batch_size, threads, given, options)
+        return bulk.run(folder, input_file, device, variant, backend, batch_size, threads, given, options)
     bulk.check_unused(options)
     if bool(texts) == bool(input_file):
         raise click.UsageError("give either TEXT arguments or --input FILE")
-    pipe = load(folder, device=device, variant=variant, threads=threads)
-    progress(f"{pipe.task} on {pipe.device} with the {pipe.variant} graph")
+    pipe = load(folder, device=device, variant=variant, backend=backend, threads=threads)
+    progress(f"{pipe.task} on {pipe.device} with the {pipe.variant} graph ({pipe.backend}, {pipe.precision})")
     if input_file:
         items, count = _read_inputs(Path(input_file), pipe.context.spec), _count_lines(Path(input_file))
     else:

@@ -2,8 +2,9 @@
 
 Weights of the MatMul and Attention ops become int8, symmetric, one scale per output channel by
 default (per-tensor int8, the common default elsewhere, costs measurable accuracy); activations are
-quantized to uint8 at run time. Embedding lookups stay fp32: quantizing them saves file size, not
-time. The quantizer is told that tensors without a visible type are float (DefaultTensorType):
+quantized to uint8 at run time. The word-embedding table that input_ids indexes is stored int8 with a
+scale per row, dequantized after the lookup (embedding_int8.py): half the file size of keeping it fp32,
+in the fused graph too, where EmbedLayerNormalization is written out for it. The quantizer is told that tensors without a visible type are float (DefaultTensorType):
 outputs of the fused ops have none for ONNX shape inference, and without it onnxruntime 1.31 stops
 on fused graphs with "Unable to find data type for weight_name" (what breaks Optimum's optimize-then-
 quantize path). Each head's Gemm is first rewritten as MatMul + Add, as the quantizer would do,
@@ -133,6 +134,7 @@ def _quantization_record(settings: QuantizeSettings, sources: dict[str, Path], t
         "method": "onnxruntime dynamic quantization",
         "weights": f"int8 symmetric, {'per output channel' if settings.per_channel else 'per tensor'}",
         "activations": "uint8, per tensor, computed at run time",
+        "word_embeddings": "int8 symmetric, one scale per row" if _embeddings_int8(folder / VARIANTS["quantized"].file) else "fp32",
         "op_types": OP_TYPES,
         "source_graph": sources[chosen].name,
         "target": {"min_cosine": settings.min_cosine, "min_worst_cosine": settings.min_worst_cosine},
@@ -210,6 +212,14 @@ def _seconds(runners: dict[str, Runner], spec: TaskSpec, config) -> dict[str, fl
             run(feeds)
             times[name].append(time.perf_counter() - started)
     return {name: float(np.median(values)) for name, values in times.items()}
+
+
+def _embeddings_int8(path: Path) -> bool:
+    """Whether the int8 graph at `path` stores its word-embedding table as int8 (embedding_int8.py)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return any(init.name.endswith("_row_scale") for init in model.graph.initializer)
 
 
 def _source_graphs(folder: Path, graph: str) -> dict[str, Path]:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ..errors import QuantizationError
+from .embedding_int8 import store_word_embeddings_int8
 from .logs import captured_logs
 
 OP_TYPES = ["MatMul", "Attention"]
@@ -52,7 +53,8 @@ def gemm_to_matmul(path: Path):
 
 
 def write_int8(source: Path, target: Path, per_channel: bool, keep_fp32: list[str]) -> Path:
-    """Quantize the graph at `source` to `target`, the nodes named in `keep_fp32` left in fp32."""
+    """Quantize the graph at `source` to `target`, the nodes named in `keep_fp32` left in fp32, the
+    word-embedding table stored as int8 (embedding_int8.py)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -68,6 +70,9 @@ def write_int8(source: Path, target: Path, per_channel: bool, keep_fp32: list[st
             # shape inference can see; every one this quantizer reads is a float tensor.
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
+    model = onnx.load(str(target))
+    if store_word_embeddings_int8(model):
+        onnx.save(model, str(target))
     return target
 
 

@@ -56,9 +56,14 @@ def default_threads() -> int:
 
 
 class OnnxModel:
-    """One graph on one device: `run(feeds)` returns the outputs by name as numpy arrays."""
+    """One graph on one device: `run(feeds)` returns the outputs by name as numpy arrays.
 
-    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None):
+    `precision` names what the graph computes in (fp32, fp16, int8) where the caller knows it.
+    """
+
+    backend = "onnxruntime"
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None, precision: str | None = None):
         path = Path(path)
         if not path.is_file():
             raise ArtifactError(f"no model file at {path}")
@@ -78,6 +83,7 @@ class OnnxModel:
             )
         self.device = device
         self.path = path
+        self.precision = precision or "as stored"
         self.input_names = [node.name for node in self.session.get_inputs()]
         self.output_names = [node.name for node in self.session.get_outputs()]
 

@@ -1,18 +1,21 @@
 """load(): a deployable folder (ours, or an Optimum export) to a pipeline for its task.
 
-Only onnxruntime, tokenizers, numpy and the standard library are imported here and below.
+Only onnxruntime, tokenizers, numpy and the standard library are imported here and below; openvino
+only when an OpenVINO variant is loaded (runtime/openvino_model.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ...artifacts import choose_variant, read_manifest
+from ...artifacts import VARIANTS, choose_variant, read_manifest
 from ...config import DistilBertConfig, load_config
 from ...errors import ArtifactError, DeviceError, positive_int
 from ...tasks import INPUT_NAMES, TaskSpec, get_task, task_from_config
+from ..backends import check_backend, check_variant_backend, open_variant
 from ..batching import DEFAULT_MAX_TOKENS
-from ..session import OnnxModel, logger, resolve_device
+from ..choice import choose_auto_cpu
+from ..session import logger, resolve_device
 from ..tokenizer import TextTokenizer
 from . import (
     feature_extraction,
@@ -42,8 +45,10 @@ def load_pipeline(
     variant: str = "auto",
     threads: int | None = None,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    backend: str = "auto",
 ) -> Pipeline:
-    """The pipeline of the folder's task on `device` (cpu, cuda, auto) with `variant` (auto or a name)."""
+    """The pipeline of the folder's task on `device` (cpu, cuda, auto) with `variant` (auto or a name),
+    run by `backend` (auto, onnxruntime or openvino; auto: whichever runs the chosen variant)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ArtifactError(f"no folder at {folder}: pass a folder made by distilbert-onnx export (or Optimum)")
@@ -51,16 +56,19 @@ def load_pipeline(
     config = load_config(folder)
     manifest = read_manifest(folder)
     resolved = resolve_device(device)
-    chosen = choose_variant(folder, resolved, variant)
+    wants_openvino = backend == "openvino" or (variant in VARIANTS and VARIANTS[variant].backend == "openvino")
+    if device == "auto" and resolved == "cuda" and wants_openvino:
+        logger.info("device=auto: OpenVINO runs on the CPU, so the CPU")
+        resolved = "cpu"
+    check_backend(backend, resolved)
     try:
-        model = OnnxModel(folder / chosen.file, device=resolved, threads=threads)
+        model, chosen = _open_model(folder, manifest, resolved, variant, backend, threads)
     except DeviceError:
-        if device != "auto":
+        if device != "auto" or resolved == "cpu":
             raise
         # onnxruntime-gpu lists its CUDA provider even where no GPU can be used: auto means the CPU then.
         logger.info("device=auto: the CUDA provider did not start, using the CPU")
-        chosen = choose_variant(folder, "cpu", variant)
-        model = OnnxModel(folder / chosen.file, device="cpu", threads=threads)
+        model, chosen = _open_model(folder, manifest, "cpu", variant, backend, threads)
     if sorted(model.input_names) != sorted(INPUT_NAMES):
         raise ArtifactError(
             f"{chosen.file} takes inputs {model.input_names}; a DistilBERT graph takes input_ids and attention_mask only"
@@ -70,7 +78,19 @@ def load_pipeline(
     return Pipeline(HANDLERS[spec.name], model, Context(spec, config, tokenizer), folder, chosen.name, max_tokens)
 
 
-def task_from_graph(model: OnnxModel, config: DistilBertConfig) -> TaskSpec:
+def _open_model(folder: Path, manifest: dict | None, device: str, variant: str, backend: str, threads: int | None):
+    """(the model, its Variant) for `variant` on `device`: auto on the CPU is chosen per machine (choice.py)."""
+    if variant == "auto" and device == "cpu":
+        choice = choose_auto_cpu(folder, manifest, backend, threads)
+        logger.info("variant=auto picked %s on the CPU: %s", choice.variant.name, choice.reason)
+        model = choice.model or open_variant(folder, choice.variant, device, threads, manifest)
+        return model, choice.variant
+    chosen = choose_variant(folder, device, variant)
+    check_variant_backend(chosen, backend)
+    return open_variant(folder, chosen, device, threads, manifest), chosen
+
+
+def task_from_graph(model, config: DistilBertConfig) -> TaskSpec:
     """The task of a folder without a manifest (an Optimum export), from its graph's outputs.
 
     config.json's `architectures` settles what the outputs leave open (and is checked against them).

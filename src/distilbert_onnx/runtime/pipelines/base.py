@@ -107,8 +107,20 @@ class Pipeline:
     def device(self) -> str:
         return self.model.device
 
+    @property
+    def backend(self) -> str:
+        """The runtime that runs the model: onnxruntime or openvino."""
+        return self.model.backend
+
+    @property
+    def precision(self) -> str:
+        """What the model computes in: the variant's precision, and for OpenVINO the inference
+        precision of its ops that are not int8 (e.g. "bf16", "int8+f32")."""
+        return self.model.precision
+
     def __repr__(self) -> str:
-        return f"<Pipeline {self.task} {self.folder} variant={self.variant} device={self.device}>"
+        return (f"<Pipeline {self.task} {self.folder} variant={self.variant} backend={self.backend} "
+                f"precision={self.precision} device={self.device}>")
 
     def __call__(self, inputs: Any = None, /, *, batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any) -> Any:
         """Run the task. A single input gives one result, a list gives a list in the same order,

@@ -1,0 +1,276 @@
+"""variant="auto" on the CPU: the fastest variant that meets the folder's fidelity target, on this machine.
+
+Which variant is fastest depends on the CPU (AMX, AVX-512 VNNI, native bf16 or not) and the library
+versions, not on where the folder was exported, so it is measured where it runs:
+
+1. Candidates: the variants present whose recorded fidelity meets the folder's target (the strictest
+   target recorded with its int8 variants): `quantized` and `openvino-int8` by their fidelity to fp32,
+   `openvino` (bf16 where allowed, else f32; validated against fp32 at export) and `optimized` (else
+   `fp32`). A variant without a manifest record, or one that misses the target, is never a candidate.
+   On a CPU with int8 dot-product instructions (VNNI, AMX) variants that compute in fp32 are not timed
+   when an int8 candidate exists: there int8 kernels are 2-4x faster (bench/README.md), and each
+   candidate timed costs the first load its compile and runs.
+2. The machine key: CPU model, the CPU flags that decide int8 / bf16 speed, threads, onnxruntime and
+   openvino versions, and the candidates' sha256. A choice recorded for that key is used at once:
+   from the per-user cache (`cache_root()/choices.json`), else from the folder's manifest
+   (`auto_choice`, written by `record_choice`, e.g. at export time on the exporting machine).
+3. Otherwise each candidate is loaded and timed on CHOICE_SHAPE, the candidates taking turns for
+   CHOICE_ROUNDS rounds; the fastest by median wins and the choice is written to the per-user cache.
+
+Where openvino is not installed, or the folder has no OpenVINO variant or no manifest, auto keeps the
+onnxruntime rule (artifacts.AUTO_PREFERENCE: quantized, optimized, fp32) and the log says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..artifacts import AUTO_PREFERENCE, VARIANTS, Variant, choose_variant, read_json, staged_file
+from ..errors import ArtifactError
+from ..graph.settings import DEFAULT_MIN_COSINE, DEFAULT_MIN_WORST_COSINE
+from .backends import open_variant, openvino_precision
+from .openvino_model import cache_root, openvino_available, openvino_version
+from .session import check_threads, logger
+
+CHOICE_SHAPE = (2, 128)  # batch x tokens the candidates are timed on (tokens capped by the model's maximum)
+CHOICE_ROUNDS = 4
+CHOICES_FILE = "choices.json"
+# CPU flags that decide which int8 / bf16 kernels run.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "avx512_fp16")
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+# Candidates in order of preference when timings tie exactly (never in practice: a stable order).
+CANDIDATE_ORDER = ("openvino-int8", "quantized", "openvino", "optimized", "fp32")
+DEFAULT_TARGET = {"min_cosine": DEFAULT_MIN_COSINE, "min_worst_cosine": DEFAULT_MIN_WORST_COSINE}
+
+
+@dataclass
+class Choice:
+    """The variant auto picked, why, and the model already made for it when it was measured."""
+
+    variant: Variant
+    reason: str
+    model: object | None = None
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+
+def choose_auto_cpu(folder: Path, manifest: dict | None, backend: str, threads: int | None) -> Choice:
+    """The variant auto runs on the CPU for `backend` (auto, onnxruntime or openvino)."""
+    has_openvino_files = any(VARIANTS[name].backend == "openvino" and (folder / VARIANTS[name].file).is_file() for name in VARIANTS)
+    if backend == "onnxruntime":
+        return _onnxruntime_rule(folder, "backend='onnxruntime' asked for")
+    if backend == "auto" and not has_openvino_files:
+        return _onnxruntime_rule(folder, "the folder has no OpenVINO variant")
+    if backend == "auto" and not openvino_available():
+        return _onnxruntime_rule(folder, "openvino is not installed (pip install 'distilbert-onnx[openvino]' to consider the OpenVINO variants)")
+    if manifest is None:
+        if backend == "openvino":
+            return Choice(choose_variant(folder, "cpu", "openvino"), "the folder has no manifest: the OpenVINO fp32 IR")
+        return _onnxruntime_rule(folder, "the folder has no manifest, so no recorded fidelity to choose by")
+    candidates, excluded = fidelity_candidates(folder, manifest, backend)
+    for name, why in excluded.items():
+        logger.info("auto: not a candidate: %s (%s)", name, why)
+    if not candidates:
+        raise ArtifactError(f"{folder} has no {backend} variant that meets its fidelity target: " + "; ".join(
+            f"{name}: {why}" for name, why in excluded.items()))
+    candidates = _without_fp32_beside_int8(candidates, manifest)
+    if len(candidates) == 1:
+        return Choice(candidates[0], "the only candidate that meets the fidelity target")
+    key, machine = machine_key(folder, manifest, candidates, threads)
+    recorded, where = _recorded(folder, manifest, key)
+    if recorded and recorded["variant"] in [variant.name for variant in candidates]:
+        return Choice(VARIANTS[recorded["variant"]], f"measured on this machine before ({where}): {_timings(recorded['latency_ms'])}",
+                      latency_ms=recorded["latency_ms"])
+    choice = measure_candidates(folder, manifest, candidates, threads)
+    _save_choice(key, {"variant": choice.variant.name, "latency_ms": choice.latency_ms, "machine": machine, "folder": str(folder)})
+    return choice
+
+
+def _onnxruntime_rule(folder: Path, why: str) -> Choice:
+    variant = choose_variant(folder, "cpu", "auto")
+    return Choice(variant, f"{why}: the onnxruntime rule, first present of {', '.join(AUTO_PREFERENCE['cpu'])}")
+
+
+def folder_target(manifest: dict) -> dict:
+    """The folder's fidelity target: per figure, the strictest recorded with its quantized variants."""
+    target = {}
+    for record in manifest.get("variants", {}).values():
+        for name, value in ((record.get("quantization") or {}).get("target") or {}).items():
+            if value is not None:
+                target[name] = max(value, target.get(name, value))
+    return target or dict(DEFAULT_TARGET)
+
+
+def meets(fidelity: dict | None, target: dict) -> bool:
+    if not fidelity:
+        return False
+    return fidelity["mean_cosine"] >= target.get("min_cosine", 0.0) and fidelity["min_cosine"] >= target.get("min_worst_cosine", 0.0)
+
+
+def fidelity_candidates(folder: Path, manifest: dict, backend: str) -> tuple[list[Variant], dict[str, str]]:
+    """(the variants auto may pick, {variant: why not} for those present but left out)."""
+    records = manifest.get("variants", {})
+    target = folder_target(manifest)
+    candidates, excluded = [], {}
+    for name in CANDIDATE_ORDER:
+        variant = VARIANTS[name]
+        if not (folder / variant.file).is_file() or "cpu" not in variant.devices:
+            continue
+        record = records.get(name)
+        if backend not in ("auto", variant.backend):
+            excluded[name] = f"backend={backend!r} asked for"
+        elif record is None:
+            excluded[name] = "no manifest record, so no recorded fidelity"
+        elif name == "fp32" and "optimized" in records and (folder / VARIANTS["optimized"].file).is_file():
+            excluded[name] = "the fused graph (optimized) computes the same, faster"
+        elif variant.precision == "int8" and not meets(record.get("fidelity"), target):
+            excluded[name] = f"its recorded fidelity {_brief(record.get('fidelity'))} misses the target {_brief_target(target)}"
+        elif (record.get("validation") or {}).get("passed") is False:
+            excluded[name] = "it failed validation against fp32"
+        else:
+            candidates.append(variant)
+    return candidates, excluded
+
+
+def _without_fp32_beside_int8(candidates: list[Variant], manifest: dict) -> list[Variant]:
+    if not cpu_flags() & set(INT8_DOT_FLAGS) or not any(variant.precision == "int8" for variant in candidates):
+        return candidates
+    kept = [variant for variant in candidates if variant.precision == "int8"
+            or (variant.backend == "openvino" and openvino_precision(variant, manifest)[0] == "bf16")]
+    for variant in candidates:
+        if variant not in kept:
+            logger.info("auto: not timed: %s (fp32 kernels, and this CPU has int8 dot products for the int8 candidates)", variant.name)
+    return kept
+
+
+def machine_key(folder: Path, manifest: dict, candidates: list[Variant], threads: int | None) -> tuple[str, dict]:
+    """(the key a measured choice is cached under, what went into it)."""
+    import onnxruntime
+
+    machine = {
+        "cpu": cpu_model(),
+        "flags": sorted(cpu_flags() & set(SPEED_FLAGS)),
+        "threads": check_threads(threads),
+        "onnxruntime": onnxruntime.__version__,
+        "openvino": openvino_version(),
+    }
+    shas = {variant.name: manifest["variants"][variant.name].get("sha256") for variant in candidates}
+    shas.update({variant.name + " precision": openvino_precision(variant, manifest)[0]
+                 for variant in candidates if variant.backend == "openvino"})
+    material = json.dumps({"machine": machine, "variants": shas, "shape": CHOICE_SHAPE}, sort_keys=True)
+    return hashlib.sha256(material.encode()).hexdigest()[:32], machine
+
+
+def measure_candidates(folder: Path, manifest: dict, candidates: list[Variant], threads: int | None) -> Choice:
+    """Time each candidate here, in turns, on synthetic inputs of CHOICE_SHAPE; the fastest wins."""
+    from ..config import load_config
+    from ..tasks import get_task
+    from ..timing import synthetic_feeds
+
+    config = load_config(folder)
+    batch, length = CHOICE_SHAPE
+    feeds = synthetic_feeds(get_task(manifest["task"]), config.vocab_size, batch, min(length, config.max_position_embeddings))
+    started = time.perf_counter()
+    models = {variant.name: open_variant(folder, variant, "cpu", threads, manifest) for variant in candidates}
+    for model in models.values():
+        model.run(feeds)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(CHOICE_ROUNDS):
+        for name, model in models.items():
+            begin = time.perf_counter()
+            model.run(feeds)
+            times[name].append(time.perf_counter() - begin)
+    latency = {name: round(float(np.median(values)) * 1000, 3) for name, values in times.items()}
+    fastest = min(latency, key=lambda name: (latency[name], CANDIDATE_ORDER.index(name)))
+    seconds = time.perf_counter() - started
+    return Choice(VARIANTS[fastest], f"measured now in {seconds:.1f} s: {_timings(latency)}", models[fastest], latency)
+
+
+def record_choice(folder: Path, manifest: dict, threads: int | None = None) -> tuple[str, dict] | None:
+    """Measure the auto choice on this machine: (its key, the manifest's `auto_choice` mapping with it
+    added; the caller writes the manifest), or None when there is nothing to choose between."""
+    candidates = _without_fp32_beside_int8(fidelity_candidates(folder, manifest, "auto")[0], manifest)
+    if len(candidates) < 2 or not openvino_available():
+        return None
+    key, machine = machine_key(folder, manifest, candidates, threads)
+    choice = measure_candidates(folder, manifest, candidates, threads)
+    recorded = dict(manifest.get("auto_choice") or {})
+    recorded[key] = {"variant": choice.variant.name, "latency_ms": choice.latency_ms, "machine": machine}
+    return key, recorded
+
+
+def _recorded(folder: Path, manifest: dict, key: str) -> tuple[dict | None, str]:
+    cached = _read_choices().get(key)
+    if _usable(cached):
+        return cached, f"cached in {cache_root() / CHOICES_FILE}"
+    in_manifest = (manifest.get("auto_choice") or {}).get(key)
+    if _usable(in_manifest):
+        return in_manifest, "recorded in the folder's manifest"
+    return None, ""
+
+
+def _usable(record) -> bool:
+    return isinstance(record, dict) and record.get("variant") in VARIANTS and isinstance(record.get("latency_ms"), dict)
+
+
+def _read_choices() -> dict:
+    path = cache_root() / CHOICES_FILE
+    try:
+        return read_json(path, error=ValueError)
+    except (ValueError, OSError) as exc:
+        logger.warning("auto: ignoring the unreadable choice cache %s (%s)", path, exc)
+        return {}
+
+
+def _save_choice(key: str, record: dict) -> None:
+    path = cache_root() / CHOICES_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        choices = _read_choices()
+        choices[key] = record
+        with staged_file(path) as tmp:
+            tmp.write_text(json.dumps(choices, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        logger.warning("auto: could not cache the choice in %s (%s): the next load measures again", path, exc)
+
+
+def cpu_model() -> str:
+    """The CPU's model name ("Intel(R) Xeon(R) Platinum 8480+", "AMD EPYC 9R14 96-Core Processor")."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _timings(latency: dict) -> str:
+    shape = f"{CHOICE_SHAPE[0]} x {CHOICE_SHAPE[1]} tokens"
+    return ", ".join(f"{name} {ms:.1f} ms" for name, ms in sorted(latency.items(), key=lambda item: item[1])) + f" at {shape}"
+
+
+def _brief(fidelity: dict | None) -> str:
+    if not fidelity:
+        return "(none)"
+    return f"(mean cosine {fidelity['mean_cosine']:.5f}, worst {fidelity['min_cosine']:.5f})"
+
+
+def _brief_target(target: dict) -> str:
+    return f"(mean >= {target.get('min_cosine', 0)}, worst >= {target.get('min_worst_cosine', 0)})"
