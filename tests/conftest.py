@@ -52,23 +52,25 @@ def checkpoints(make_tiny) -> dict[str, Path]:
 class Exports:
     """Exported folders of the tiny checkpoints, made on first use and shared by the session."""
 
-    def __init__(self, checkpoints: dict[str, Path], root: Path):
+    def __init__(self, checkpoints: dict[str, Path], root: Path, openvino: bool = False):
         self.checkpoints = checkpoints
         self.root = root
+        self.openvino = openvino
         self.folders: dict[str, Path] = {}
 
     def __getitem__(self, task: str) -> Path:
         if task not in self.folders:
             import distilbert_onnx as dox
 
-            self.folders[task] = dox.export(self.checkpoints[task], self.root / task).folder
+            self.folders[task] = dox.export(self.checkpoints[task], self.root / task, openvino=self.openvino).folder
         return self.folders[task]
 
 
 @pytest.fixture(scope="session")
 def exported(checkpoints, tmp_path_factory) -> Exports:
-    """exported[task] -> folder with model.onnx, model_optimized.onnx, model_quantized.onnx and the
-    OpenVINO IRs (the default export)."""
+    """exported[task] -> folder with model.onnx, model_optimized.onnx and model_quantized.onnx (the
+    default export without the OpenVINO IRs, so that variant="auto" is onnxruntime's rule here;
+    test_openvino.py exports with them)."""
     return Exports(checkpoints, tmp_path_factory.mktemp("exported"))
 
 

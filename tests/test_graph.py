@@ -175,8 +175,10 @@ def test_a_strict_target_keeps_the_most_sensitive_matmuls_in_fp32(fp32_folder):
 
 
 def weight_scale_shapes(path) -> list[list[int]]:
-    """The shapes of an int8 graph's weight scales: one value per tensor, or one per output channel."""
-    return [list(init.dims) for init in onnx.load(str(path)).graph.initializer if init.name.endswith("_scale")]
+    """The shapes of an int8 graph's MatMul weight scales: one value per tensor, or one per output channel
+    (the word-embedding table's per-row scales, `_row_scale`, are not weight scales of a MatMul)."""
+    return [list(init.dims) for init in onnx.load(str(path)).graph.initializer
+            if init.name.endswith("_scale") and not init.name.endswith("_row_scale")]
 
 
 def test_per_tensor_and_graph_choice(fp32_folder, exported):

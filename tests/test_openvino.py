@@ -11,6 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import Exports
 
 from distilbert_onnx.artifacts import read_manifest, sha256_file
 from distilbert_onnx.cli import main
@@ -34,6 +35,12 @@ sys.meta_path.insert(0, Blocker())
 from distilbert_onnx.cli import main
 main(sys.argv[1:])
 """
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoints, tmp_path_factory):
+    """This module's exported folders: the default export with the OpenVINO IRs."""
+    return Exports(checkpoints, tmp_path_factory.mktemp("exported_openvino"), openvino=True)
 
 
 def run(*args):
@@ -228,3 +235,12 @@ def test_openvino_command_errors(exported, tmp_path, monkeypatch, args, message)
 def test_openvino_command_on_a_folder_that_is_not_an_export(tmp_path):
     result = run("openvino", tmp_path)
     assert result.exit_code == 1 and "is not a distilbert-onnx export" in result.stderr
+
+
+def test_default_export_has_every_cpu_variant_and_nothing_else(exported):
+    folder = exported["text-classification"]
+    assert list(read_manifest(folder)["variants"]) == ["fp32", "optimized", "quantized", "openvino", "openvino-int8"]
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "config.json", "distilbert_onnx.json", "model.onnx", "model_optimized.onnx", "model_quantized.onnx",
+        "openvino_model.bin", "openvino_model.xml", "openvino_model_int8.bin", "openvino_model_int8.xml",
+        "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"]

@@ -38,11 +38,13 @@ def test_sigterm_answers_every_request_in_flight_then_exits_0(exported):
     try:
         async def load_and_stop():
             async with httpx.AsyncClient(timeout=60) as client:
-                calls = [client.post(f"{url}/models/text-classification/predict", json={"inputs": [MEDIUM_TEXT] * 60})
+                calls = [client.post(f"{url}/models/text-classification/predict", json={"inputs": [MEDIUM_TEXT] * 256})
                          for _ in range(3)]
-                calls.append(client.post(f"{url}/models/feature-extraction/v1/embeddings", json={"input": [MEDIUM_TEXT] * 60}))
+                calls.append(client.post(f"{url}/models/feature-extraction/v1/embeddings", json={"input": [MEDIUM_TEXT] * 256}))
                 pending = asyncio.gather(*calls)
-                await asyncio.sleep(0.3)  # 240 rows, one model call each (batching off): still running
+                # 1024 rows, one model call each (batching off): signal once rows are queued, while they run.
+                while not pending.done() and "distilbert_onnx_queue_rows{model=" not in await _queued(client, url):
+                    await asyncio.sleep(0.01)
                 assert not pending.done()
                 process.send_signal(signal.SIGTERM)
                 return await pending
@@ -52,13 +54,20 @@ def test_sigterm_answers_every_request_in_flight_then_exits_0(exported):
     finally:
         process.kill()
     assert [response.status_code for response in responses] == [200] * 4
-    assert [len(response.json()) for response in responses[:3]] == [60] * 3
-    assert len(responses[3].json()["data"]) == 60
+    assert [len(response.json()) for response in responses[:3]] == [256] * 3
+    assert len(responses[3].json()["data"]) == 256
     log = process.stderr.read()
     assert len(re.findall(r"INFO POST /models/text-classification/predict 200 [\d.]+ ms", log)) == 3
     assert "Traceback" not in log
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/health")
+
+
+async def _queued(client, url: str) -> str:
+    """The queue-depth lines of /metrics that show rows waiting (a value other than 0.0)."""
+    metrics = (await client.get(f"{url}/metrics")).text
+    return "\n".join(line for line in metrics.splitlines()
+                     if line.startswith("distilbert_onnx_queue_rows{") and not line.endswith(" 0.0"))
 
 
 def test_an_occupied_port_is_one_error_line(exported):

@@ -94,7 +94,7 @@ def quantize_folder(
         chosen = min(attempts, key=lambda name: seconds.get(name, 0.0))
         best = attempts[chosen][1]
         os.replace(best.path, folder / VARIANTS["quantized"].file)  # same file system: an atomic rename
-    quantization = _quantization_record(settings, sources, texts, attempts, failures, seconds, chosen, searched)
+    quantization = _quantization_record(folder, settings, sources, texts, attempts, failures, seconds, chosen, searched)
     record = variant_record(folder, VARIANTS["quantized"], quantization=quantization, fidelity=best.fidelity)
     manifest = require_manifest(folder)
     manifest["variants"]["quantized"] = record
@@ -124,7 +124,7 @@ def _meet_target(sources: dict[str, Path], work: Path, firsts: dict[str, Path], 
     return attempts, failures
 
 
-def _quantization_record(settings: QuantizeSettings, sources: dict[str, Path], texts: list[str],
+def _quantization_record(folder: Path, settings: QuantizeSettings, sources: dict[str, Path], texts: list[str],
                          attempts: dict[str, tuple[Attempt, Attempt]], failures: list[str],
                          seconds: dict[str, float], chosen: str, searched: set[str]) -> dict:
     """The manifest's account of the int8 graph: how it was made, from what, and why this one."""
@@ -134,7 +134,8 @@ def _quantization_record(settings: QuantizeSettings, sources: dict[str, Path], t
         "method": "onnxruntime dynamic quantization",
         "weights": f"int8 symmetric, {'per output channel' if settings.per_channel else 'per tensor'}",
         "activations": "uint8, per tensor, computed at run time",
-        "word_embeddings": "int8 symmetric, one scale per row" if _embeddings_int8(folder / VARIANTS["quantized"].file) else "fp32",
+        "word_embeddings": ("int8 symmetric, one scale per row" if _embeddings_int8(folder / VARIANTS["quantized"].file)
+                            else "fp32"),
         "op_types": OP_TYPES,
         "source_graph": sources[chosen].name,
         "target": {"min_cosine": settings.min_cosine, "min_worst_cosine": settings.min_worst_cosine},

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..artifacts import AUTO_PREFERENCE, VARIANTS, Variant, choose_variant, read_json, staged_file
 from ..errors import ArtifactError
-from ..graph.settings import DEFAULT_MIN_COSINE, DEFAULT_MIN_WORST_COSINE
+from ..options import MIN_COSINE, MIN_WORST_COSINE
 from .backends import open_variant, openvino_precision
 from .openvino_model import cache_root, openvino_available, openvino_version
 from .session import check_threads, logger
@@ -47,7 +47,7 @@ SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 # Candidates in order of preference when timings tie exactly (never in practice: a stable order).
 CANDIDATE_ORDER = ("openvino-int8", "quantized", "openvino", "optimized", "fp32")
-DEFAULT_TARGET = {"min_cosine": DEFAULT_MIN_COSINE, "min_worst_cosine": DEFAULT_MIN_WORST_COSINE}
+DEFAULT_TARGET = {"min_cosine": MIN_COSINE.default, "min_worst_cosine": MIN_WORST_COSINE.default}
 
 
 @dataclass
