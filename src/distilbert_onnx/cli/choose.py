@@ -15,18 +15,13 @@ def choose(folder, threads):
     """Time FOLDER's candidate CPU variants here and record the fastest for this machine in its manifest."""
     from pathlib import Path
 
-    from ..artifacts import require_manifest, write_manifest
     from ..errors import ArtifactError
-    from ..runtime.choice import record_choice
+    from ..runtime.choice import record_choice_in_manifest
 
-    manifest = require_manifest(folder)
-    measured = record_choice(Path(folder), manifest, threads)
-    if measured is None:
+    latest = record_choice_in_manifest(Path(folder), threads)
+    if latest is None:
         raise ArtifactError(f"{folder} has nothing to choose between on this machine (fewer than two candidate "
                             "variants meet its fidelity target, or openvino is not installed): auto needs no record")
-    key, recorded = measured
-    write_manifest(folder, {**require_manifest(folder), "auto_choice": recorded})
-    latest = recorded[key]
     timings = ", ".join(f"{name} {ms:.1f} ms" for name, ms in sorted(latest["latency_ms"].items(), key=lambda item: item[1]))
     progress(f"recorded for {latest['machine']['cpu']} ({latest['machine']['threads']} threads): {timings}")
     click.echo(latest["variant"])

@@ -25,6 +25,7 @@ from ..artifacts import (
 from ..config import DistilBertConfig
 from ..errors import OptionError
 from ..graph.openvino_build import export_openvino
+from ..runtime.choice import record_choice_in_manifest
 from ..graph.optimize import optimize_folder
 from ..graph.quantize import quantize_folder
 from ..graph.settings import QuantizeSettings
@@ -100,7 +101,9 @@ def export_checkpoint(
                 optimize_folder(staging, fp16=fp16, atol=atol, reference=reference, against="PyTorch", stages=stages)
             if quantize:
                 quantize_folder(staging, quantize_settings, stages=stages, started=started)
-            export_openvino(staging, openvino, quantize, quantize_settings, reference, stages)
+            if export_openvino(staging, openvino, quantize, quantize_settings, reference, stages):
+                with stages("time the CPU variants here for variant='auto' (recorded for this kind of machine)"):
+                    record_choice_in_manifest(staging)
         finally:
             for child in started.values():
                 child.cancel()

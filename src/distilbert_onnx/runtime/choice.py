@@ -205,6 +205,19 @@ def record_choice(folder: Path, manifest: dict, threads: int | None = None) -> t
     return key, recorded
 
 
+def record_choice_in_manifest(folder: Path, threads: int | None = None) -> dict | None:
+    """record_choice, written into the folder's manifest: the machine's new `auto_choice` entry, or
+    None when there is nothing to choose between (the manifest is then left as it is)."""
+    from ..artifacts import require_manifest, write_manifest
+
+    measured = record_choice(folder, require_manifest(folder), threads)
+    if measured is None:
+        return None
+    key, recorded = measured
+    write_manifest(folder, {**require_manifest(folder), "auto_choice": recorded})
+    return recorded[key]
+
+
 def _recorded(folder: Path, manifest: dict, key: str) -> tuple[dict | None, str]:
     cached = _read_choices().get(key)
     if _usable(cached):
