@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..errors import OptionError
+from ..runtime.pipelines.base import plain
 from ..tasks import TASKS, TaskSpec
 
 # Every field a task reads from a record, in table order; each gets a --FIELD-column option.
@@ -117,14 +118,3 @@ def _text_or_texts(value) -> bool:
     if isinstance(value, str):
         return True
     return isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
-
-
-def plain(value):
-    """Numpy arrays and scalars as Python lists and numbers, recursively."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    return value

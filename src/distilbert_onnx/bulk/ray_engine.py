@@ -19,7 +19,8 @@ import pyarrow as pa
 import ray
 import ray.data
 
-from .columns import ColumnMap, Problem, plain
+from ..runtime.pipelines.base import plain
+from .columns import ColumnMap, Problem
 from .formats import UNREADABLE, _columns_of
 from .scoring import score
 

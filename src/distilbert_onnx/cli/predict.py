@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..artifacts import BACKENDS, VARIANTS
+from ..runtime.pipelines.base import plain
 from ..tasks import TaskSpec
 from . import bulk
 from .app import main, progress, with_options
@@ -73,7 +74,7 @@ def predict(folder, texts, input_file, device, variant, backend, batch_size, thr
         results = pipe(items, batch_size=batch_size, **given)
         with click.progressbar(length=count, file=sys.stderr, label="predicting") if input_file else _NoBar() as bar:
             for result in results:
-                click.echo(json.dumps(_jsonable(result), ensure_ascii=False))
+                click.echo(json.dumps(plain(result), ensure_ascii=False))
                 bar.update(1)
     except (TypeError, ValueError) as exc:  # bad input or options: the user's to fix
         raise click.ClickException(str(exc)) from None
@@ -124,13 +125,3 @@ def _read_inputs(path: Path, spec: TaskSpec):
 def _count_lines(path: Path) -> int:
     with open(path, encoding="utf-8", errors="replace") as handle:
         return sum(1 for line in handle if line.strip())
-
-
-def _jsonable(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    return value
