@@ -17,8 +17,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import leftovers
 from ..artifacts import staged_file
 from ..errors import ArtifactError, OptionError
+from ..ownership import check_replaceable, mark
 from . import formats
 
 JOB_FILE = "job.json"
@@ -33,6 +35,8 @@ class Output:
     single_file: bool
     settings: dict
     part_rows: int
+    protected: tuple = ()  # paths --force must never replace (the input)
+    lock: int | None = None  # holds the staging folder while this process writes it (leftovers.py)
 
     @property
     def staging(self) -> Path:
@@ -52,7 +56,8 @@ class Output:
         return sorted(self.staging.glob(f"part-*{self.extension}"))
 
 
-def plan_output(target: str | Path, folder_format: str | None, settings: dict, part_rows: int) -> Output:
+def plan_output(target: str | Path, folder_format: str | None, settings: dict, part_rows: int,
+                protected=()) -> Output:
     """The Output for `target`: a file when it ends in .parquet / .jsonl, else a folder of parts in
     `folder_format` (default parquet)."""
     target = Path(target).absolute()
@@ -60,22 +65,30 @@ def plan_output(target: str | Path, folder_format: str | None, settings: dict, p
     if kind:
         if folder_format and folder_format != kind:
             raise OptionError(f"--format {folder_format} does not match the output's name {target.name}")
-        return Output(target, kind, True, settings, part_rows)
+        return Output(target, kind, True, settings, part_rows, tuple(protected))
     if target.suffix.lower() in formats.INPUT_FORMATS:
         raise OptionError(f"cannot write {target.name}: name the output .parquet or .jsonl, or a folder for parts")
-    return Output(target, folder_format or "parquet", False, settings, part_rows)
+    return Output(target, folder_format or "parquet", False, settings, part_rows, tuple(protected))
 
 
 def start(output: Output, resume: bool, force: bool) -> int:
-    """Make the staging folder ready; the number of parts already complete (resume) or 0."""
+    """Make the staging folder ready and hold it; the number of parts already complete (resume) or 0."""
     if output.target.exists() and not force:
         raise ArtifactError(f"{output.target} exists: pass --force to replace it, or choose another output")
     if output.target.exists() and output.single_file == output.target.is_dir():
         raise ArtifactError(f"{output.target} exists and is a {'folder' if output.target.is_dir() else 'file'}: "
                             "choose another output")
+    check_replaceable(output.target, output.protected)
     staging = output.staging
+    if staging.exists() and leftovers.held(staging):
+        raise ArtifactError(f"another job is writing {output.target} now (its parts are in {staging}): "
+                            "wait for it to end, or choose another output")
+    output.target.parent.mkdir(parents=True, exist_ok=True)
+    leftovers.clean_abandoned(output.target)
     if staging.exists():
+        _hold(output)
         if not resume:
+            discard_lock(output)
             raise ArtifactError(f"an interrupted job left its parts in {staging}: pass --resume to continue it, "
                                 "or remove that folder to start again")
         recorded = _read_job(staging)
@@ -87,9 +100,22 @@ def start(output: Output, resume: bool, force: bool) -> int:
         for leftover in staging.glob("*.tmp"):
             leftover.unlink()
         return len(output.complete_parts())
-    staging.mkdir(parents=True)
+    staging.mkdir()
+    _hold(output)
     (staging / JOB_FILE).write_text(json.dumps(output.settings, indent=2, default=str) + "\n", encoding="utf-8")
     return 0
+
+
+def _hold(output: Output) -> None:
+    try:
+        output.lock = leftovers.hold(output.staging)
+    except leftovers.Busy:
+        raise ArtifactError(f"another job is writing {output.target} now: wait for it to end, or choose another output") from None
+
+
+def discard_lock(output: Output) -> None:
+    leftovers.release(output.lock)
+    output.lock = None
 
 
 def _normalized(settings: dict) -> dict:
@@ -123,9 +149,11 @@ def finish(output: Output, errors_file: Path | None) -> None:
         with staged_file(output.target) as tmp:
             formats.concatenate(output.complete_parts(), tmp, output.kind)
         shutil.rmtree(staging)
+        discard_lock(output)
         return
     for path in [staging / JOB_FILE, *staging.glob("errors-*.jsonl")]:
         path.unlink()
+    mark(staging, "bulk-parts")
     if output.target.exists():
         retired = staging.with_suffix(".old")
         os.replace(output.target, retired)
@@ -133,7 +161,9 @@ def finish(output: Output, errors_file: Path | None) -> None:
         shutil.rmtree(retired, ignore_errors=True)
     else:
         os.replace(staging, output.target)
+    discard_lock(output)
 
 
 def discard(output: Output) -> None:
     shutil.rmtree(output.staging, ignore_errors=True)
+    discard_lock(output)

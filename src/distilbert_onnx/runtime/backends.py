@@ -14,6 +14,7 @@ from pathlib import Path
 from ..artifacts import BACKENDS, Variant
 from ..config import load_config
 from ..errors import DeviceError, OptionError
+from .integrity import verify_variant
 from .openvino_model import OpenVinoModel, import_openvino, native_bf16
 from .session import OnnxModel, logger
 
@@ -63,7 +64,9 @@ def openvino_precision(variant: Variant, manifest: dict | None) -> tuple[str, st
 
 
 def open_variant(folder: Path, variant: Variant, device: str, threads: int | None, manifest: dict | None):
-    """The model object of `variant` in `folder`: an OnnxModel or an OpenVinoModel."""
+    """The model object of `variant` in `folder`: an OnnxModel or an OpenVinoModel, once its files are
+    found to be the ones the manifest records (integrity.py)."""
+    verify_variant(folder, variant, manifest)
     if variant.backend == "openvino":
         precision, why = openvino_precision(variant, manifest)
         logger.info("%s computes in %s: %s", variant.name, precision, why)
