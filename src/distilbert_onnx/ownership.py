@@ -1,8 +1,8 @@
 """What `--force` may replace: only an earlier output of this tool, never the user's own files.
 
-An output folder is ours when it holds the manifest (an export), the marker file written into every
-other folder this package makes (bulk parts, demo checkpoints), or only numbered parts
-(part-00000.parquet, ... as bulk jobs wrote them before the marker). An empty folder may be used. A
+An output folder is ours when it holds the manifest (an export), the marker file written into the
+other folders this package makes (demo checkpoints), or only numbered parts (part-00000.parquet, ...:
+a bulk job's folder output, which readers take whole, so it gets no marker). An empty folder may be used. A
 folder holding the working directory, the job's input or any other path the caller protects is never
 replaced, nor is a file that is one of those paths (output == input).
 """

@@ -20,8 +20,9 @@ from pathlib import Path
 from .. import leftovers
 from ..artifacts import staged_file
 from ..errors import ArtifactError, OptionError
-from ..ownership import check_replaceable, mark
+from ..ownership import check_replaceable
 from . import formats
+from .fingerprint import changes
 
 JOB_FILE = "job.json"
 
@@ -80,6 +81,8 @@ def start(output: Output, resume: bool, force: bool) -> int:
                             "choose another output")
     check_replaceable(output.target, output.protected)
     staging = output.staging
+    if staging.is_symlink():
+        raise ArtifactError(f"{staging} is a symbolic link, not a job's parts folder: remove it")
     if staging.exists() and leftovers.held(staging):
         raise ArtifactError(f"another job is writing {output.target} now (its parts are in {staging}): "
                             "wait for it to end, or choose another output")
@@ -87,23 +90,33 @@ def start(output: Output, resume: bool, force: bool) -> int:
     leftovers.clean_abandoned(output.target)
     if staging.exists():
         _hold(output)
-        if not resume:
+        try:
+            return _resume(output, resume)
+        except BaseException:
             discard_lock(output)
-            raise ArtifactError(f"an interrupted job left its parts in {staging}: pass --resume to continue it, "
-                                "or remove that folder to start again")
-        recorded = _read_job(staging)
-        if recorded != _normalized(output.settings):
-            changed = sorted(key for key in set(recorded) | set(output.settings)
-                             if recorded.get(key) != _normalized(output.settings).get(key))
-            raise OptionError(f"the interrupted job in {staging} was started with other settings "
-                              f"({', '.join(changed)} differ): run it with the same ones, or remove that folder")
-        for leftover in staging.glob("*.tmp"):
-            leftover.unlink()
-        return len(output.complete_parts())
-    staging.mkdir()
+            raise
+    try:
+        staging.mkdir()
+    except FileExistsError:
+        raise ArtifactError(f"another job is writing {output.target} now: wait for it to end, or choose another output") from None
     _hold(output)
     (staging / JOB_FILE).write_text(json.dumps(output.settings, indent=2, default=str) + "\n", encoding="utf-8")
     return 0
+
+
+def _resume(output: Output, resume: bool) -> int:
+    """The parts already complete in the staging folder of the same job; errors for another job."""
+    staging = output.staging
+    if not resume:
+        raise ArtifactError(f"an interrupted job left its parts in {staging}: pass --resume to continue it, "
+                            "or remove that folder to start again")
+    changed = changes(_read_job(staging), _normalized(output.settings))
+    if changed:
+        raise OptionError(f"cannot resume the interrupted job in {staging}: {'; '.join(changed)}. Run it with "
+                          "the same model, input and settings, or remove that folder to start again")
+    for leftover in staging.glob("*.tmp"):
+        leftover.unlink()
+    return len(output.complete_parts())
 
 
 def _hold(output: Output) -> None:
@@ -124,8 +137,11 @@ def _normalized(settings: dict) -> dict:
 
 def _read_job(staging: Path) -> dict:
     try:
-        return json.loads((staging / JOB_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        recorded = json.loads((staging / JOB_FILE).read_text(encoding="utf-8"))
+        if not isinstance(recorded, dict):
+            raise ValueError("not an object")
+        return recorded
+    except (OSError, ValueError):
         raise ArtifactError(f"{staging} is not a job's parts folder (no readable {JOB_FILE}): remove it") from None
 
 
@@ -153,7 +169,6 @@ def finish(output: Output, errors_file: Path | None) -> None:
         return
     for path in [staging / JOB_FILE, *staging.glob("errors-*.jsonl")]:
         path.unlink()
-    mark(staging, "bulk-parts")
     if output.target.exists():
         retired = staging.with_suffix(".old")
         os.replace(output.target, retired)
