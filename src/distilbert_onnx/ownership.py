@@ -31,9 +31,19 @@ def is_ours(folder: Path) -> bool:
     return MARKER in names or MANIFEST_NAME in names or (bool(names) and all(_PART.fullmatch(name) for name in names))
 
 
+def check_parent(target: str | Path) -> None:
+    """An ArtifactError when the folder `target` would go in cannot exist: part of its path is a file."""
+    for folder in Path(target).absolute().parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise ArtifactError(f"cannot write {target}: {folder} is a file, not a folder; choose another output")
+            return
+
+
 def check_replaceable(target: str | Path, protected=()) -> None:
     """Nothing when `target` may be replaced by a new output; an ArtifactError saying why not otherwise."""
     target = Path(target).absolute()
+    check_parent(target)
     if not target.exists() and not target.is_symlink():
         return
     real = target.resolve()

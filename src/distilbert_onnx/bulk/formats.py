@@ -13,6 +13,7 @@ columns all have a type (a column of only nulls or empty lists has none yet).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from collections.abc import Iterator
@@ -186,6 +187,7 @@ class ParquetPart:
         self.types = dict(types)  # column -> type, from the input or settled by earlier parts
         self.waiting: list[pa.Table] = []
         self.writer: pq.ParquetWriter | None = None
+        self.sink = pa.OSFile(str(path), "wb")  # ours to close, whatever state the writer is left in
 
     def write(self, chunk: dict[str, list]) -> None:
         table = pa.table({name: pa.array(values, type=self.types.get(name)) for name, values in chunk.items()})
@@ -198,7 +200,7 @@ class ParquetPart:
 
     def _flush(self, schema: pa.Schema) -> None:
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, schema)
+            self.writer = pq.ParquetWriter(self.sink, schema)
         for table in self.waiting:
             self.writer.write_table(table.cast(schema))
         self.waiting = []
@@ -207,8 +209,18 @@ class ParquetPart:
         if self.waiting:
             self._flush(self.waiting[0].schema if self.writer is None else self.writer.schema)
         if self.writer is None:  # no rows: an empty file still marks the part as done
-            self.writer = pq.ParquetWriter(self.path, pa.schema([]))
+            self.writer = pq.ParquetWriter(self.sink, pa.schema([]))
         self.writer.close()
+        self.sink.close()
+
+    def abort(self) -> None:
+        """Let go of the file after a failed write (the caller removes it)."""
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            self.writer.is_open = False  # its close failed on a full disk: never try again when collected
+        with contextlib.suppress(Exception):
+            self.sink.close()
 
 
 class JsonlPart:
@@ -226,6 +238,10 @@ class JsonlPart:
 
     def close(self) -> None:
         self.handle.close()
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self.handle.close()
 
 
 WRITERS = {"parquet": ParquetPart, "jsonl": JsonlPart}

@@ -125,6 +125,7 @@ def write_parts(job: Job, scored: Iterable[tuple[dict, list]], done_parts: int, 
     row = summary.resumed_rows
     if progress:
         progress(row, total)
+    writer = None
     try:
         for index, pieces in _by_part(scored, output.part_rows, done_parts):
             writer = formats.WRITERS[output.kind](output.part(index).with_suffix(output.extension + ".tmp"), types)
@@ -150,19 +151,27 @@ def write_parts(job: Job, scored: Iterable[tuple[dict, list]], done_parts: int, 
             summary.errors += [failure["error"] for failure in bad][: max(0, 5 - len(summary.errors))]
             os.replace(writer.path, output.part(index))
         parts.finish(output, job.errors_file)
-    except OSError as exc:  # a full disk, an unreadable page of the input: one line, and no parts left
+    except OSError as exc:  # a full disk: one line, and no parts left
+        _abort(writer)
         parts.discard(output)
         raise ArtifactError(f"cannot write {output.target}: {os_error_line(exc)}") from None
-    except Exception:  # a bad row with --on-error fail, a bad option: nothing is kept
+    except Exception:  # a bad row with --on-error fail, an unreadable input: nothing is kept
+        _abort(writer)
         parts.discard(output)
         raise
     except BaseException:  # Ctrl-C: the complete parts stay for --resume
+        _abort(writer)
         parts.discard_lock(output)
         raise
     if job.errors_file is not None:
         summary.skipped = _count_errors(job.errors_file)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _abort(writer) -> None:
+    if writer is not None:
+        writer.abort()
 
 
 def _by_part(scored: Iterable[tuple[dict, list]], part_rows: int, first_part: int) -> Iterator[tuple[int, Iterator]]:

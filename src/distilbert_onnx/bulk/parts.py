@@ -100,7 +100,11 @@ def start(output: Output, resume: bool, force: bool) -> int:
     except FileExistsError:
         raise ArtifactError(f"another job is writing {output.target} now: wait for it to end, or choose another output") from None
     _hold(output)
-    (staging / JOB_FILE).write_text(json.dumps(output.settings, indent=2, default=str) + "\n", encoding="utf-8")
+    try:
+        (staging / JOB_FILE).write_text(json.dumps(output.settings, indent=2, default=str) + "\n", encoding="utf-8")
+    except OSError:
+        discard(output)
+        raise
     return 0
 
 
