@@ -26,6 +26,17 @@ WORK = BENCH / "results"
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
 
 
+def source_path() -> str:
+    """Where the processes a benchmark starts import distilbert_onnx from: $PYTHONPATH when it is set
+    (to measure another source tree: PYTHONPATH=/work/before/src python bench/serve_load.py), else
+    this tree's src. The benchmark's own process imports it from the same place."""
+    return os.environ.get("PYTHONPATH") or str(BENCH.parent / "src")
+
+
+def source_env(**extra: str) -> dict:
+    return {**os.environ, "PYTHONPATH": source_path(), **extra}
+
+
 # --- real English text --------------------------------------------------------------------------
 
 
