@@ -15,8 +15,11 @@ from pathlib import Path
 
 import uvicorn
 
+import distilbert_onnx
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+# The source tree of the package under test, for the processes a test starts (the same code as the test's).
+SRC = str(Path(distilbert_onnx.__file__).resolve().parents[1])
 
 
 def start_server(*arguments: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
