@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from runtime_helpers import one_error_line
 from serve_helpers import SRC
 
 import distilbert_onnx as dox
@@ -26,11 +26,9 @@ from distilbert_onnx.errors import ArtifactError
 
 
 @pytest.fixture
-def folder(exported, tmp_path, monkeypatch):
-    monkeypatch.setenv("DISTILBERT_ONNX_CACHE", str(tmp_path / "cache"))
-    copy = tmp_path / "model"
-    shutil.copytree(exported["text-classification"], copy)
-    return copy
+def folder(own_folder):
+    """A private copy of the exported text-classification folder, with a private per-user cache."""
+    return own_folder
 
 
 def flip_a_byte(path: Path, keep_mtime: bool = False) -> None:
@@ -41,13 +39,6 @@ def flip_a_byte(path: Path, keep_mtime: bool = False) -> None:
         handle.write(bytes(data))
     if keep_mtime:
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 # --- case 3: a changed model is refused ---------------------------------------------------------------
