@@ -5,8 +5,10 @@ An output named *.parquet or *.jsonl is one file; any other name is a folder of 
 (part-00000.parquet, ...). Either way the job writes into `.NAME.partial` beside it: part k holds the
 results of input rows [k * part_rows, (k + 1) * part_rows), written as `part-k.EXT.tmp` and renamed
 once complete (its bad rows, with --on-error skip, in `errors-k.jsonl`, written first), and
-`job.json` records what the job is, so that --resume refuses to continue a different one. At the
-end the parts become the target (concatenated into one file, or the folder renamed).
+`job.json` records what the job is (fingerprint.py), so that --resume refuses to continue a
+different one. At the end the parts become the target (concatenated into one file, or the folder
+renamed). The staging folder is held (leftovers.py) while a job writes it, so a second job on the
+same output is refused, and --force replaces only an earlier output (ownership.py).
 """
 
 from __future__ import annotations
