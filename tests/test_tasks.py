@@ -115,3 +115,25 @@ def test_only_the_task_table_and_the_pipelines_compare_task_names():
                 if any(isinstance(value, ast.Constant) and value.value in TASK_CHOICES for value in values):
                     offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert offenders == []
+
+
+def test_only_the_variant_table_compares_variant_names():
+    """Code asks the Variant row (backend, is_int8, precision_rule) or names it by its constant."""
+    from distilbert_onnx.variants import VARIANTS
+
+    allowed = {PACKAGE / "variants.py"}
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                operands = [node.left, *node.comparators]
+            elif isinstance(node, ast.Subscript):  # records["quantized"], VARIANTS["fp32"]
+                operands = [node.slice]
+            else:
+                continue
+            values = [item for operand in operands for item in getattr(operand, "elts", [operand])]
+            if any(isinstance(value, ast.Constant) and value.value in VARIANTS for value in values):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert offenders == []

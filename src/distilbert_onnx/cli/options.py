@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import click
 
-from ..artifacts import VARIANTS
 from ..graph.settings import BUILT_IN_SAMPLE
 from ..options import ATOL, GRAPH, MIN_COSINE, MIN_WORST_COSINE, OPSET
 from ..tasks import TASK_CHOICES
