@@ -13,15 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from distilbert_onnx.artifacts import sha256_file
-from distilbert_onnx.manifest import read_manifest, write_manifest
-from distilbert_onnx.variants import VARIANTS
+from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
+from distilbert_onnx.checks.probes import onnx_runner
 from distilbert_onnx.config import load_config
-from distilbert_onnx.graph.fidelity import calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.graph.settings import QuantizeSettings
-from distilbert_onnx.probes import onnx_runner
+from distilbert_onnx.manifest import read_manifest, write_manifest
+from distilbert_onnx.quantize_settings import QuantizeSettings
 from distilbert_onnx.runtime.openvino_model import OpenVinoModel, native_bf16
 from distilbert_onnx.samples import sample_texts
 from distilbert_onnx.tasks import get_task
+from distilbert_onnx.variants import VARIANTS
 
 
 def add_openvino_variants(folder: Path, int8: bool = True, int8_fidelity: dict | None = None,

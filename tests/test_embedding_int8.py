@@ -1,4 +1,4 @@
-"""The int8 graph stores its word-embedding table as int8 with a scale per row (graph/embedding_int8.py):
+"""The int8 graph stores its word-embedding table as int8 with a scale per row (onnx_build/embedding_int8.py):
 smaller, the manifest says so, and the lookup gives the table's rows to within half a step."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from distilbert_onnx.manifest import read_manifest
-from distilbert_onnx.graph.embedding_int8 import store_word_embeddings_int8
+from distilbert_onnx.onnx_build.embedding_int8 import store_word_embeddings_int8
 
 
 @pytest.mark.parametrize("task", ["text-classification", "fill-mask"])

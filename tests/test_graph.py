@@ -10,16 +10,15 @@ import pytest
 from devices import needs_cuda, without_cuda
 
 import distilbert_onnx as dox
-from distilbert_onnx.manifest import read_manifest, write_manifest
-from distilbert_onnx.variants import VARIANTS, choose_variant
+from distilbert_onnx.checks.probes import check, make_probes, onnx_runner
 from distilbert_onnx.config import load_config
 from distilbert_onnx.errors import ArtifactError, DeviceError, FusionError, OptionError, QuantizationError, ValidationError
-from distilbert_onnx.graph.optimize import expected_fusions
-from distilbert_onnx.graph.revalidate import validate_folder
-from distilbert_onnx.graph.settings import QuantizeSettings
+from distilbert_onnx.manifest import read_manifest, write_manifest
+from distilbert_onnx.onnx_build.optimize import expected_fusions
 from distilbert_onnx.options import ATOL
-from distilbert_onnx.probes import check, make_probes, onnx_runner
+from distilbert_onnx.quantize_settings import QuantizeSettings
 from distilbert_onnx.tasks import TASK_NAMES, get_task
+from distilbert_onnx.variants import VARIANTS, choose_variant
 
 
 @pytest.fixture
@@ -232,7 +231,7 @@ def test_validate_holds_the_int8_graph_to_its_recorded_target(exported, tmp_path
     manifest["variants"]["quantized"]["quantization"]["target"]["min_cosine"] = 1.0
     write_manifest(folder, manifest)
     with pytest.raises(ValidationError) as error:
-        validate_folder(folder)
+        dox.validate(folder)
     assert len(error.value.report) == 1
     assert error.value.report[0].startswith("model_quantized.onnx: mean cosine")
     assert error.value.report[0].endswith("misses the target mean cosine >= 1.0 and worst cosine >= 0.98")
@@ -241,7 +240,7 @@ def test_validate_holds_the_int8_graph_to_its_recorded_target(exported, tmp_path
 def test_validate_rechecks_every_variant(exported, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(exported["token-classification"], folder)
-    lines = validate_folder(folder)
+    lines = dox.validate(folder)
     assert any(line.startswith("model.onnx: max abs diff") and "PyTorch" in line for line in lines)
     assert any(line.startswith("model_optimized.onnx: max abs diff") for line in lines)
     assert any(line.startswith("model_quantized.onnx: mean cosine") for line in lines)
@@ -250,7 +249,7 @@ def test_validate_rechecks_every_variant(exported, tmp_path):
     (folder / "model_optimized.onnx").write_bytes(bytes(data))
     (folder / "model_quantized.onnx").unlink()
     with pytest.raises(ValidationError) as error:
-        validate_folder(folder)
+        dox.validate(folder)
     assert error.value.report == [
         "model_optimized.onnx: sha256 differs from the manifest: the file changed since export",
         "model_quantized.onnx: the file is missing",

@@ -14,12 +14,12 @@ from click.testing import CliRunner
 from conftest import Exports
 
 from distilbert_onnx.artifacts import sha256_file
-from distilbert_onnx.manifest import read_manifest
+from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
+from distilbert_onnx.checks.probes import make_probes, onnx_runner
 from distilbert_onnx.cli import main
-from distilbert_onnx.graph.fidelity import calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.graph.openvino_runner import has_native_bf16, openvino_runner
 from distilbert_onnx.config import load_config
-from distilbert_onnx.probes import make_probes, onnx_runner
+from distilbert_onnx.manifest import read_manifest
+from distilbert_onnx.runtime.openvino_runner import has_native_bf16, openvino_runner
 from distilbert_onnx.samples import sample_texts
 from distilbert_onnx.tasks import get_task
 

@@ -7,11 +7,11 @@ import pytest
 from click.testing import CliRunner
 
 import distilbert_onnx as dox
-from distilbert_onnx.manifest import read_manifest
 from distilbert_onnx.cli import main
 from distilbert_onnx.errors import OptionError
-from distilbert_onnx.graph.settings import QuantizeSettings
+from distilbert_onnx.manifest import read_manifest
 from distilbert_onnx.options import ATOL, GRAPH, MIN_COSINE, MIN_WORST_COSINE, OPSET
+from distilbert_onnx.quantize_settings import QuantizeSettings
 
 
 def help_of(command: str) -> str:

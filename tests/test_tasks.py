@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import distilbert_onnx
+from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
+from distilbert_onnx.checks.probes import PROBE_SHAPES, make_probes, onnx_runner
 from distilbert_onnx.config import DistilBertConfig, load_config
-from distilbert_onnx.graph.fidelity import calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.graph.optimize import expected_fusions
-from distilbert_onnx.probes import PROBE_SHAPES, make_probes, onnx_runner
+from distilbert_onnx.onnx_build.optimize import expected_fusions
 from distilbert_onnx.tasks import CHOICES, TASK_CHOICES, TASK_NAMES, TASKS, get_task
 
 PACKAGE = Path(distilbert_onnx.__file__).parent

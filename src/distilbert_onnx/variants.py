@@ -63,23 +63,23 @@ class Variant:
 FP32 = Variant("fp32", "model.onnx", "fp32", ("cpu", "cuda"), "distilbert_onnx.exporting.job:export",
                "re-export the checkpoint")
 OPTIMIZED = Variant("optimized", "model_optimized.onnx", "fp32", ("cpu", "cuda"),
-                    "distilbert_onnx.graph.optimize:optimize_folder", "make it with: distilbert-onnx optimize DIR")
+                    "distilbert_onnx.onnx_build.optimize:optimize_folder", "make it with: distilbert-onnx optimize DIR")
 QUANTIZED = Variant(
-    "quantized", "model_quantized.onnx", INT8, ("cpu",), "distilbert_onnx.graph.quantize:quantize_folder",
+    "quantized", "model_quantized.onnx", INT8, ("cpu",), "distilbert_onnx.onnx_build.quantize:quantize_folder",
     "make it with: distilbert-onnx quantize DIR",
     wrong_device="the int8 (quantized) graph cannot run on CUDA: onnxruntime has no CUDA kernels for its dynamic "
                  "int8 ops; " + _ORT_ON_CUDA,
 )
-FP16 = Variant("fp16", "model_optimized_fp16.onnx", "fp16", ("cuda",), "distilbert_onnx.graph.optimize:optimize_folder",
+FP16 = Variant("fp16", "model_optimized_fp16.onnx", "fp16", ("cuda",), "distilbert_onnx.onnx_build.optimize:optimize_folder",
                "make it with: distilbert-onnx optimize DIR --fp16")
 _OPENVINO_ON_CUDA = ("the {name} variant runs on OpenVINO's CPU plugin only, not {device}: "
                      "use device cpu, or a variant onnxruntime runs on CUDA (fp16, optimized, fp32)")
 _MAKE_OPENVINO = "make it with: distilbert-onnx openvino DIR (needs the [openvino] extra)"
 OPENVINO_IR = Variant("openvino", "openvino_model.xml", "fp32", ("cpu",),
-                      "distilbert_onnx.graph.openvino_build:openvino_folder", _MAKE_OPENVINO, _OPENVINO_ON_CUDA,
+                      "distilbert_onnx.openvino_build.build:openvino_folder", _MAKE_OPENVINO, _OPENVINO_ON_CUDA,
                       backend=OPENVINO, precision_rule=BF16_WHERE_RECORDED)
 OPENVINO_INT8 = Variant("openvino-int8", "openvino_model_int8.xml", INT8, ("cpu",),
-                        "distilbert_onnx.graph.openvino_build:openvino_folder", _MAKE_OPENVINO, _OPENVINO_ON_CUDA,
+                        "distilbert_onnx.openvino_build.build:openvino_folder", _MAKE_OPENVINO, _OPENVINO_ON_CUDA,
                         backend=OPENVINO, precision_rule=AS_MEASURED)
 
 VARIANTS: dict[str, Variant] = {

@@ -7,9 +7,9 @@ import json
 
 import click
 
+from ..manifest import describe_fidelity
 from ..tasks import TASK_NAMES, get_task
 from .app import main, progress, with_options
-from ..manifest import describe_fidelity
 from .entries import fused_summary, validation_summary, variants_table
 from .options import FOLDER, FORCE, FP16, GRAPH_OPTION, OPSET_OPTION, TARGET_OPTIONS, TASK, atol_option
 
@@ -77,7 +77,7 @@ def quantize(folder, calibration_texts, min_cosine, min_worst_cosine, no_target,
 @click.option("--calibration-texts", type=click.Path(exists=True, dir_okay=False), help="Texts to measure the int8 graph on [default: built-in sample].")
 def validate(folder, calibration_texts):
     """Re-check every variant of FOLDER: files, checksums, outputs against fp32 (and PyTorch if it can)."""
-    from ..graph.revalidate import validate_folder
+    from .. import validate as validate_folder
 
     for line in validate_folder(folder, calibration_texts, echo=progress):
         click.echo(line)

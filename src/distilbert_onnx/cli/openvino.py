@@ -17,8 +17,8 @@ from .options import FOLDER, TARGET_OPTIONS
 def openvino(folder, calibration_texts, min_cosine, min_worst_cosine, no_int8):
     """Add openvino_model.xml (fp32 IR) and openvino_model_int8.xml (NNCF static int8 meeting the
     fidelity target) to an exported FOLDER. Needs the [openvino-build] extra (openvino, nncf)."""
-    from ..graph.openvino_build import openvino_folder
-    from ..graph.settings import QuantizeSettings
+    from ..openvino_build.build import openvino_folder
+    from ..quantize_settings import QuantizeSettings
     from ..progress import Stages
 
     settings = QuantizeSettings.from_options(calibration_texts, min_cosine, min_worst_cosine)

@@ -13,16 +13,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..artifacts import CONFIG_NAME, check_target, staged_folder
+from ..checks.pytorch import pytorch_runner, validate_against_pytorch
 from ..config import DistilBertConfig
 from ..errors import OptionError
-from ..graph.openvino_build import export_openvino
-from ..graph.optimize import optimize_folder
-from ..graph.quantize import quantize_folder
-from ..graph.settings import QuantizeSettings
-from ..graph.write_int8 import Int8Child
 from ..manifest import FORMAT_VERSION, Manifest, require_manifest, variant_record, write_manifest
+from ..onnx_build.optimize import optimize_folder
+from ..onnx_build.quantize import quantize_folder
+from ..onnx_build.write_int8 import Int8Child
+from ..openvino_build.build import export_openvino
 from ..options import ATOL, OPSET
 from ..progress import Stages
+from ..quantize_settings import QuantizeSettings
 from ..runtime.choice import record_choice_in_manifest
 from ..tasks import TaskSpec
 from ..variants import FP32
@@ -30,7 +31,6 @@ from ..versions import tool_versions
 from .checkpoint import Checkpoint, load_checkpoint
 from .exporter import export_onnx
 from .tokenizer_files import write_tokenizer_files
-from .validate import pytorch_runner, validate_against_pytorch
 
 
 @dataclass

@@ -6,12 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import OptionError
-from ..manifest import Target, meets
-from ..options import GRAPH, MIN_COSINE, MIN_WORST_COSINE
-from ..samples import sample_texts
+from .errors import OptionError
+from .manifest import Target, meets
+from .options import GRAPH, MIN_COSINE, MIN_WORST_COSINE
+from .samples import sample_texts
 
 BUILT_IN_SAMPLE = "built-in sample of varied English"
+# Both int8 searches (onnx_build/search.py, openvino_build/int8.py): keeping more than this share of
+# the compute in fp32 is not worth int8; node sensitivities are measured on this many batches.
+MAX_FP32_SHARE = 0.5
+SENSITIVITY_BATCHES = 4
 
 
 @dataclass(frozen=True)

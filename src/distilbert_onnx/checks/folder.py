@@ -6,14 +6,14 @@
 - the fused graph against model.onnx within the manifest's tolerance;
 - the fp16 graph against model.onnx on CUDA (reported as unvalidated without a GPU);
 - the int8 graph's fidelity on the built-in sample against its recorded target;
-- the OpenVINO IRs (openvino_checks.py): their .bin checksums too, the fp32 IR against model.onnx,
+- the OpenVINO IRs (openvino.py): their .bin checksums too, the fp32 IR against model.onnx,
   its bf16 figure, the int8 IR's fidelity against its target.
 Every failure is collected; one ValidationError lists them all.
 """
 
 from __future__ import annotations
 
-import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +22,27 @@ from ..artifacts import sha256_file
 from ..config import load_config
 from ..errors import ValidationError, first_line
 from ..manifest import Manifest, describe_fidelity, require_manifest
-from ..probes import check, make_probes, onnx_runner
 from ..progress import Stages
-from ..tasks import get_task
+from ..quantize_settings import QuantizeSettings
+from ..tasks import TaskSpec, get_task
 from ..variants import FP16, FP32, OPTIMIZED, QUANTIZED
 from .fidelity import calibration_batches, fidelity, reference_outputs
-from .openvino_checks import openvino_checks
-from .optimize import validate_fp16
-from .settings import QuantizeSettings
+from .fp16 import validate_fp16
+from .openvino import openvino_checks
+from .probes import Runner, check, make_probes, onnx_runner
 
 
-def validate_folder(folder: str | Path, calibration_texts: str | Path | None = None, echo=None) -> list[str]:
+# (source checkpoint folder, task, revision) -> a Runner over its PyTorch model
+PytorchReference = Callable[[Path, TaskSpec, "str | None"], Runner]
+
+
+def validate_folder(folder: str | Path, calibration_texts: str | Path | None = None, echo=None,
+                    pytorch: PytorchReference | None = None) -> list[str]:
     """One line per check that passed; a ValidationError listing every failure otherwise.
 
-    The int8 graph is measured on `calibration_texts` (default: the built-in sample).
+    The int8 graph is measured on `calibration_texts` (default: the built-in sample). `pytorch` makes
+    the PyTorch model of the source checkpoint (exporting.checkpoint.pytorch_reference, given by the
+    front end); without it model.onnx is only run on the probes.
     """
     folder = Path(folder)
     stages = Stages(echo)
@@ -62,7 +69,7 @@ def validate_folder(folder: str | Path, calibration_texts: str | Path | None = N
     reference = onnx_runner(folder / FP32.file)
     atol = manifest.fp32_atol
     with stages("validate model.onnx"):
-        attempt("model.onnx", lambda: _fp32(folder, manifest, spec, config, probes, reference, atol))
+        attempt("model.onnx", lambda: _fp32(folder, manifest, spec, config, probes, reference, atol, pytorch))
     if manifest.has(OPTIMIZED):
         with stages("validate model_optimized.onnx against model.onnx"):
             attempt("model_optimized.onnx", lambda: _summary(check(
@@ -91,26 +98,22 @@ def _checksum(folder: Path, record: dict) -> str:
     return "present, sha256 matches"
 
 
-def _fp32(folder, manifest, spec, config, probes, reference, atol) -> str:
-    checkpoint = _source_checkpoint(manifest)
+def _fp32(folder, manifest, spec, config, probes, reference, atol, pytorch: PytorchReference | None) -> str:
+    checkpoint = _source_checkpoint(manifest) if pytorch else None
     if checkpoint is None:
         for probe in probes:
             outputs = reference(probe.feeds)
             if not all(np.isfinite(value).all() for value in outputs.values()):
                 raise ValidationError("non-finite", report=[f"non-finite outputs on probe {probe.name}"])
         return "runs on every probe (PyTorch check skipped: needs the [export] extra and the source checkpoint)"
-    from ..exporting.checkpoint import load_checkpoint
-    from ..exporting.validate import pytorch_runner, validate_against_pytorch
+    from .pytorch import validate_against_pytorch
 
-    loaded = load_checkpoint(checkpoint, spec.name, manifest.source.get("revision"))
-    pytorch = pytorch_runner(loaded.model, spec)
-    return _summary(validate_against_pytorch(folder / FP32.file, pytorch, spec, config, atol))
+    model = pytorch(checkpoint, spec, manifest.source.get("revision"))
+    return _summary(validate_against_pytorch(folder / FP32.file, model, spec, config, atol))
 
 
 def _source_checkpoint(manifest: Manifest) -> Path | None:
-    """The source checkpoint folder, if PyTorch is installed and its weights are unchanged."""
-    if importlib.util.find_spec("torch") is None:
-        return None
+    """The source checkpoint folder, if it is still there with its weights unchanged."""
     source = Path(manifest.source["checkpoint"])
     weights = manifest.source["weights"]
     if not source.is_dir() or not all((source / w["file"]).is_file() for w in weights):

@@ -14,17 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks.fidelity import Batch, fidelity
+from ..checks.probes import onnx_runner
 from ..errors import QuantizationError
 from ..manifest import describe_fidelity
-from ..probes import onnx_runner
+from ..quantize_settings import MAX_FP32_SHARE, SENSITIVITY_BATCHES, QuantizeSettings
 from ..tasks import TaskSpec
-from .fidelity import Batch, fidelity
-from .settings import QuantizeSettings
 from .simulate import SimulatedInt8
 from .write_int8 import OP_TYPES, gemm_to_matmul, write_int8
-
-MAX_FP32_SHARE = 0.5
-SENSITIVITY_BATCHES = 4
 
 
 @dataclass

@@ -30,13 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks.fidelity import Batch, fidelity
 from ..errors import MissingExtraError, QuantizationError
 from ..manifest import describe_fidelity
+from ..quantize_settings import MAX_FP32_SHARE, SENSITIVITY_BATCHES, QuantizeSettings
+from ..runtime.openvino_runner import core, openvino_runner
 from ..tasks import TaskSpec
-from .fidelity import Batch, fidelity
-from .openvino_runner import core, openvino_runner
-from .search import MAX_FP32_SHARE, SENSITIVITY_BATCHES
-from .settings import QuantizeSettings
 
 # What NNCF's ignored scope keeps in fp32: the linear layers, and the attention OpenVINO fuses into one op.
 KEEPABLE = ("MatMul", "ScaledDotProductAttention")

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from ..errors import MissingExtraError, ValidationError
 from ..manifest import Manifest, Target, describe_fidelity
-from ..probes import check
+from ..quantize_settings import QuantizeSettings
+from ..runtime.openvino_runner import has_native_bf16, import_openvino, openvino_runner
 from ..variants import OPENVINO_INT8, OPENVINO_IR
 from .fidelity import calibration_batches, fidelity, reference_outputs
-from .openvino_runner import has_native_bf16, import_openvino, openvino_runner
-from .settings import QuantizeSettings
+from .probes import check
 
 Check = tuple[str, str, Callable[[], str]]  # label, stage name, the check (a line, or a ValidationError)
 

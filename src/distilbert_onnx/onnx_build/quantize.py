@@ -11,7 +11,7 @@ quantize path). Each head's Gemm is first rewritten as MatMul + Add, as the quan
 so that every node the accuracy search may keep in fp32 has a name it knows.
 
 Accuracy-aware: the int8 graph is compared with fp32 on calibration texts (fidelity.py). If it misses
-the target (mean cosine >= min_cosine and worst cosine >= min_worst_cosine, settings.py), MatMuls
+the target (mean cosine >= min_cosine and worst cosine >= min_worst_cosine, quantize_settings.py), MatMuls
 are kept in fp32, most sensitive per unit of compute first, until the target is met (search.py). A
 target that cannot be met is an error; no graph is written.
 
@@ -30,17 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks.fidelity import calibration_batches, fidelity, reference_outputs
+from ..checks.probes import Runner, onnx_runner
 from ..config import load_config
 from ..errors import ArtifactError, OptionError, QuantizationError
 from ..manifest import require_manifest, update_manifest, variant_record
-from ..probes import Runner, onnx_runner
 from ..progress import Stages
+from ..quantize_settings import QuantizeSettings
 from ..tasks import TaskSpec, get_task
 from ..timing import synthetic_feeds
 from ..variants import FP32, OPTIMIZED, QUANTIZED
-from .fidelity import calibration_batches, fidelity, reference_outputs
 from .search import Attempt, keep_fp32_until_target
-from .settings import QuantizeSettings
 from .write_int8 import OP_TYPES, Int8Child, write_int8
 
 # The int8 candidates are timed on this shape, taking TIMING_ROUNDS turns each.

@@ -6,7 +6,7 @@
 - bf16 is an inference setting, not a file: where this CPU has native bf16 the fp32 IR is run in bf16
   on the calibration texts and measured against fp32 with the int8 figures and targets; the runtime
   uses bf16 only where the recorded figures meet the target.
-- openvino_model_int8.xml/.bin: NNCF static int8, accuracy-aware (openvino_int8.py).
+- openvino_model_int8.xml/.bin: NNCF static int8, accuracy-aware (int8.py).
 
 Both IRs are written in a temporary folder inside the target and renamed into place only when every
 step passed; then the manifest gains their records. A failure leaves the folder as it was.
@@ -18,18 +18,18 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..checks.fidelity import calibration_batches, fidelity, reference_outputs
+from ..checks.probes import Runner, check, compare, make_probes, onnx_runner
 from ..config import load_config
 from ..errors import MissingExtraError, OptionError, ValidationError
 from ..manifest import require_manifest, update_manifest, variant_record
-from ..probes import Runner, check, compare, make_probes, onnx_runner
 from ..progress import Stages
+from ..quantize_settings import QuantizeSettings
+from ..runtime.openvino_runner import cpu_name, has_native_bf16, import_openvino, openvino_runner
 from ..tasks import get_task
 from ..variants import FP32, OPENVINO_INT8, OPENVINO_IR
 from ..versions import package_version
-from .fidelity import calibration_batches, fidelity, reference_outputs
-from .openvino_int8 import JOINED, NNCF_SETTINGS, calibration_texts, import_nncf, int8_meeting_target
-from .openvino_runner import cpu_name, has_native_bf16, import_openvino, openvino_runner
-from .settings import QuantizeSettings
+from .int8 import JOINED, NNCF_SETTINGS, calibration_texts, import_nncf, int8_meeting_target
 
 
 def openvino_folder(

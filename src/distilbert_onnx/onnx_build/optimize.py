@@ -17,18 +17,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..artifacts import staged_file
+from ..checks.fp16 import validate_fp16
+from ..checks.probes import Runner, check, make_probes, onnx_runner
 from ..config import DistilBertConfig, load_config
-from ..errors import FusionError, first_line
+from ..errors import FusionError
 from ..manifest import require_manifest, update_manifest, variant_record
 from ..options import ATOL
-from ..probes import Runner, check, make_probes, onnx_runner
 from ..progress import Stages
 from ..tasks import TaskSpec, get_task
 from ..variants import FP16, FP32, OPTIMIZED, Variant
 from .logs import captured_logs
-
-FP16_ATOL = 5e-2  # float16 keeps ~3 significant digits; outputs of a few units differ in the 2nd decimal
-CUDA_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 
 def optimize_folder(
@@ -130,26 +128,3 @@ def _check_fusion(counts: dict, spec: TaskSpec, config: DistilBertConfig, fp16: 
         reasons = [line for line in logs if "EmbedLayerNormalization" in line]
         result["embed_layer_norm_not_fused"] = reasons[0] if reasons else "the optimizer did not match the embedding subgraph"
     return result
-
-
-def validate_fp16(path: Path, reference: Runner, spec: TaskSpec, probes, against: str) -> dict:
-    """On CUDA when there is one. Without, the graph is marked unvalidated, and checked on the CPU
-    provider instead where onnxruntime has CPU kernels for it: a graph that disagrees there is broken."""
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" in ort.get_available_providers():
-        candidate = onnx_runner(path, providers=CUDA_PROVIDERS)
-        return {**check(reference, candidate, spec, probes, FP16_ATOL, path.name, against), "device": "cuda"}
-    record = {
-        "passed": None,
-        "reason": "not validated on CUDA: no CUDA provider on the machine that exported it; run "
-                  "`distilbert-onnx validate` on a GPU",
-    }
-    try:
-        candidate = onnx_runner(path)
-    except Exception as exc:  # onnxruntime without CPU kernels for some float16 op: nothing to check here
-        record["cpu_check"] = f"not run: {first_line(exc)}"
-        return record
-    figures = check(reference, candidate, spec, probes, FP16_ATOL, path.name, f"{against} (on the CPU provider)")
-    record["cpu_check"] = {key: figures[key] for key in ("atol", "probes", "max_abs_diff")}
-    return record
