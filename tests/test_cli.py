@@ -11,7 +11,7 @@ from devices import without_cuda
 
 from distilbert_onnx.cli import main
 
-COMMANDS = ["export", "optimize", "quantize", "validate", "info", "predict", "benchmark", "demo-checkpoint", "openvino"]
+COMMANDS = sorted(main.commands)
 
 
 def run(*args):

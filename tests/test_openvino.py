@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import Exports
+from export_helpers import Exports
 
 from distilbert_onnx.artifacts import sha256_file
 from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs

@@ -25,7 +25,7 @@ from distilbert_onnx.runtime.backends import check_backend  # noqa: E402
 from distilbert_onnx.runtime.choice import CHOICES_FILE, fidelity_candidates, record_choice  # noqa: E402
 from distilbert_onnx.runtime.openvino_model import native_bf16  # noqa: E402
 from runtime_helpers import assert_same  # noqa: E402
-from test_runtime_import import BLOCKER  # noqa: E402
+from import_blocker import BLOCKER  # noqa: E402
 
 INPUTS = {
     "text-classification": ((["I love Paris.", {"text": "a", "text_pair": "b"}],), {"top_k": None}),
