@@ -27,9 +27,8 @@ import time
 import numpy as np
 
 import distilbert_onnx as dox
-from common import WORK, base_classifier, machine, optimum_python, real_texts, table
+from common import WORK, base_classifier, ensure_exports, ensure_ours, machine, optimum_python, real_texts, table
 from distilbert_onnx.timing import measure
-from int8_speed import ensure_exports, ensure_ours
 
 OURS_COLD = """
 import distilbert_onnx as dox

@@ -33,8 +33,8 @@ import httpx
 import numpy as np
 
 import distilbert_onnx as dox
-from common import WORK, base_classifier, machine, optimum_python, real_texts, source_env, table
-from int8_speed import ensure_exports, ensure_ours
+from common import (WORK, base_classifier, ensure_exports, ensure_ours, machine, optimum_python, real_texts,
+                    source_env, table)
 
 OPTIMUM_APP = """
 import os

@@ -20,7 +20,7 @@ from runtime_helpers import one_error_line
 from serve_helpers import SRC
 
 import distilbert_onnx as dox
-from distilbert_onnx.artifacts import MANIFEST_NAME
+from distilbert_onnx.manifest import MANIFEST_NAME
 from distilbert_onnx.cli import main
 from distilbert_onnx.errors import ArtifactError
 
@@ -79,11 +79,11 @@ def test_an_optimum_folder_without_a_manifest_still_loads(folder):
 
 
 @pytest.mark.parametrize("edit, key", [
-    (lambda manifest: manifest.update(variants="nope"), "variants is 'nope', expected an object"),
-    (lambda manifest: manifest.update(task=["a"]), "task is ['a'], expected a string"),
-    (lambda manifest: manifest["variants"].update(quantized=3), "variants.quantized is 3, expected an object"),
+    (lambda manifest: manifest.update(variants="nope"), '"variants" should be an object of variant records, not "nope"'),
+    (lambda manifest: manifest.update(task=["a"]), '"task" should be a task name'),
+    (lambda manifest: manifest["variants"].update(quantized=3), '"variants"."quantized" should be an object'),
     (lambda manifest: manifest["variants"]["quantized"].update(file="../../../etc/passwd"),
-     "variants.quantized.file is '../../../etc/passwd', which points outside the folder"),
+     '"variants"."quantized"."file" is "../../../etc/passwd", which points outside the folder'),
     (lambda manifest: manifest["variants"]["fp32"].update(file="/etc/passwd"), "points outside the folder"),
 ])
 def test_a_manifest_of_the_wrong_shape_is_one_error_naming_the_key(folder, edit, key):

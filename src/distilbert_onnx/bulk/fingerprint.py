@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifacts import CONFIG_NAME, TOKENIZER_NAME, VARIANTS, read_manifest, sha256_file
+from ..artifacts import CONFIG_NAME, TOKENIZER_NAME, sha256_file
+from ..manifest import read_manifest
 from ..runtime.integrity import file_sha256, variant_files
+from ..variants import VARIANTS
 
 
 def model_fingerprint(pipe) -> dict:

@@ -16,8 +16,10 @@ import json
 import threading
 from pathlib import Path
 
-from ..artifacts import Variant, read_json, sha256_file, staged_file
+from ..artifacts import read_json, sha256_file, staged_file
 from ..errors import ArtifactError
+from ..manifest import Manifest
+from ..variants import Variant
 from .openvino_model import cache_root
 from .session import logger
 
@@ -26,26 +28,25 @@ MAX_ENTRIES = 512  # files remembered; the oldest are forgotten first
 _LOCK = threading.Lock()
 
 
-def variant_files(folder: Path, variant: Variant, manifest: dict | None) -> dict[Path, str | None]:
+def variant_files(folder: Path, variant: Variant, manifest: Manifest | None) -> dict[Path, str | None]:
     """The files running `variant` reads, with the sha256 the manifest records for each (None: no
     manifest, so nothing to check against)."""
-    weights = Path(variant.file).with_suffix(".bin").name if variant.backend == "openvino" else None
     if manifest is None:
-        return {folder / name: None for name in (variant.file, weights) if name}
-    record = manifest.get("variants", {}).get(variant.name)
+        return {folder / name: None for name in (variant.file, variant.weights) if name}
+    record = manifest.record(variant)
     if record is None:
         raise ArtifactError(f"{folder / variant.file} is not recorded in {folder}'s manifest, so its sha256 cannot be "
                             "checked: re-export the folder, or remake the variant with distilbert-onnx")
-    if record.get("file") != variant.file:
-        raise ArtifactError(f"{folder}'s manifest records the {variant.name} variant as {record.get('file')!r}, "
+    if record.data.get("file") != variant.file:
+        raise ArtifactError(f"{folder}'s manifest records the {variant.name} variant as {record.data.get('file')!r}, "
                             f"not {variant.file}: re-export the folder")
-    files = {folder / variant.file: record.get("sha256")}
-    if weights:
-        files[folder / weights] = (record.get("weights") or {}).get("sha256")
+    files = {folder / variant.file: record.sha256}
+    if variant.weights:
+        files[folder / variant.weights] = (record.data.get("weights") or {}).get("sha256")
     return files
 
 
-def verify_variant(folder: Path, variant: Variant, manifest: dict | None) -> None:
+def verify_variant(folder: Path, variant: Variant, manifest: Manifest | None) -> None:
     """Nothing when every file of `variant` has its recorded sha256; an ArtifactError naming the first
     file that does not."""
     for path, expected in variant_files(folder, variant, manifest).items():
