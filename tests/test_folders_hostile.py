@@ -117,7 +117,7 @@ def test_the_next_run_removes_what_a_killed_export_left_but_not_a_live_ones(chec
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     export = subprocess.Popen([sys.executable, "-m", "distilbert_onnx.cli", "export",
                                str(checkpoints["text-classification"]), str(target)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     live = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / ".exported.live.partial")],
                             stdout=subprocess.PIPE, text=True)
     try:
@@ -125,7 +125,7 @@ def test_the_next_run_removes_what_a_killed_export_left_but_not_a_live_ones(chec
         while not any(tmp_path.glob(".exported.*.partial/model.onnx")):
             assert export.poll() is None and time.monotonic() < deadline, "the export ended before it could be killed"
             time.sleep(0.05)
-        export.send_signal(signal.SIGKILL)
+        os.killpg(export.pid, signal.SIGKILL)  # kill -9 of the job: the export and the int8 child it started
         export.wait()
         assert live.stdout.readline() == "holding\n"
         killed = [path for path in tmp_path.glob(".exported.*.partial") if path.name != ".exported.live.partial"]
