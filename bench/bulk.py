@@ -32,7 +32,7 @@ import common
 
 sys.path.insert(0, str(common.BENCH.parent / "src"))
 RESULTS = common.WORK / "bulk"
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(common.BENCH.parent / "src"), str(common.BENCH)])}
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([common.source_path(), str(common.BENCH)])}
 CLI = [sys.executable, "-m", "distilbert_onnx.cli"]
 MAX_WORDS = 48
 

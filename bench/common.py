@@ -26,6 +26,17 @@ WORK = BENCH / "results"
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
 
 
+def source_path() -> str:
+    """Where the processes a benchmark starts import distilbert_onnx from: $PYTHONPATH when it is set
+    (to measure another source tree: PYTHONPATH=/work/before/src python bench/serve_load.py), else
+    this tree's src. The benchmark's own process imports it from the same place."""
+    return os.environ.get("PYTHONPATH") or str(BENCH.parent / "src")
+
+
+def source_env(**extra: str) -> dict:
+    return {**os.environ, "PYTHONPATH": source_path(), **extra}
+
+
 # --- real English text --------------------------------------------------------------------------
 
 
@@ -230,3 +241,25 @@ def fresh(path: Path) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def ensure_ours(checkpoint):
+    """Our default export of the checkpoint (with the OpenVINO variants), made in its own process."""
+    ours = WORK / "ours-all"
+    if not (ours / "model_quantized.onnx").exists():
+        subprocess.run([sys.executable, "-m", "distilbert_onnx.cli", "export", str(checkpoint), str(ours), "--force"],
+                       check=True, capture_output=True, env=source_env())
+    add_openvino(ours)
+    return ours
+
+
+def ensure_exports(checkpoint):
+    """Our default export and Optimum's int8 of the checkpoint, each made in its own process."""
+    ours = ensure_ours(checkpoint)
+    optimum_int8 = WORK / "optimum-int8" / "model_quantized.onnx"
+    if not optimum_int8.exists():
+        subprocess.run([*optimum_cli(), "export", "onnx", "--model", str(checkpoint), "--task", "text-classification",
+                        str(WORK / "optimum-export")], check=True, capture_output=True)
+        subprocess.run([*optimum_cli(), "onnxruntime", "quantize", "--onnx_model", str(WORK / "optimum-export"),
+                        "--avx512_vnni", "-o", str(WORK / "optimum-int8")], check=True, capture_output=True)
+    return ours, optimum_int8

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 
 # PyTorch's OpenMP threads otherwise keep spinning after each run and slow the onnxruntime sessions
 # measured after them in this process; passive waiting leaves PyTorch's own speed unchanged.
@@ -27,28 +25,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import distilbert_onnx as dox  # noqa: E402
-from common import WORK, add_openvino, base_classifier, machine, optimum_cli, table  # noqa: E402
-from distilbert_onnx.artifacts import VARIANTS, read_manifest  # noqa: E402
+from common import WORK, base_classifier, ensure_exports, machine, table  # noqa: E402
+from distilbert_onnx.manifest import read_manifest  # noqa: E402
 from distilbert_onnx.runtime.backends import open_variant  # noqa: E402
 from distilbert_onnx.runtime.session import OnnxModel  # noqa: E402
 from distilbert_onnx.tasks import get_task  # noqa: E402
+from distilbert_onnx.variants import VARIANTS  # noqa: E402
 from distilbert_onnx.timing import measure, synthetic_feeds  # noqa: E402
-
-
-def ensure_exports(checkpoint):
-    """Our default export and Optimum's int8 of the checkpoint, each made in its own process."""
-    ours = WORK / "ours-all"
-    if not (ours / "model_quantized.onnx").exists():
-        subprocess.run([sys.executable, "-m", "distilbert_onnx.cli", "export", str(checkpoint), str(ours), "--force"],
-                       check=True, capture_output=True)
-    add_openvino(ours)
-    optimum_int8 = WORK / "optimum-int8" / "model_quantized.onnx"
-    if not optimum_int8.exists():
-        subprocess.run([*optimum_cli(), "export", "onnx", "--model", str(checkpoint), "--task", "text-classification",
-                        str(WORK / "optimum-export")], check=True, capture_output=True)
-        subprocess.run([*optimum_cli(), "onnxruntime", "quantize", "--onnx_model", str(WORK / "optimum-export"),
-                        "--avx512_vnni", "-o", str(WORK / "optimum-int8")], check=True, capture_output=True)
-    return ours, optimum_int8
 
 
 def main() -> None:

@@ -27,9 +27,8 @@ import time
 import numpy as np
 
 import distilbert_onnx as dox
-from common import WORK, base_classifier, machine, optimum_python, real_texts, table
+from common import WORK, base_classifier, ensure_exports, ensure_ours, machine, optimum_python, real_texts, table
 from distilbert_onnx.timing import measure
-from int8_speed import ensure_exports
 
 OURS_COLD = """
 import distilbert_onnx as dox
@@ -93,7 +92,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", choices=["cold-start"],
+                        help="cold-start: only our load() cold starts (no Optimum): to compare two source trees, "
+                             "run it with PYTHONPATH=TREE/src for each")
     args = parser.parse_args()
+    if args.only == "cold-start":
+        ours = ensure_ours(base_classifier())
+        warm_cache = str(WORK / "user-cache")
+        for variant in ("auto", "quantized"):
+            script = OURS_COLD.format(folder=str(ours), variant=variant)
+            cold_start(sys.executable, script, 1, warm_cache)  # fills the warm cache (choice, verified sha256)
+            print(f"cold start, {variant}, warm cache ({os.environ.get('PYTHONPATH', 'installed')}): "
+                  f"{cold_start(sys.executable, script, args.repeat, warm_cache):.3f} s; first load on this machine: "
+                  f"{cold_start(sys.executable, script, args.repeat, 'fresh'):.3f} s")
+        return
     ours, optimum_model = ensure_exports(base_classifier())
     optimum_folder = str(optimum_model.parent)
     python = str(optimum_python())

@@ -33,10 +33,9 @@ import httpx
 import numpy as np
 
 import distilbert_onnx as dox
-from common import WORK, base_classifier, machine, optimum_python, real_texts, table
-from int8_speed import ensure_exports
+from common import (WORK, base_classifier, ensure_exports, ensure_ours, machine, optimum_python, real_texts,
+                    source_env, table)
 
-SRC = Path(__file__).resolve().parents[1] / "src"
 OPTIMUM_APP = """
 import os
 from fastapi import FastAPI
@@ -69,7 +68,7 @@ def free_port() -> int:
 def start_ours(folder: Path, *options: str) -> tuple[subprocess.Popen, str]:
     log = WORK / "serve_load_server.log"
     process = subprocess.Popen([sys.executable, "-m", "distilbert_onnx.cli", "serve", str(folder), "--port", "0", *options],
-                               stderr=open(log, "w"), env={**os.environ, "PYTHONPATH": str(SRC)})
+                               stderr=open(log, "w"), env=source_env())
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if match := re.search(r"listening on (http://\S+)", log.read_text()):
@@ -138,8 +137,18 @@ def main() -> None:
     parser.add_argument("--levels", default="1,8,64,256")
     parser.add_argument("--compare", action="append", default=None,
                         help='serve options to measure at 64 clients too, e.g. "--max-wait-ms 0" (repeat)')
+    parser.add_argument("--ours-only", action="store_true",
+                        help="only `serve` with its defaults at --levels (no Optimum, no other options): to compare "
+                             "two source trees, run it with PYTHONPATH=TREE/src for each")
     args = parser.parse_args()
     levels = [int(level) for level in args.levels.split(",")]
+    if args.ours_only:
+        ours = ensure_ours(base_classifier())
+        texts = real_texts(args.texts)
+        for row in measure_server(lambda: start_ours(ours), levels, texts):
+            print(f"serve ({source_env()['PYTHONPATH']}): {row['clients']} clients, {row['throughput']:.1f} requests/s, "
+                  f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms")
+        return
     ours, optimum_model = ensure_exports(base_classifier())
     texts = real_texts(args.texts)
     load_before = os.getloadavg()

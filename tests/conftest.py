@@ -122,3 +122,15 @@ def openvino_exported(exported, tmp_path_factory):
         return made[key]
 
     return make
+
+
+@pytest.fixture
+def own_folder(exported, tmp_path, monkeypatch):
+    """A private copy of the exported text-classification folder (to damage or re-export), and a
+    private per-user cache (the verified sha256s, the auto choice)."""
+    import shutil
+
+    monkeypatch.setenv("DISTILBERT_ONNX_CACHE", str(tmp_path / "cache"))
+    copy = tmp_path / "model"
+    shutil.copytree(exported["text-classification"], copy)
+    return copy

@@ -89,3 +89,12 @@ class RecordingSession:
     def run(self, output_names, feeds, *args):
         self.feeds.append({name: np.array(value) for name, value in feeds.items()})
         return self.session.run(output_names, feeds, *args)
+
+
+def one_error_line(result) -> str:
+    """The one `Error: ...` line of a CLI run that failed as a user mistake should (exit 1, no crash)."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output  # not a crash
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]

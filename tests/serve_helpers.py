@@ -4,12 +4,33 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
+
+import distilbert_onnx
+
+
+# The source tree of the package under test, for the processes a test starts (the same code as the test's).
+SRC = str(Path(distilbert_onnx.__file__).resolve().parents[1])
+
+
+def start_server(*arguments: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """`distilbert-onnx serve ARGUMENTS --port 0` as a real process; (it, its base URL) once it listens."""
+    env = {**os.environ, **(env or {}), "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    process = subprocess.Popen([sys.executable, "-m", "distilbert_onnx.cli", "serve", *arguments, "--port", "0"],
+                               stderr=subprocess.PIPE, text=True, env=env)
+    for line in process.stderr:
+        if match := re.search(r"listening on (http://\S+)", line):
+            return process, match.group(1)
+    raise AssertionError(f"the server did not start (exit {process.wait()})")
 
 
 @contextlib.contextmanager

@@ -259,7 +259,7 @@ def test_resume_refuses_a_changed_job(runner, fp32, tmp_path):
     staging.mkdir()
     (staging / "job.json").write_text(json.dumps({"input": "elsewhere"}))
     result = bulk(runner, folder, source, tmp_path / "out.jsonl", "--resume")
-    assert result.exit_code == 1 and "was started with other settings" in result.stderr
+    assert result.exit_code == 1 and "cannot resume the interrupted job" in result.stderr
 
 
 def test_parts_whose_lists_were_all_empty_join_the_typed_ones(tmp_path):

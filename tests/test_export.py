@@ -71,16 +71,21 @@ def test_validation_failure_reports_everything_and_writes_nothing(checkpoints, t
 
 
 def test_occupied_output_needs_force_and_is_kept_on_failure(checkpoints, tmp_path):
-    output = tmp_path / "out"
+    checkpoint, output = checkpoints["text-classification"], tmp_path / "out"
     output.mkdir()
     (output / "keep.txt").write_text("mine")
     with pytest.raises(ArtifactError, match="--force"):
-        export_fp32(checkpoints["text-classification"], output)
+        export_fp32(checkpoint, output)
+    with pytest.raises(ArtifactError, match="did not write"):  # --force replaces only an earlier export
+        export_fp32(checkpoint, output, force=True)
+    assert (output / "keep.txt").read_text() == "mine"
+    (output / "keep.txt").unlink()
+    export_fp32(checkpoint, output)  # an empty folder is fine
+    first = (output / MANIFEST_NAME).read_text()
     with pytest.raises(ValidationError):
-        export_fp32(checkpoints["text-classification"], output, atol=1e-12, force=True)
-    assert (output / "keep.txt").read_text() == "mine"  # a failed export leaves the old folder alone
-    export_fp32(checkpoints["text-classification"], output, force=True)
-    assert not (output / "keep.txt").exists() and (output / MANIFEST_NAME).is_file()
+        export_fp32(checkpoint, output, atol=1e-12, force=True)
+    assert (output / MANIFEST_NAME).read_text() == first  # a failed export leaves the old folder alone
+    export_fp32(checkpoint, output, force=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 

@@ -4,13 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,19 +14,7 @@ from click.testing import CliRunner
 from runtime_helpers import MEDIUM_TEXT
 
 from distilbert_onnx.cli import main
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-
-def start_server(*arguments: str) -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    process = subprocess.Popen([sys.executable, "-m", "distilbert_onnx.cli", "serve", *arguments, "--port", "0"],
-                               stderr=subprocess.PIPE, text=True, env=env)
-    for line in process.stderr:
-        if match := re.search(r"listening on (http://\S+)", line):
-            return process, match.group(1)
-    raise AssertionError(f"the server did not start (exit {process.wait()})")
-
+from serve_helpers import start_server
 
 def test_sigterm_answers_every_request_in_flight_then_exits_0(exported):
     folders = [exported["text-classification"], exported["feature-extraction"]]

@@ -17,6 +17,13 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one line: what failed and on which path ("No space left on device: out.parquet")."""
+    if exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    return first_line(exc)
+
+
 class TaskError(DistilbertOnnxError, ValueError):
     """An unknown task, or a checkpoint whose task cannot be told."""
 

@@ -170,7 +170,13 @@ def parse_manifest(path: Path, data: dict) -> Manifest:
     for name, entry in variants.items():
         key = f'"variants"."{name}"'
         expect(entry, dict, key, "an object")
-        expect(entry.get("file"), str, f'{key}."file"', "a file name")
+        inside_folder(expect(entry.get("file"), str, f'{key}."file"', "a file name"), f'{key}."file"', path)
+        if entry.get("sha256") is not None:
+            expect(entry["sha256"], str, f'{key}."sha256"', "a hex digest")
+        if entry.get("weights") is not None:
+            weights = expect(entry["weights"], dict, f'{key}."weights"', "an object")
+            inside_folder(expect(weights.get("file"), str, f'{key}."weights"."file"', "a file name"),
+                          f'{key}."weights"."file"', path)
         parts = {}
         for part in ("validation", "fidelity", "quantization", "bf16"):
             if entry.get(part) is not None:
@@ -181,6 +187,14 @@ def parse_manifest(path: Path, data: dict) -> Manifest:
         if name in VARIANTS:  # a variant of a later version is kept on disk, unread
             records[name] = VariantRecord(VARIANTS[name], entry, **parts)
     return Manifest(path, data, task, records)
+
+
+def inside_folder(name: str, key: str, path: Path) -> None:
+    """A ManifestError unless `name` is a file of the manifest's own folder: no folder part, no '..',
+    not absolute (a manifest names the files it vouches for; it never points elsewhere)."""
+    if name in ("", ".", "..") or Path(name).name != name or "\\" in name:
+        raise ManifestError(f"{path}: {key} is {json.dumps(name)[:60]}, which points outside the folder; a manifest "
+                            "names files in its own folder only: re-export the folder")
 
 
 def write_manifest(folder: str | Path, data: Mapping) -> Manifest:

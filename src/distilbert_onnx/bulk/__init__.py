@@ -32,6 +32,7 @@ def predict_file(folder, input, output, *, columns: dict | None = None, id_colum
     from .. import load
     from ..errors import OptionError
     from .columns import ColumnMap
+    from .fingerprint import model_fingerprint
 
     if engine not in ("local", "ray"):
         raise OptionError(f"engine must be local or ray, got {engine!r}")
@@ -42,7 +43,7 @@ def predict_file(folder, input, output, *, columns: dict | None = None, id_colum
     pipe = load(folder, **load_options, threads=threads)
     column_map = ColumnMap.for_task(pipe.context.spec, dict(columns or {}), id_column, tuple(keep_columns),
                                     result_column)
-    model = {"folder": str(Path(folder).absolute()), "variant": pipe.variant}
+    model = model_fingerprint(pipe)
     job = engine_module.plan_job(input, output, column_map, options=options, model=model, on_error=on_error,
                                  errors_file=errors, folder_format=output_format,
                                  part_rows=part_rows or engine_module.DEFAULT_PART_ROWS)

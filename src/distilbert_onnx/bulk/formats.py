@@ -3,7 +3,8 @@
 Readers stream: Parquet by record batches (pyarrow.parquet.ParquetFile.iter_batches), CSV with
 pyarrow's streaming reader (pyarrow.csv.open_csv), JSON Lines a line at a time (pyarrow's JSON reader
 reads whole files, and one malformed line would sink it). A chunk is {column: list of values}.
-In CSV the text columns are read as text whatever they look like, and an empty cell is missing.
+CSV is read record by record too (csv_reader.py), so a bad record is a bad row; its text columns are
+read as text whatever they look like, and an empty cell is missing.
 A JSON Lines line that is not an object becomes a row whose values are all missing, with the reason.
 
 Writers take chunks as they come; a Parquet writer fixes its schema from the first chunk whose
@@ -12,22 +13,26 @@ columns all have a type (a column of only nulls or empty lists has none yet).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from ..errors import OptionError
+from . import csv_reader
 
 INPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 OUTPUT_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl"}
 CHUNK_ROWS = 1024
 # Where a JSON Lines line that cannot be read says why, in its chunk.
 UNREADABLE = "__unreadable__"
+# What pyarrow raises for a file it cannot read (a damaged page, a bad encoding).
+ArrowError = pa.ArrowException
 
 
 def input_format(path: Path) -> str:
@@ -83,21 +88,30 @@ def _parquet(path: Path, needed, skip: int, chunk_rows: int) -> Table:
 
 
 def _csv(path: Path, needed, text_columns, skip: int, chunk_rows: int) -> Table:
-    header = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 16)).schema.names
-    convert = pa_csv.ConvertOptions(
-        include_columns=[name for name in needed if name in header],
-        column_types={name: pa.string() for name in text_columns if name in header},
-        strings_can_be_null=True,
-        null_values=[""],
-        quoted_strings_can_be_null=True,
-    )
-    reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 20), convert_options=convert)
-    types = {field.name: field.type for field in reader.schema}
+    """CSV read record by record (csv_reader.py): a bad record is a bad row, never a failed job."""
+    header, records = csv_reader.records(path, UNREADABLE)
+    wanted = [name for name in needed if name in header]
+
+    def batches():
+        batch = []
+        for record in records:
+            batch.append(record if UNREADABLE in record else csv_reader.check_text(record, wanted, UNREADABLE))
+            if len(batch) == chunk_rows:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    pending = batches()
+    first = next(pending, [])
+    types = csv_reader.infer_types({name: [record.get(name) for record in first] for name in wanted}, text_columns)
 
     def chunks():
-        for batch in reader:
-            columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
-            yield from _slices(columns, chunk_rows)
+        row = 0
+        for batch in itertools.chain([first] if first else [], pending):
+            columns = _columns_of(batch, needed)
+            yield {**columns, **csv_reader.convert({name: columns[name] for name in wanted}, types, row, path.name)}
+            row += len(batch)
 
     return Table(header, types, None, _skip_rows(chunks(), skip))
 
@@ -173,6 +187,7 @@ class ParquetPart:
         self.types = dict(types)  # column -> type, from the input or settled by earlier parts
         self.waiting: list[pa.Table] = []
         self.writer: pq.ParquetWriter | None = None
+        self.sink = pa.OSFile(str(path), "wb")  # ours to close, whatever state the writer is left in
 
     def write(self, chunk: dict[str, list]) -> None:
         table = pa.table({name: pa.array(values, type=self.types.get(name)) for name, values in chunk.items()})
@@ -185,7 +200,7 @@ class ParquetPart:
 
     def _flush(self, schema: pa.Schema) -> None:
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, schema)
+            self.writer = pq.ParquetWriter(self.sink, schema)
         for table in self.waiting:
             self.writer.write_table(table.cast(schema))
         self.waiting = []
@@ -194,8 +209,18 @@ class ParquetPart:
         if self.waiting:
             self._flush(self.waiting[0].schema if self.writer is None else self.writer.schema)
         if self.writer is None:  # no rows: an empty file still marks the part as done
-            self.writer = pq.ParquetWriter(self.path, pa.schema([]))
+            self.writer = pq.ParquetWriter(self.sink, pa.schema([]))
         self.writer.close()
+        self.sink.close()
+
+    def abort(self) -> None:
+        """Let go of the file after a failed write (the caller removes it)."""
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            self.writer.is_open = False  # its close failed on a full disk: never try again when collected
+        with contextlib.suppress(Exception):
+            self.sink.close()
 
 
 class JsonlPart:
@@ -213,6 +238,10 @@ class JsonlPart:
 
     def close(self) -> None:
         self.handle.close()
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self.handle.close()
 
 
 WRITERS = {"parquet": ParquetPart, "jsonl": JsonlPart}

@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DistilbertOnnxError, OptionError
+from ..errors import ArtifactError, DistilbertOnnxError, OptionError, first_line, os_error_line
 from . import formats, parts
 from .columns import ColumnMap, Problem
+from .fingerprint import input_fingerprint
 from .scoring import score
 
 DEFAULT_PART_ROWS = 10_000
@@ -64,15 +65,15 @@ def plan_job(input_path, output_path, columns: ColumnMap, *, options: dict, mode
         raise OptionError("--errors goes with --on-error skip (with fail, the first bad row stops the job)")
     table = formats.open_table(input_path, columns.needed, tuple(columns.fields.values()))
     columns.check_present(table.columns, input_path.name)
-    stat = input_path.stat()
     settings = {
-        "input": str(input_path.absolute()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
-        "model": model, "fields": columns.fields, "carried": list(columns.carried),
+        "input": input_fingerprint(input_path), "model": model, "fields": columns.fields, "carried": list(columns.carried),
         "result_column": columns.result_column, "options": options, "on_error": on_error, "part_rows": part_rows,
     }
-    output = parts.plan_output(output_path, folder_format, settings, part_rows)
+    output = parts.plan_output(output_path, folder_format, settings, part_rows, protected=(input_path,))
     if on_error == "skip" and errors_file is None:
         errors_file = output.target.with_name(output.target.name + ".errors.jsonl")
+    if errors_file is not None and Path(errors_file).absolute() in (input_path.absolute(), output.target):
+        raise OptionError(f"--errors {errors_file} is the input or the output: choose another file")
     return Job(input_path, output, columns, on_error, Path(errors_file).absolute() if errors_file else None)
 
 
@@ -86,11 +87,24 @@ def predict_file(pipe, job: Job, *, options: dict | None = None, batch_size: int
     table = formats.open_table(job.input, job.columns.needed, tuple(job.columns.fields.values()), skip=start_row)
 
     def scored():
-        for chunk in table.chunks:
+        for chunk in readable(table.chunks, job.input, start_row):
             inputs = _inputs(job.columns, chunk)
             yield chunk, score(pipe, inputs, batch_size, options)
 
     return write_parts(job, scored(), done_parts, table.types, total=table.rows, progress=progress)
+
+
+def readable(chunks: Iterable[dict], path: Path, first_row: int) -> Iterator[dict]:
+    """The chunks, with a read that fails (a damaged page, an I/O error) as one ArtifactError naming
+    the file and the last row read."""
+    row = first_row
+    try:
+        for chunk in chunks:
+            row += formats.row_count(chunk)
+            yield chunk
+    except (OSError, formats.ArrowError) as exc:
+        raise ArtifactError(f"cannot read {path.name} after row {row:,} ({first_line(exc)}): the file is damaged "
+                            "or was changed while the job ran") from None
 
 
 def _inputs(columns: ColumnMap, chunk: dict[str, list]) -> list:
@@ -111,6 +125,7 @@ def write_parts(job: Job, scored: Iterable[tuple[dict, list]], done_parts: int, 
     row = summary.resumed_rows
     if progress:
         progress(row, total)
+    writer = None
     try:
         for index, pieces in _by_part(scored, output.part_rows, done_parts):
             writer = formats.WRITERS[output.kind](output.part(index).with_suffix(output.extension + ".tmp"), types)
@@ -135,14 +150,28 @@ def write_parts(job: Job, scored: Iterable[tuple[dict, list]], done_parts: int, 
             summary.skipped += len(bad)
             summary.errors += [failure["error"] for failure in bad][: max(0, 5 - len(summary.errors))]
             os.replace(writer.path, output.part(index))
-    except (RowError, OptionError):
+        parts.finish(output, job.errors_file)
+    except OSError as exc:  # a full disk: one line, and no parts left
+        _abort(writer)
+        parts.discard(output)
+        raise ArtifactError(f"cannot write {output.target}: {os_error_line(exc)}") from None
+    except Exception:  # a bad row with --on-error fail, an unreadable input: nothing is kept
+        _abort(writer)
         parts.discard(output)
         raise
-    parts.finish(output, job.errors_file)
+    except BaseException:  # Ctrl-C: the complete parts stay for --resume
+        _abort(writer)
+        parts.discard_lock(output)
+        raise
     if job.errors_file is not None:
         summary.skipped = _count_errors(job.errors_file)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _abort(writer) -> None:
+    if writer is not None:
+        writer.abort()
 
 
 def _by_part(scored: Iterable[tuple[dict, list]], part_rows: int, first_part: int) -> Iterator[tuple[int, Iterator]]:

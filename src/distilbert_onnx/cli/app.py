@@ -12,7 +12,7 @@ import sys
 import click
 
 from .. import __version__
-from ..errors import DistilbertOnnxError, ValidationError
+from ..errors import DistilbertOnnxError, ValidationError, os_error_line
 
 
 class Cli(click.Group):
@@ -26,6 +26,8 @@ class Cli(click.Group):
             raise click.ClickException(f"{exc}{details}") from None
         except DistilbertOnnxError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # a full disk, a path under a file or in /proc, a file that cannot be read
+            raise click.ClickException(os_error_line(exc)) from None
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

@@ -120,6 +120,7 @@ def demo_checkpoint(output, task, force):
     mean nothing. Needs the [export] extra.
     """
     from ..artifacts import staged_folder
+    from ..ownership import mark
 
     try:
         from ..exporting.demo import make_checkpoint
@@ -127,4 +128,5 @@ def demo_checkpoint(output, task, force):
         raise click.ClickException(f"demo-checkpoint needs PyTorch ({exc.name} is missing): pip install 'distilbert-onnx[export]'") from None
     with staged_folder(output, force) as staging:
         make_checkpoint(staging, task)
+        mark(staging, "demo-checkpoint")
     click.echo(f"wrote a random-weight {task} checkpoint to {output} (its predictions mean nothing)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..serving.auth import ENVIRONMENT_VARIABLE
+from ..serving.drain import DEFAULT_DRAIN_TIMEOUT_S
 from ..serving.limits import Limits
 from ..variants import AUTO, VARIANTS
 from .app import main, progress
@@ -30,11 +32,20 @@ DEFAULTS = Limits()
               help="Bytes in one request body (413 beyond).")
 @click.option("--max-queue", type=click.IntRange(min=1), default=DEFAULTS.max_queue, show_default=True,
               help="Rows waiting for the model (503 with Retry-After beyond).")
+@click.option("--client-timeout", "client_timeout_s", type=click.FloatRange(min=0, min_open=True),
+              default=DEFAULTS.client_timeout_s, show_default=True,
+              help="Seconds a client may take to send a request (408 beyond) or keep a connection idle (closed beyond).")
+@click.option("--drain-timeout", type=click.FloatRange(min=0), default=DEFAULT_DRAIN_TIMEOUT_S, show_default=True,
+              help="Seconds SIGTERM / Ctrl+C waits for requests in flight before cutting them off (logged); "
+                   "a second signal stops at once.")
+@click.option("--api-key", envvar=ENVIRONMENT_VARIABLE, show_envvar=True,
+              help="Require `Authorization: Bearer KEY` on every route (401 without it) [default: no key].")
 @click.option("--log-level", type=click.Choice(["warning", "info", "debug"]), default="info", show_default=True,
               help="info: one line per request.")
-def serve(folders, host, port, device, variant, threads, log_level, **limits):
+def serve(folders, host, port, device, variant, threads, log_level, drain_timeout, api_key, **limits):
     """Serve FOLDERS over HTTP: POST /predict, POST /v1/embeddings (feature-extraction), GET /health,
-    /info, /metrics, /docs. One folder is served at the root, several under /models/{folder name}/."""
+    /info, /metrics, /docs. One folder is served at the root, several under /models/{folder name}/.
+    With an API key, every route needs it."""
     from .. import load
 
     try:
@@ -48,5 +59,5 @@ def serve(folders, host, port, device, variant, threads, log_level, **limits):
         pipe = load(folder, device=device, variant=variant, threads=threads)
         progress(f"{folder}: {pipe.task} on {pipe.device} with the {pipe.variant} graph")
         pipes.append(pipe)
-    app = build_app(pipes, limits=Limits(**limits))
-    serve_app(app, host, port, log_level, echo=progress)
+    app = build_app(pipes, limits=Limits(**limits), api_key=api_key)
+    serve_app(app, host, port, log_level, echo=progress, drain_timeout_s=drain_timeout)

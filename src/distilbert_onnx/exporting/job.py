@@ -69,12 +69,13 @@ def export_checkpoint(
         raise OptionError("the fp16 graph is made from the fused one: --fp16 cannot go with --no-optimize")
     opset, atol = OPSET.value(opset), ATOL.value(atol)
     stages = Stages(echo)
-    check_target(output, force)
+    protected = [model] if Path(model).exists() else []  # --force never replaces the checkpoint itself
+    check_target(output, force, protected)
     with stages("load checkpoint"):
         checkpoint = load_checkpoint(model, task, revision)
     spec, config = checkpoint.task, checkpoint.config
     reference = pytorch_runner(checkpoint.model, spec)
-    with staged_folder(output, force) as staging:
+    with staged_folder(output, force, protected) as staging:
         onnx_path = staging / FP32.file
         with stages(f"export {spec.name} head to ONNX (opset {opset})"):
             export_onnx(checkpoint.model, spec, config, onnx_path, opset)

@@ -15,6 +15,7 @@ from ..config import load_config
 from ..errors import DeviceError, OptionError
 from ..manifest import Manifest, describe_fidelity
 from ..variants import AS_MEASURED, AUTO, BACKENDS, OPENVINO, Variant
+from .integrity import verify_variant
 from .openvino_model import OpenVinoModel, import_openvino, native_bf16
 from .session import OnnxModel, logger
 
@@ -64,7 +65,9 @@ def openvino_precision(variant: Variant, manifest: Manifest | None) -> tuple[str
 
 
 def open_variant(folder: Path, variant: Variant, device: str, threads: int | None, manifest: Manifest | None):
-    """The model object of `variant` in `folder`: an OnnxModel or an OpenVinoModel."""
+    """The model object of `variant` in `folder`: an OnnxModel or an OpenVinoModel, once its files are
+    found to be the ones the manifest records (integrity.py)."""
+    verify_variant(folder, variant, manifest)
     if variant.backend == OPENVINO:
         precision, why = openvino_precision(variant, manifest)
         logger.info("%s computes in %s: %s", variant.name, precision, why)

@@ -76,7 +76,12 @@ class TextTokenizer:
         With a stride, the tokens cut off are kept as overlapping windows in `Encoding.overflowing`.
         """
         tokenizer = self._tokenizer_for(max_length or self.model_max_length, stride, strategy)
-        return tokenizer.encode_batch(list(inputs), add_special_tokens=add_special_tokens)
+        inputs = list(inputs)
+        try:
+            return tokenizer.encode_batch(inputs, add_special_tokens=add_special_tokens)
+        except TypeError:
+            _refuse_lone_surrogates(inputs)
+            raise
 
     def _tokenizer_for(self, max_length: int, stride: int, strategy: str) -> Tokenizer:
         key = (max_length, stride, strategy)
@@ -121,6 +126,18 @@ class TextTokenizer:
 def windows(encoding: Encoding) -> list[Encoding]:
     """The encoding followed by its overflow windows, in text order."""
     return [encoding, *encoding.overflowing]
+
+
+def _refuse_lone_surrogates(inputs: Sequence[TextInput]) -> None:
+    """A ValueError naming the first lone surrogate in the texts (tokenizers' own error for it is a
+    TypeError about its input types)."""
+    for text in (part for item in inputs for part in ((item,) if isinstance(item, str) else item)):
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(f"a text holds a lone surrogate (\\u{ord(text[exc.start]):04x} at character "
+                                 f"{exc.start}), which is not a character: pass valid Unicode text") from None
 
 
 def _token_text(value) -> str:

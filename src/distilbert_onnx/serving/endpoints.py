@@ -131,19 +131,20 @@ class ModelService:
                 required: [input]
                 properties:
                   input: {description: a text or a list of texts}
-                  model: {type: string, description: ignored; the answer names the served model}
+                  model: {type: string, description: the served model's name (another is refused with 404)}
                   encoding_format: {type: string, enum: [float, base64]}
                   user: {type: string}
               example: {"input": ["A first text.", "A second one."]}
         responses:
           200: {description: '{"object": "list", "data": [{"object": "embedding", "index", "embedding"}],
             "model", "usage": {"prompt_tokens", "total_tokens"}}'}
+          404: {description: a `model` other than the one served}
           413: {description: too many inputs, or too large a body}
           422: {description: wrong input}
           503: {description: the queue is full (see Retry-After), or the model is still loading}
         """
         self._check_loaded()
-        texts, encoding = embeddings_call(await read_json(request, self.limits), self.limits)
+        texts, encoding = embeddings_call(await read_json(request, self.limits), self.limits, self.name)
         prepared = await self._prepare(texts, {"pooling": "mean", "normalize": True, "return_tensors": True})
         outputs = await self._outputs(prepared.flat_rows, request)
         tokens = sum(row.length for row in prepared.flat_rows)
@@ -179,8 +180,8 @@ class ModelService:
         """Check and tokenize off the event loop; the pipeline's TypeError / ValueError become 422."""
         try:
             prepared = await run_in_threadpool(lambda: self.pipe.prepare(inputs, **parameters))
-        except (TypeError, ValueError) as exc:
-            raise ClientError(422, " ".join(str(exc).split())) from None
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ClientError(422, " ".join(str(exc).split())[:1000]) from None
         check_count(len(prepared.items), self.limits)
         return prepared
 

@@ -1,6 +1,6 @@
 """The server's limits: how large a model batch grows, how much padding it may hold and how long it
-waits to fill, how many inputs and body bytes one request may carry, and how many rows may wait for
-the model.
+waits to fill, how many inputs and body bytes one request may carry, how many rows may wait for
+the model, and how long a client may take to send a request.
 
 Every limit is checked here once, when the app is built, so a bad value fails at start-up with one
 line, never at the first request.
@@ -30,6 +30,9 @@ class Limits:
     # Rows waiting for the model (one per text; more for long question-answering or token-classification
     # inputs cut into windows); a request that would go beyond it is refused with 503.
     max_queue: int = 1024
+    # Seconds a client may take to send a whole request (a body that stalls gets 408), and that a
+    # connection may stay open without sending one (it is closed).
+    client_timeout_s: float = 30.0
 
     def __post_init__(self):
         for name in ("max_batch_tokens", "max_inputs", "max_body_bytes", "max_queue"):
@@ -38,6 +41,8 @@ class Limits:
             raise OptionError(f"max_wait_ms must be a number of milliseconds >= 0, got {self.max_wait_ms!r}")
         if not isinstance(self.min_batch_fill, (int, float)) or isinstance(self.min_batch_fill, bool) or not 0 <= self.min_batch_fill <= 1:
             raise OptionError(f"min_batch_fill must be a share between 0 and 1, got {self.min_batch_fill!r}")
+        if not isinstance(self.client_timeout_s, (int, float)) or isinstance(self.client_timeout_s, bool) or not self.client_timeout_s > 0:
+            raise OptionError(f"client_timeout_s must be a number of seconds > 0, got {self.client_timeout_s!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -5,7 +5,9 @@ what the task itself accepts (inputs, parameters) is left to the pipeline, which
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from typing import Any
 
 from .limits import Limits
@@ -13,8 +15,10 @@ from .limits import Limits
 # HTTP status -> the `type` of the JSON error body.
 ERROR_TYPES = {
     400: "bad_request",
+    401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
+    408: "timeout",
     413: "too_large",
     422: "invalid_input",
     499: "client_closed_request",
@@ -25,6 +29,8 @@ ERROR_TYPES = {
 PREDICT_FIELDS = ("inputs", "parameters")
 EMBEDDING_FIELDS = ("input", "model", "encoding_format", "user")
 ENCODINGS = ("float", "base64")
+# A \u escape of a UTF-16 surrogate: only then can a parsed body hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class ClientError(Exception):
@@ -46,18 +52,40 @@ async def read_json(request, limits: Limits) -> Any:
     if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
         raise _too_large(int(declared), limits)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limits.max_body_bytes:
-            raise _too_large(len(body), limits)
+    try:
+        async with asyncio.timeout(limits.client_timeout_s):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limits.max_body_bytes:
+                    raise _too_large(len(body), limits)
+    except TimeoutError:
+        raise ClientError(408, f"the body did not arrive within {limits.client_timeout_s:g} s (--client-timeout): "
+                               "send the whole request at once", headers={"Connection": "close"}) from None
     if not body:
         raise ClientError(400, "the body is empty: send a JSON object")
     try:
-        return json.loads(body.decode("utf-8"))
+        parsed = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise ClientError(400, "the body is not UTF-8 text: send JSON") from None
     except json.JSONDecodeError as exc:
         raise ClientError(400, f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise ClientError(400, "the body nests arrays or objects too deeply: send the inputs as a flat list") from None
+    except ValueError:  # an integer of more than 4,300 digits
+        raise ClientError(400, "the body holds an integer of more than 4,300 digits: send numbers of a usable size") from None
+    if _SURROGATE_ESCAPE.search(body):
+        _check_no_lone_surrogate(parsed)
+    return parsed
+
+
+def _check_no_lone_surrogate(parsed: Any) -> None:
+    """A 422 when the body holds a \\ud800-style escape that pairs with nothing: not a character."""
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(exc.object[exc.start])
+        raise ClientError(422, f"the body holds a lone surrogate (\\u{code:04x}), which is not a character: send "
+                               "valid Unicode text (a surrogate escape must be one of a pair)") from None
 
 
 def _too_large(size: int, limits: Limits) -> ClientError:
@@ -76,9 +104,13 @@ def predict_call(body: Any, limits: Limits) -> tuple[Any, dict]:
     return inputs, parameters
 
 
-def embeddings_call(body: Any, limits: Limits) -> tuple[str | list, str]:
-    """(input, encoding_format) of a /v1/embeddings body in OpenAI's shape."""
+def embeddings_call(body: Any, limits: Limits, served: str) -> tuple[str | list, str]:
+    """(input, encoding_format) of a /v1/embeddings body in OpenAI's shape; a `model` other than the
+    `served` name is refused, as OpenAI refuses a model it does not have."""
     _check_fields(body, EMBEDDING_FIELDS, "input", '{"input": "text" or ["text", ...]}')
+    if body.get("model") not in (None, served):
+        raise ClientError(404, f"the model {body['model']!r} is not served here: this route serves {served!r} "
+                               "(leave out \"model\", or send that name)", "model_not_found")
     texts = body["input"]
     if isinstance(texts, list):
         if not texts:

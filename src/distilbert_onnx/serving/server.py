@@ -33,6 +33,8 @@ from .. import __version__
 from ..errors import ArtifactError, OptionError
 from ..runtime.pipelines import Pipeline
 from ..versions import package_version
+from .auth import RequireApiKey
+from .drain import CutOffGuard
 from .endpoints import ClientGone, ModelService, json_response
 from .limits import Limits
 from .metrics import Metrics, RequestLog
@@ -129,8 +131,10 @@ def build_app(
     variant: str = "auto",
     threads: int | None = None,
     limits: Limits | None = None,
+    api_key: str | None = None,
 ) -> Starlette:
-    """The ASGI app serving `folders` (paths or loaded pipelines; a dict names them)."""
+    """The ASGI app serving `folders` (paths or loaded pipelines; a dict names them); with `api_key`,
+    every request must send `Authorization: Bearer API_KEY` (auth.py)."""
     sources = _named(folders)
     limits = limits or Limits()
     server = Server(sources, {"device": device, "variant": variant, "threads": threads}, limits)
@@ -160,9 +164,14 @@ def build_app(
             await loading
             await asyncio.get_running_loop().run_in_executor(None, server.stop)
 
+    if api_key is not None and not api_key.strip():
+        raise OptionError("the API key is empty: give a non-empty key, or none to serve without one")
+    middleware = [Middleware(RequestLog, metrics=server.metrics, paths=paths), Middleware(CutOffGuard)]
+    if api_key is not None:
+        middleware.append(Middleware(RequireApiKey, key=api_key))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestLog, metrics=server.metrics, paths=paths)],
+        middleware=middleware,
         exception_handlers={
             ClientError: _client_error,
             HTTPException: _http_error,
