@@ -3,7 +3,7 @@
 Everything that differs between heads lives here as data, so the exporter, the validator, the
 optimizer, the runtime and every front end (the CLI, a server, a bulk job) read the same facts:
 names, the architecture in config.json, the ONNX inputs and outputs and their dynamic axes, what one
-input record holds, how made-up inputs of a given size look, which fidelity measure applies, and the
+input record holds, how made-up inputs of a given size look, how int8 fidelity is measured, and the
 few graph facts the optimizer checks. Code outside this table and the heads' own pipeline handlers
 asks the spec rather than comparing task names. No torch import.
 """
@@ -26,14 +26,13 @@ CHOICE_AXES = ("batch_size", "num_choices", "sequence_length")
 # Choices per prompt wherever a multiple-choice input is made up rather than given: the export's
 # example input, calibration inputs, benchmark and timing inputs.
 CHOICES = 4
-# How fidelity turns a head's outputs into the vectors it compares by cosine:
-#   "logits"       the logits of each text, token or choice set;
-#   "mean-pooled"  last_hidden_state averaged over each text's real tokens (a sentence vector);
-#   "spans"        start and end logits at real positions, side by side.
-COMPARED_AS = ("logits", "mean-pooled", "spans")
-# The agreement figure fidelity adds: equal argmax ("top1_agreement") or equal best answer span
-# ("span_agreement"); None where neither means anything (embeddings).
-AGREEMENTS = ("top1_agreement", "span_agreement", None)
+# How fidelity compares a head's outputs with fp32's (graph/fidelity.py; targets.py bounds the figures):
+#   "probabilities"  the probabilities of each text's classes, each choice set's choices, or each real
+#                    token's labels / vocabulary (softmax; sigmoid for a multi-label problem_type):
+#                    their largest change and the share of equal top-1 predictions;
+#   "spans"          the best answer span: the share of equal spans, the change of its probability;
+#   "mean-pooled"    last_hidden_state averaged over each text's real tokens (a sentence vector): cosine.
+COMPARED_AS = ("probabilities", "spans", "mean-pooled")
 
 
 @dataclass(frozen=True)
@@ -57,16 +56,15 @@ class TaskSpec:
     # A pair too long for the model loses tokens from: both parts ("longest_first"), or the second
     # only ("only_second": a question is kept whole, its context cut).
     pair_truncation: str = "longest_first"
-    compared_as: str = "logits"  # one of COMPARED_AS
-    agreement: str | None = "top1_agreement"  # one of AGREEMENTS
+    compared_as: str = "probabilities"  # one of COMPARED_AS
     has_labels: bool = False  # config.json's id2label names the classes of its outputs
     gives_embeddings: bool = False  # its pooled outputs are text vectors (served as /v1/embeddings)
     # GELUs in the head on top of one per encoder layer (the masked-LM transform has one).
     head_gelus: int = 0
 
     def __post_init__(self):
-        if self.compared_as not in COMPARED_AS or self.agreement not in AGREEMENTS:
-            raise ValueError(f"{self.name}: compared_as / agreement outside {COMPARED_AS} / {AGREEMENTS}")
+        if self.compared_as not in COMPARED_AS:
+            raise ValueError(f"{self.name}: compared_as outside {COMPARED_AS}")
         if self.text_field not in self.record_fields or not set(self.required_fields) <= set(self.record_fields):
             raise ValueError(f"{self.name}: text_field and required_fields must be record fields")
 
@@ -151,7 +149,6 @@ TASKS: tuple[TaskSpec, ...] = (
         outputs={"last_hidden_state": ("batch_size", "sequence_length", "dim")},
         gives_embeddings=True,
         compared_as="mean-pooled",
-        agreement=None,
     ),
     TaskSpec(
         name="fill-mask",
@@ -192,7 +189,6 @@ TASKS: tuple[TaskSpec, ...] = (
         text_field="context",
         pair_truncation="only_second",
         compared_as="spans",
-        agreement="span_agreement",
     ),
     TaskSpec(
         name="multiple-choice",

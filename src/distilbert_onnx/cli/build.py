@@ -7,9 +7,10 @@ import json
 
 import click
 
+from ..targets import summary
 from ..tasks import TASK_NAMES, get_task
 from .app import main, progress, with_options
-from .options import FOLDER, FORCE, FP16, GRAPH_OPTION, OPSET_OPTION, TARGET_OPTIONS, TASK, atol_option
+from .options import FOLDER, FORCE, FP16, GRAPH_OPTION, OPSET_OPTION, REQUIRE_INT8, TARGET_OPTIONS, TASK, atol_option
 
 
 @main.command()
@@ -23,17 +24,21 @@ from .options import FOLDER, FORCE, FP16, GRAPH_OPTION, OPSET_OPTION, TARGET_OPT
 @click.option("--no-openvino", is_flag=True, help="Skip the OpenVINO IRs (made by default when the [openvino-build] extra is installed).")
 @atol_option("PyTorch")
 @with_options(TARGET_OPTIONS)
+@REQUIRE_INT8
 @click.option("--revision", help="Hub revision (branch, tag or commit) when MODEL is a Hub id.")
 @FORCE
-def export(model, output, task, opset, no_optimize, no_quantize, fp16, no_openvino, atol, calibration_texts, min_cosine,
-           min_worst_cosine, revision, force):
-    """Export checkpoint MODEL (folder or Hub id) to the deployable folder OUTPUT."""
+def export(model, output, task, opset, no_optimize, no_quantize, fp16, no_openvino, atol, calibration_texts,
+           require_int8, revision, force, **bounds):
+    """Export checkpoint MODEL (folder or Hub id) to the deployable folder OUTPUT.
+
+    An int8 variant that cannot meet its fidelity target is left out (one line says by how much it
+    missed) and everything else is written; --require-int8 makes that an error."""
     from .. import export as export_model
 
     result = export_model(model, output, task=task, optimize=not no_optimize, quantize=not no_quantize, fp16=fp16,
                           openvino=False if no_openvino else None, opset=opset, atol=atol,
-                          calibration_texts=calibration_texts, min_cosine=min_cosine,
-                          min_worst_cosine=min_worst_cosine, force=force, revision=revision, echo=progress)
+                          calibration_texts=calibration_texts, require_int8=require_int8, force=force,
+                          revision=revision, echo=progress, **bounds)
     click.echo(f"exported {result.task} to {result.folder} in {sum(result.seconds.values()):.1f} s")
     click.echo(_variants_table(result.manifest))
 
@@ -56,16 +61,15 @@ def optimize(folder, fp16, atol):
 @click.option("--no-target", is_flag=True, help="Quantize every MatMul, whatever the fidelity.")
 @click.option("--per-tensor", is_flag=True, help="One weight scale per tensor instead of per output channel.")
 @GRAPH_OPTION
-def quantize(folder, calibration_texts, min_cosine, min_worst_cosine, no_target, per_tensor, graph):
+def quantize(folder, calibration_texts, no_target, per_tensor, graph, **bounds):
     """Add the int8 graph (model_quantized.onnx) to an exported FOLDER, meeting a fidelity target."""
     from .. import quantize as quantize_folder
 
-    record = quantize_folder(folder, echo=progress, calibration_texts=calibration_texts, min_cosine=min_cosine,
-                             min_worst_cosine=min_worst_cosine, per_channel=not per_tensor, graph=graph,
-                             target=not no_target)
+    record = quantize_folder(folder, echo=progress, calibration_texts=calibration_texts, per_channel=not per_tensor,
+                             graph=graph, target=not no_target, **bounds)
     quantization = record["quantization"]
     click.echo(f"{record['file']}: from {quantization['source_graph']} ({quantization['why']})")
-    click.echo(f"  fidelity: {_fidelity_summary(record['fidelity'])}")
+    click.echo(f"  fidelity: {summary(record['fidelity'])}")
     click.echo(f"  kept in fp32: {len(quantization['kept_fp32'])} MatMul(s), "
                f"{quantization['kept_fp32_compute_share']:.1%} of the compute")
 
@@ -120,11 +124,13 @@ def _variants_table(manifest: dict) -> str:
         if "validation" in record:
             lines.append(f"             {_validation_summary(record)}")
         if "fidelity" in record:
-            lines.append(f"             fidelity to fp32: {_fidelity_summary(record['fidelity'])}")
+            lines.append(f"             fidelity to fp32: {summary(record['fidelity'])}")
         if "quantization" in record:
             quantization = record["quantization"]
             lines.append(f"             from {quantization['source_graph']}, {quantization['weights']}, "
                          f"{len(quantization['kept_fp32'])} MatMul(s) kept in fp32")
+    for name, reason in (manifest.get("left_out") or {}).items():
+        lines.append(f"  {name:<10} LEFT OUT: {reason}")
     return "\n".join(lines)
 
 
@@ -147,15 +153,6 @@ def _validation_summary(record: dict) -> str:
     worst = max(validation["max_abs_diff"].values())
     return (f"validated against {validation['reference']}: max abs diff {worst:.1e} <= atol {validation['atol']:g} "
             f"on {', '.join(validation['probes'])}")
-
-
-def _fidelity_summary(figures: dict) -> str:
-    parts = [f"mean cosine {figures['mean_cosine']:.5f}", f"worst {figures['min_cosine']:.5f}",
-             f"max abs diff {figures['max_abs_diff']:.2e}"]
-    for key in ("top1_agreement", "span_agreement"):
-        if key in figures:
-            parts.append(f"{key.replace('_', ' ')} {figures[key]:.1%}")
-    return ", ".join(parts) + f" ({figures['rows']} rows)"
 
 
 @main.command("demo-checkpoint")

@@ -5,23 +5,28 @@ from __future__ import annotations
 
 import click
 
+from ..targets import describe, summary
 from .app import main, progress, with_options
-from .build import _fidelity_summary, _validation_summary
-from .options import FOLDER, TARGET_OPTIONS
+from .build import _validation_summary
+from .options import FOLDER, REQUIRE_INT8, TARGET_OPTIONS
 
 
 @main.command()
 @FOLDER
 @with_options(TARGET_OPTIONS)
 @click.option("--no-int8", is_flag=True, help="Only the fp32 IR (and its bf16 figure): no NNCF int8 IR.")
-def openvino(folder, calibration_texts, min_cosine, min_worst_cosine, no_int8):
+@REQUIRE_INT8
+def openvino(folder, calibration_texts, no_int8, require_int8, **bounds):
     """Add openvino_model.xml (fp32 IR) and openvino_model_int8.xml (NNCF static int8 meeting the
-    fidelity target) to an exported FOLDER. Needs the [openvino-build] extra (openvino, nncf)."""
+    fidelity target) to an exported FOLDER. Needs the [openvino-build] extra (openvino, nncf).
+
+    An int8 IR that cannot meet its target is left out with a line saying why (the fp32 IR is still
+    written); --require-int8 makes that an error."""
     from ..graph.openvino_build import openvino_folder
     from ..graph.settings import QuantizeSettings
     from ..progress import Stages
 
-    settings = QuantizeSettings.from_options(calibration_texts, min_cosine, min_worst_cosine)
+    settings = QuantizeSettings.from_options(calibration_texts, require_int8=require_int8, **bounds)
     records = openvino_folder(folder, settings, int8=not no_int8, stages=Stages(progress))
     for name, record in records.items():
         click.echo(f"{record['file']} + {record['weights']['file']}: {record['size_bytes'] / 1e6:.1f} MB")
@@ -40,14 +45,13 @@ def ir_lines(record: dict) -> list[str]:
             lines.append(f"bf16: {bf16['reason']}")
         else:
             verdict = "meets the target" if bf16["meets_target"] else "MISSES the target: runs in fp32"
-            lines.append(f"bf16 fidelity to fp32: {_fidelity_summary(bf16['fidelity'])}; {verdict} "
+            lines.append(f"bf16 fidelity to fp32: {summary(bf16['fidelity'])}; {verdict} "
                          f"(measured on {bf16['measured_on']})")
     if "quantization" in record:
         quantization = record["quantization"]
-        lines.append(f"fidelity to fp32: {_fidelity_summary(record['fidelity'])}")
-        target = quantization["target"]
+        lines.append(f"fidelity to fp32: {summary(record['fidelity'])}")
         lines.append(f"NNCF {quantization['preset']} preset, {quantization['model_type']}; "
                      f"{len(quantization['kept_fp32'])} op(s) kept in fp32 "
-                     f"({quantization['kept_fp32_compute_share']:.1%} of the compute) to meet mean cosine >= "
-                     f"{target['min_cosine']}, worst >= {target['min_worst_cosine']}")
+                     f"({quantization['kept_fp32_compute_share']:.1%} of the compute) to meet "
+                     f"{describe(quantization['target'])}")
     return lines

@@ -10,7 +10,8 @@ import click
 
 from ..artifacts import VARIANTS
 from ..graph.settings import BUILT_IN_SAMPLE
-from ..options import ATOL, GRAPH, MIN_COSINE, MIN_WORST_COSINE, OPSET
+from ..options import ATOL, GRAPH, OPSET
+from ..targets import BOUNDS
 from ..tasks import TASK_CHOICES
 
 FOLDER = click.argument("folder", type=click.Path(exists=True, file_okay=False))
@@ -30,9 +31,14 @@ def atol_option(against: str):
                         help=ATOL.help.format(reference=against))
 
 
-# The int8 fidelity target and the texts it is measured on (export, quantize).
+# The int8 fidelity target (its bounds, as targets.py applies them per head) and the texts it is
+# measured on (export, quantize, openvino). A command takes the bounds as keyword arguments named as
+# in targets.BOUNDS.
 TARGET_OPTIONS = [
     click.option("--calibration-texts", type=click.Path(dir_okay=False), help=f"Text file, one text per line, to measure int8 fidelity on [default: {BUILT_IN_SAMPLE}]."),
-    click.option(MIN_COSINE.flag, type=float, help=f"{MIN_COSINE.help} [default: {MIN_COSINE.default}]."),
-    click.option(MIN_WORST_COSINE.flag, type=float, help=f"{MIN_WORST_COSINE.help} [default: {MIN_WORST_COSINE.default}]."),
+    *(click.option(bound.option.flag, type=float,
+                   help=f"{bound.option.help} [default: {'none' if bound.option.default is None else bound.option.default}].")
+      for bound in BOUNDS.values()),
 ]
+REQUIRE_INT8 = click.option("--require-int8", is_flag=True,
+                            help="An int8 variant that cannot meet its target is an error [default: left out, with a line saying why].")

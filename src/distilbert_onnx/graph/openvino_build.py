@@ -28,7 +28,7 @@ from ..versions import package_version
 from .fidelity import calibration_batches, fidelity, reference_outputs
 from .openvino_int8 import JOINED, NNCF_SETTINGS, calibration_texts, import_nncf, int8_meeting_target
 from .openvino_runner import cpu_name, has_native_bf16, import_openvino, openvino_runner
-from .settings import QuantizeSettings
+from .settings import QuantizeSettings, int8_or_left_out
 
 
 def openvino_folder(
@@ -42,13 +42,13 @@ def openvino_folder(
 ) -> dict[str, dict]:
     """Add the OpenVINO variants to an exported folder; returns their new manifest records."""
     folder = Path(folder)
-    settings = settings or QuantizeSettings()
     stages = stages or Stages()
     ov = import_openvino()
     if int8:
         import_nncf()  # before any work: a missing NNCF is an error, not a half-made result
     manifest = require_manifest(folder)
     spec, config = get_task(manifest["task"]), load_config(folder)
+    settings = (settings or QuantizeSettings()).for_task(spec)
     texts = settings.texts()
     if not texts:
         raise OptionError("the calibration texts are empty: give a file with one text per line")
@@ -71,12 +71,16 @@ def openvino_folder(
         if bf16["fidelity"] is not None and not bf16["meets_target"]:
             _say(stages, f"  bf16 misses the target ({settings.describe_target()}): the runtime will run the IR in fp32")
         records["openvino"] = {"validation": validation, "bf16": bf16}
+        result = None
         if int8:
             int8_ir = work / VARIANTS["openvino-int8"].file
             with stages(f"quantize the IR to int8 with NNCF on {len(texts)} calibration texts, to {settings.describe_target()}"):
                 calibration = calibration_batches(folder, spec, config, calibration_texts(texts))
-                result = int8_meeting_target(ir, spec, settings, batches, expected, calibration)
-                ov.save_model(result.model, str(int8_ir), compress_to_fp16=False)
+                result = int8_or_left_out(lambda: int8_meeting_target(ir, spec, settings, batches, expected, calibration),
+                                          "openvino-int8", settings, folder, stages.echo)
+                if result is not None:
+                    ov.save_model(result.model, str(int8_ir), compress_to_fp16=False)
+        if int8 and result is not None:
             with stages(f"run {int8_ir.name} on the padded probes; measure it with its other ops in bf16"):
                 probe_check = _probe_check(fp32, openvino_runner(int8_ir, "f32"), spec, probes, int8_ir.name)
                 runs_in, figures = _int8_precision(int8_ir, spec, settings, batches, expected, result.fidelity)
@@ -92,6 +96,7 @@ def openvino_folder(
     for name, details in records.items():
         records[name] = ir_record(folder, name, **details)
         manifest["variants"][name] = records[name]
+        manifest.get("left_out", {}).pop(name, None)
     write_manifest(folder, manifest)
     return records
 
@@ -145,7 +150,7 @@ def _bf16_record(ir: Path, spec, settings: QuantizeSettings, batches, expected) 
     figures = fidelity(expected, openvino_runner(ir, "bf16"), spec, batches)
     return {
         "fidelity": figures,
-        "target": {"min_cosine": settings.min_cosine, "min_worst_cosine": settings.min_worst_cosine},
+        "target": settings.target,
         "meets_target": settings.meets(figures),
         "measured_on": cpu_name(),
     }
@@ -179,7 +184,7 @@ def _quantization(result, settings: QuantizeSettings, texts: int) -> dict:
         "weights": "int8 symmetric, per output channel",
         "activations": "int8, per tensor, ranges from the calibration texts",
         **NNCF_SETTINGS,
-        "target": {"min_cosine": settings.min_cosine, "min_worst_cosine": settings.min_worst_cosine},
+        "target": settings.target,
         "calibration": {"texts": texts, "source": settings.calibration_source,
                         "ranges_from": f"the texts and runs of {JOINED} of them joined"},
         "kept_fp32": result.kept_fp32,

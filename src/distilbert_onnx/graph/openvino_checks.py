@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import targets
 from ..artifacts import VARIANTS
 from ..errors import MissingExtraError, ValidationError
 from ..probes import check
 from .fidelity import calibration_batches, fidelity, reference_outputs
 from .openvino_runner import has_native_bf16, import_openvino, openvino_runner
-from .settings import QuantizeSettings
+from .settings import recorded_settings
 
 Check = tuple[str, str, Callable[[], str]]  # label, stage name, the check (a line, or a ValidationError)
 
@@ -36,15 +37,15 @@ def openvino_checks(folder: Path, manifest: dict, spec, config, probes, referenc
     measured: dict = {}
 
     def measurements(target: dict):
-        """Calibration batches and fp32's outputs on them, made once for both checks."""
-        settings = QuantizeSettings.from_options(calibration_texts, target["min_cosine"], target["min_worst_cosine"],
-                                                 target=any(value is not None for value in target.values()))
+        """The settings that judge by the recorded `target` (and a note when it is replaced), the
+        calibration batches and fp32's outputs on them (made once for both checks)."""
+        settings, note = recorded_settings(spec, target, calibration_texts)
         if not measured:
             texts = settings.texts()
             measured["batches"] = calibration_batches(folder, spec, config, texts)
             measured["expected"] = reference_outputs(reference, measured["batches"])
             measured["texts"] = f"{len(texts)} texts ({settings.calibration_source})"
-        return settings, measured["batches"], measured["expected"]
+        return settings, note, measured["batches"], measured["expected"]
 
     def fp32_ir() -> str:
         figures = check(reference, openvino_runner(folder / VARIANTS["openvino"].file, "f32"), spec, probes, atol,
@@ -58,10 +59,9 @@ def openvino_checks(folder: Path, manifest: dict, spec, config, probes, referenc
             return f"bf16 {record['reason']}"
         if not has_native_bf16():
             return "bf16 not measured again: this CPU has no native bf16 (the runtime runs the IR in fp32 here)"
-        settings, batches, expected = measurements(record["target"])
+        settings, note, batches, expected = measurements(record["target"])
         figures = fidelity(expected, openvino_runner(folder / VARIANTS["openvino"].file, "bf16"), spec, batches)
-        line = (f"bf16 mean cosine {figures['mean_cosine']:.5f}, worst {figures['min_cosine']:.5f} to fp32 on "
-                f"{measured['texts']}")
+        line = f"bf16 {targets.summary(figures)} to fp32 on {measured['texts']}{note}"
         if record["meets_target"] and not settings.meets(figures):
             raise ValidationError("bf16", report=[f"{line}: misses the target {settings.describe_target()} it was recorded to meet"])
         verdict = "meets" if settings.meets(figures) else "misses (recorded as missing: the runtime runs fp32)"
@@ -73,10 +73,10 @@ def openvino_checks(folder: Path, manifest: dict, spec, config, probes, referenc
         precision = record.get("inference_precision", "f32") if has_native_bf16() else "f32"
         runner = openvino_runner(path, precision)
         check(reference, runner, spec, probes, float("inf"), path.name, "model.onnx")  # shapes, finite values
-        settings, batches, expected = measurements(record["quantization"]["target"])
+        settings, note, batches, expected = measurements(record["quantization"]["target"])
         figures = fidelity(expected, runner, spec, batches)
-        line = (f"runs the padded probes; mean cosine {figures['mean_cosine']:.5f}, worst {figures['min_cosine']:.5f} "
-                f"to fp32 on {measured['texts']} (other ops in {precision})")
+        line = (f"runs the padded probes; {targets.summary(figures)} to fp32 on {measured['texts']} "
+                f"(other ops in {precision}){note}")
         if not settings.meets(figures):
             raise ValidationError("int8 fidelity", report=[f"{line}: misses the target {settings.describe_target()}"])
         return f"{line}; target {settings.describe_target()}"

@@ -13,7 +13,7 @@ The int8 IR is measured with its other float ops in fp32 (openvino_runner's `f32
 Accuracy-aware like the onnxruntime int8 path (search.py), with the same figures and targets: when
 the all-int8 IR misses the target, ops (MatMuls, attentions) are kept in higher precision through
 NNCF's ignored scope, the most sensitive per unit of compute first. Sensitivity is measured on the
-all-int8 IR itself: the fidelity gained when one op alone reads its inputs unquantized (activations
+all-int8 IR itself: the fidelity gained (targets.loss) when one op alone reads its inputs unquantized (activations
 are where static int8 loses most). The fewest ops that meet the target are then found by doubling
 then bisecting, each count a real NNCF run that ignores them. More than MAX_FP32_SHARE of the
 compute kept in fp32 is not worth int8: a QuantizationError then reports the best reached, and
@@ -30,11 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import targets
 from ..errors import MissingExtraError, QuantizationError
 from ..tasks import TaskSpec
 from .fidelity import Batch, fidelity
 from .openvino_runner import core, openvino_runner
-from .search import MAX_FP32_SHARE, SENSITIVITY_BATCHES
+from .search import MAX_FP32_SHARE, RELAX_HINT, SENSITIVITY_BATCHES
 from .settings import QuantizeSettings
 
 # What NNCF's ignored scope keeps in fp32: the linear layers, and the attention OpenVINO fuses into one op.
@@ -101,10 +102,10 @@ def int8_meeting_target(
     macs = _op_macs(everything)
     total = sum(macs.values()) or 1
     sample = min(SENSITIVITY_BATCHES, len(batches))
-    base = first.fidelity["mean_cosine"] if sample == len(batches) else _figures(
-        everything, spec, batches[:sample], expected[:sample])["mean_cosine"]
+    base = targets.loss(first.fidelity if sample == len(batches) else _figures(
+        everything, spec, batches[:sample], expected[:sample]), spec)
     gain = {
-        name: _figures(_inputs_unquantized(everything, [name]), spec, batches[:sample], expected[:sample])["mean_cosine"] - base
+        name: base - targets.loss(_figures(_inputs_unquantized(everything, [name]), spec, batches[:sample], expected[:sample]), spec)
         for name in macs
     }
     order = sorted(macs, key=lambda name: gain[name] / macs[name], reverse=True)
@@ -137,9 +138,7 @@ def int8_meeting_target(
     raise QuantizationError(
         f"the OpenVINO int8 IR misses the target ({settings.describe_target()}) even with the {affordable} most "
         f"sensitive ops ({shares[affordable - 1] if affordable else 0:.0%} of the compute, the most allowed) "
-        f"kept in fp32: mean cosine {reached['mean_cosine']:.6f}, worst {reached['min_cosine']:.6f} "
-        f"(all int8: {first.fidelity['mean_cosine']:.6f}, {first.fidelity['min_cosine']:.6f}). "
-        "Lower --min-cosine / --min-worst-cosine, or export with --no-openvino"
+        f"kept in fp32: {settings.shortfalls(reached)} (all int8: {settings.shortfalls(first.fidelity)}). {RELAX_HINT}"
     )
 
 

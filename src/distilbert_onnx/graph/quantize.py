@@ -11,9 +11,9 @@ quantize path). Each head's Gemm is first rewritten as MatMul + Add, as the quan
 so that every node the accuracy search may keep in fp32 has a name it knows.
 
 Accuracy-aware: the int8 graph is compared with fp32 on calibration texts (fidelity.py). If it misses
-the target (mean cosine >= min_cosine and worst cosine >= min_worst_cosine, settings.py), MatMuls
-are kept in fp32, most sensitive per unit of compute first, until the target is met (search.py). A
-target that cannot be met is an error; no graph is written.
+the head's target (targets.py: probabilities for classifiers, the answer span for QA, cosine for
+embeddings), MatMuls are kept in fp32, most sensitive per unit of compute first, until the target is
+met (search.py). A target that cannot be met is a QuantizationError; no graph is written.
 
 The fused and the unfused fp32 graphs are both quantized when both exist (one in a child process,
 write_int8.py, while this one works on the other); the faster one that meets the target is
@@ -60,10 +60,10 @@ def quantize_folder(
     `started` holds all-int8 graphs already being written in child processes (by `export`).
     """
     folder = Path(folder)
-    settings = settings or QuantizeSettings()
     stages = stages or Stages()
     manifest = require_manifest(folder)
     spec, config = get_task(manifest["task"]), load_config(folder)
+    settings = (settings or QuantizeSettings()).for_task(spec)
     sources = _source_graphs(folder, settings.graph)
     texts = settings.texts()
     if not texts:
@@ -98,6 +98,7 @@ def quantize_folder(
     record = variant_record(folder, VARIANTS["quantized"], quantization=quantization, fidelity=best.fidelity)
     manifest = require_manifest(folder)
     manifest["variants"]["quantized"] = record
+    manifest.get("left_out", {}).pop("quantized", None)
     write_manifest(folder, manifest)
     return record
 
@@ -138,7 +139,7 @@ def _quantization_record(folder: Path, settings: QuantizeSettings, sources: dict
                             else "fp32"),
         "op_types": OP_TYPES,
         "source_graph": sources[chosen].name,
-        "target": {"min_cosine": settings.min_cosine, "min_worst_cosine": settings.min_worst_cosine},
+        "target": settings.target,
         "calibration": {"texts": len(texts), "source": settings.calibration_source},
         "kept_fp32": best.kept_fp32,
         "kept_fp32_compute_share": round(best.fp32_share, 4),

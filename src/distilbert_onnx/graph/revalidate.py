@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import targets
 from ..artifacts import VARIANTS, require_manifest, sha256_file
 from ..config import load_config
 from ..errors import ValidationError, first_line
@@ -27,7 +28,7 @@ from ..tasks import get_task
 from .fidelity import calibration_batches, fidelity, reference_outputs
 from .openvino_checks import openvino_checks
 from .optimize import validate_fp16
-from .settings import QuantizeSettings
+from .settings import recorded_settings
 
 
 def validate_folder(folder: str | Path, calibration_texts: str | Path | None = None, echo=None) -> list[str]:
@@ -131,14 +132,11 @@ def _fp16(folder, spec, probes, reference) -> str:
 
 
 def _int8(folder, manifest, spec, config, reference, calibration_texts) -> str:
-    target = manifest["variants"]["quantized"]["quantization"]["target"]
-    settings = QuantizeSettings.from_options(calibration_texts, target["min_cosine"], target["min_worst_cosine"],
-                                             target=any(value is not None for value in target.values()))
+    settings, note = recorded_settings(spec, manifest["variants"]["quantized"]["quantization"]["target"], calibration_texts)
     texts = settings.texts()
     batches = calibration_batches(folder, spec, config, texts)
     figures = fidelity(reference_outputs(reference, batches), onnx_runner(folder / VARIANTS["quantized"].file), spec, batches)
-    line = (f"mean cosine {figures['mean_cosine']:.5f}, worst {figures['min_cosine']:.5f} to fp32 "
-            f"on {len(texts)} texts ({settings.calibration_source})")
+    line = f"{targets.summary(figures)} to fp32 on {len(texts)} texts ({settings.calibration_source}){note}"
     if not settings.meets(figures):
         raise ValidationError("int8 fidelity", report=[f"{line}: misses the target {settings.describe_target()}"])
     return f"{line}; target {settings.describe_target()}"

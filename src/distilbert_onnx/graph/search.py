@@ -1,6 +1,6 @@
 """The accuracy search: which MatMuls to keep in fp32 so that int8 meets the fidelity target.
 
-A node's sensitivity is the fidelity lost when it alone runs as int8 (simulated, simulate.py), per
+A node's sensitivity is the fidelity lost (targets.loss) when it alone runs as int8 (simulated, simulate.py), per
 multiply-accumulate it would save. Nodes are kept in fp32 in that order: the fewest that meet the
 target in simulation are found by doubling then bisecting, then confirmed on the real int8 graph
 (with more nodes if the real graph misses). Keeping more than MAX_FP32_SHARE of the compute in fp32
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import targets
 from ..errors import QuantizationError
 from ..probes import onnx_runner
 from ..tasks import TaskSpec
@@ -23,6 +24,7 @@ from .simulate import SimulatedInt8
 from .write_int8 import OP_TYPES, gemm_to_matmul, write_int8
 
 MAX_FP32_SHARE = 0.5
+RELAX_HINT = "Loosen the target (--max-prob-diff, or --min-cosine / --min-worst-cosine for embeddings), or leave int8 out"
 SENSITIVITY_BATCHES = 4
 
 
@@ -71,7 +73,7 @@ def keep_fp32_until_target(
     # Sensitivity: the fidelity lost when a node alone is int8, per multiply-accumulate it saves.
     sample = min(SENSITIVITY_BATCHES, len(batches))
     loss = {
-        node.name: 1.0 - fidelity(expected[:sample], simulated.runner({node.name}), spec, batches[:sample])["mean_cosine"]
+        node.name: targets.loss(fidelity(expected[:sample], simulated.runner({node.name}), spec, batches[:sample]), spec)
         for node in nodes
     }
     order = sorted(nodes, key=lambda node: loss[node.name] / node.macs, reverse=True)
@@ -87,9 +89,8 @@ def keep_fp32_until_target(
     raise QuantizationError(
         f"int8 misses the target ({settings.describe_target()}) even with the {affordable} most sensitive MatMuls "
         f"({shares[affordable - 1] if affordable else 0:.0%} of the compute, the most allowed) kept in fp32: "
-        f"best mean cosine {best['mean_cosine']:.6f}, worst {best['min_cosine']:.6f} "
-        f"(all int8: {first.fidelity['mean_cosine']:.6f}, {first.fidelity['min_cosine']:.6f}). "
-        "Lower --min-cosine / --min-worst-cosine, or export with --no-quantize"
+        f"best {settings.shortfalls(best) or 'meets it only in simulation'} "
+        f"(all int8: {settings.shortfalls(first.fidelity)}). {RELAX_HINT}"
     )
 
 

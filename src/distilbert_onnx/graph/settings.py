@@ -1,16 +1,22 @@
-"""What `quantize` is asked to do: weight granularity, the fidelity target, calibration texts, and
-which fp32 graph to start from."""
+"""What `quantize` (and the OpenVINO int8 build) is asked to do: weight granularity, the fidelity
+target, calibration texts, which fp32 graph to start from, and whether a missed target is an error."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
-from ..errors import OptionError
-from ..options import GRAPH, MIN_COSINE, MIN_WORST_COSINE
+from .. import targets
+from ..artifacts import require_manifest, write_manifest
+from ..errors import OptionError, QuantizationError
+from ..options import GRAPH
 from ..samples import sample_texts
+from ..tasks import TaskSpec
 
 BUILT_IN_SAMPLE = "built-in sample of varied English"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -18,34 +24,50 @@ class QuantizeSettings:
     """What `quantize` does: weight granularity, the fidelity target, calibration texts, source graph."""
 
     per_channel: bool = True
-    min_cosine: float | None = MIN_COSINE.default
-    min_worst_cosine: float | None = MIN_WORST_COSINE.default
+    # The target's bounds as the user gave them (targets.BOUNDS names; None keeps the head's default).
+    given: tuple[tuple[str, float | None], ...] = ()
+    has_target: bool = True
+    # The target of one head, set by for_task: {bound: value}; None until then.
+    target: dict | None = None
     calibration_texts: tuple[str, ...] | None = None
     calibration_source: str = BUILT_IN_SAMPLE
     graph: str = GRAPH.default
+    # An int8 variant that cannot meet its target: an error (True), or left out with a line saying by
+    # how much it missed while everything else is written (False, what `export` does by default).
+    require_int8: bool = True
 
     @classmethod
     def from_options(
         cls,
         calibration_texts: str | Path | list[str] | None = None,
-        min_cosine: float | None = None,
-        min_worst_cosine: float | None = None,
+        *,
         per_channel: bool | None = None,
         graph: str | None = None,
         target: bool = True,
+        require_int8: bool = True,
+        **bounds: float | None,
     ) -> QuantizeSettings:
-        """Settings from user options; None keeps a default, `target=False` drops the fidelity target."""
-        settings = cls()
+        """Settings from user options; None keeps a default, `target=False` drops the fidelity target.
+        `bounds`: min_cosine, min_worst_cosine, max_prob_diff, min_agreement (checked here; which
+        apply depends on the head, see targets.py)."""
+        unknown = set(bounds) - set(targets.BOUNDS)
+        if unknown:
+            raise TypeError(f"unknown fidelity bound(s) {', '.join(sorted(unknown))}: choose from {', '.join(targets.BOUNDS)}")
+        checked = tuple((name, targets.BOUNDS[name].option.value(value)) for name, value in bounds.items()
+                        if value is not None)
+        settings = cls(given=checked, has_target=target, graph=GRAPH.value(graph), require_int8=require_int8)
         if calibration_texts is not None:
             texts, source = _read_texts(calibration_texts)
             settings = replace(settings, calibration_texts=tuple(texts), calibration_source=source)
-        settings = replace(settings, min_cosine=MIN_COSINE.value(min_cosine),
-                           min_worst_cosine=MIN_WORST_COSINE.value(min_worst_cosine), graph=GRAPH.value(graph))
-        if not target:
-            settings = replace(settings, min_cosine=None, min_worst_cosine=None)
         if per_channel is not None:
             settings = replace(settings, per_channel=per_channel)
         return settings
+
+    def for_task(self, spec: TaskSpec) -> QuantizeSettings:
+        """These settings with the target of `spec`'s head resolved (an OptionError for a bound that
+        does not apply to it)."""
+        target = targets.target_for(spec, dict(self.given)) if self.has_target else {}
+        return replace(self, target=target)
 
     def texts(self) -> list[str]:
         if self.calibration_texts is not None:
@@ -53,17 +75,51 @@ class QuantizeSettings:
         return sample_texts()
 
     def meets(self, figures: dict) -> bool:
-        return (self.min_cosine is None or figures["mean_cosine"] >= self.min_cosine) and (
-            self.min_worst_cosine is None or figures["min_cosine"] >= self.min_worst_cosine
-        )
+        return targets.meets(figures, self._target())
+
+    def shortfalls(self, figures: dict) -> str:
+        """How `figures` miss the target, in words."""
+        return "; ".join(targets.shortfalls(figures, self._target()))
 
     def describe_target(self) -> str:
-        parts = []
-        if self.min_cosine is not None:
-            parts.append(f"mean cosine >= {self.min_cosine}")
-        if self.min_worst_cosine is not None:
-            parts.append(f"worst cosine >= {self.min_worst_cosine}")
-        return " and ".join(parts) or "none"
+        return targets.describe(self._target())
+
+    def _target(self) -> dict:
+        if self.target is None:
+            raise RuntimeError("the fidelity target is per head: call for_task(spec) first")
+        return self.target
+
+
+def recorded_settings(spec: TaskSpec, recorded: dict, calibration_texts=None) -> tuple[QuantizeSettings, str]:
+    """Settings that judge a variant by the target its manifest records, and a note. A target
+    recorded before the per-head measures (cosine bounds for a head now compared by probabilities)
+    is replaced by the head's default target, and the note says so."""
+    given = {name: value for name, value in recorded.items() if value is not None}
+    settings = QuantizeSettings.from_options(calibration_texts)
+    if set(given) <= set(targets.MEASURES[spec.compared_as][0]):
+        return replace(settings, target=given), ""
+    return replace(settings, target=targets.target_for(spec)), (
+        f" (its recorded target, {targets.describe(given)}, is in terms no longer measured for {spec.name}: "
+        "judged against the default target)")
+
+
+def int8_or_left_out(build: Callable[[], T], variant: str, settings: QuantizeSettings, folder: Path,
+                     echo: Callable[[str], None] | None) -> T | None:
+    """What `build()` makes of an int8 variant; when it cannot meet its target, the QuantizationError
+    where int8 is required, else None: the variant is left out, one line says so and by how much it
+    missed, and the manifest's `left_out` records why."""
+    try:
+        return build()
+    except QuantizationError as exc:
+        if settings.require_int8:
+            raise
+        reason = str(exc)
+    manifest = require_manifest(folder)
+    manifest.setdefault("left_out", {})[variant] = reason
+    write_manifest(folder, manifest)
+    if echo:
+        echo(f"- {variant} left out (--require-int8 makes this an error): {reason}")
+    return None
 
 
 def _read_texts(source: str | Path | list[str]) -> tuple[list[str], str]:

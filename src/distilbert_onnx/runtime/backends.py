@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import targets
 from ..artifacts import BACKENDS, Variant
 from ..config import load_config
 from ..errors import DeviceError, OptionError
@@ -56,10 +57,10 @@ def openvino_precision(variant: Variant, manifest: dict | None) -> tuple[str, st
     if not native_bf16():
         return "f32", "this CPU has no native bf16"
     if bf16.get("meets_target") is True:
-        return "bf16", f"native bf16 here, and bf16 met the fidelity target at export ({_figures(bf16.get('fidelity'))})"
+        return "bf16", f"native bf16 here, and bf16 met the fidelity target at export ({targets.summary(bf16.get('fidelity'))})"
     if bf16.get("fidelity") is None:
         return "f32", f"the folder records no bf16 fidelity ({bf16.get('reason', 'not measured at export')})"
-    return "f32", f"bf16 missed the fidelity target at export ({_figures(bf16.get('fidelity'))})"
+    return "f32", f"bf16 missed the fidelity target at export ({targets.summary(bf16.get('fidelity'))})"
 
 
 def open_variant(folder: Path, variant: Variant, device: str, threads: int | None, manifest: dict | None):
@@ -73,7 +74,3 @@ def open_variant(folder: Path, variant: Variant, device: str, threads: int | Non
     return OnnxModel(folder / variant.file, device=device, threads=threads, precision=variant.precision)
 
 
-def _figures(fidelity: dict | None) -> str:
-    if not fidelity:
-        return "no figures"
-    return f"mean cosine {fidelity['mean_cosine']:.5f}, worst {fidelity['min_cosine']:.5f}"

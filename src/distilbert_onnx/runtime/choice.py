@@ -3,8 +3,8 @@
 Which variant is fastest depends on the CPU (AMX, AVX-512 VNNI, native bf16 or not) and the library
 versions, not on where the folder was exported, so it is measured where it runs:
 
-1. Candidates: the variants present whose recorded fidelity meets the folder's target (the strictest
-   target recorded with its int8 variants): `quantized` and `openvino-int8` by their fidelity to fp32,
+1. Candidates: the variants present whose recorded fidelity meets the folder's target (per bound, the
+   strictest recorded with its int8 variants; targets.py): `quantized` and `openvino-int8` by their fidelity to fp32,
    `openvino` (bf16 where allowed, else f32; validated against fp32 at export) and `optimized` (else
    `fp32`). A variant without a manifest record, or one that misses the target, is never a candidate.
    On a CPU with int8 dot-product instructions (VNNI, AMX) variants that compute in fp32 are not timed
@@ -34,7 +34,8 @@ import numpy as np
 
 from ..artifacts import AUTO_PREFERENCE, VARIANTS, Variant, choose_variant, read_json, staged_file
 from ..errors import ArtifactError
-from ..options import MIN_COSINE, MIN_WORST_COSINE
+from .. import targets
+from ..tasks import get_task
 from .backends import open_variant, openvino_precision
 from .openvino_model import cache_root, openvino_available, openvino_version
 from .session import check_threads, logger
@@ -47,7 +48,6 @@ SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 # Candidates in order of preference when timings tie exactly (never in practice: a stable order).
 CANDIDATE_ORDER = ("openvino-int8", "quantized", "openvino", "optimized", "fp32")
-DEFAULT_TARGET = {"min_cosine": MIN_COSINE.default, "min_worst_cosine": MIN_WORST_COSINE.default}
 
 
 @dataclass
@@ -98,19 +98,26 @@ def _onnxruntime_rule(folder: Path, why: str) -> Choice:
 
 
 def folder_target(manifest: dict) -> dict:
-    """The folder's fidelity target: per figure, the strictest recorded with its quantized variants."""
+    """The folder's fidelity target: per bound, the strictest recorded with its quantized variants;
+    the head's default target when none is recorded."""
     target = {}
     for record in manifest.get("variants", {}).values():
         for name, value in ((record.get("quantization") or {}).get("target") or {}).items():
-            if value is not None:
-                target[name] = max(value, target.get(name, value))
-    return target or dict(DEFAULT_TARGET)
+            if value is not None and name in targets.BOUNDS:
+                stricter = max if targets.BOUNDS[name].at_least else min
+                target[name] = stricter(value, target.get(name, value))
+    return target or targets.target_for(get_task(manifest["task"]))
 
 
-def meets(fidelity: dict | None, target: dict) -> bool:
-    if not fidelity:
-        return False
-    return fidelity["mean_cosine"] >= target.get("min_cosine", 0.0) and fidelity["min_cosine"] >= target.get("min_worst_cosine", 0.0)
+def _int8_verdict(fidelity: dict | None, target: dict) -> str | None:
+    """Why an int8 variant's recorded fidelity keeps it out of auto's candidates, or None. It is held
+    to the bounds of the folder's target it has figures for (a folder quantized again after the
+    per-head measures may hold a variant recorded in cosine terms beside one in probabilities)."""
+    held_to = {name: value for name, value in target.items() if fidelity and targets.measures(fidelity, name)}
+    if not held_to:
+        return f"its recorded fidelity ({targets.summary(fidelity)}) is not in the terms of the target {targets.describe(target)}"
+    missed = targets.shortfalls(fidelity, held_to)
+    return f"its recorded fidelity misses the target: {'; '.join(missed)}" if missed else None
 
 
 def fidelity_candidates(folder: Path, manifest: dict, backend: str) -> tuple[list[Variant], dict[str, str]]:
@@ -129,8 +136,8 @@ def fidelity_candidates(folder: Path, manifest: dict, backend: str) -> tuple[lis
             excluded[name] = "no manifest record, so no recorded fidelity"
         elif name == "fp32" and "optimized" in records and (folder / VARIANTS["optimized"].file).is_file():
             excluded[name] = "the fused graph (optimized) computes the same, faster"
-        elif variant.precision == "int8" and not meets(record.get("fidelity"), target):
-            excluded[name] = f"its recorded fidelity {_brief(record.get('fidelity'))} misses the target {_brief_target(target)}"
+        elif variant.precision == "int8" and _int8_verdict(record.get("fidelity"), target):
+            excluded[name] = _int8_verdict(record.get("fidelity"), target)
         elif (record.get("validation") or {}).get("passed") is False:
             excluded[name] = "it failed validation against fp32"
         else:
@@ -170,7 +177,6 @@ def machine_key(folder: Path, manifest: dict, candidates: list[Variant], threads
 def measure_candidates(folder: Path, manifest: dict, candidates: list[Variant], threads: int | None) -> Choice:
     """Time each candidate here, in turns, on synthetic inputs of CHOICE_SHAPE; the fastest wins."""
     from ..config import load_config
-    from ..tasks import get_task
     from ..timing import synthetic_feeds
 
     config = load_config(folder)
@@ -277,13 +283,3 @@ def cpu_flags() -> set[str]:
 def _timings(latency: dict) -> str:
     shape = f"{CHOICE_SHAPE[0]} x {CHOICE_SHAPE[1]} tokens"
     return ", ".join(f"{name} {ms:.1f} ms" for name, ms in sorted(latency.items(), key=lambda item: item[1])) + f" at {shape}"
-
-
-def _brief(fidelity: dict | None) -> str:
-    if not fidelity:
-        return "(none)"
-    return f"(mean cosine {fidelity['mean_cosine']:.5f}, worst {fidelity['min_cosine']:.5f})"
-
-
-def _brief_target(target: dict) -> str:
-    return f"(mean >= {target.get('min_cosine', 0)}, worst >= {target.get('min_worst_cosine', 0)})"
