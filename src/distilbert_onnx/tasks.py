@@ -34,6 +34,15 @@ COMPARED_AS = ("logits", "mean-pooled", "spans")
 # The agreement figure fidelity adds: equal argmax ("top1_agreement") or equal best answer span
 # ("span_agreement"); None where neither means anything (embeddings).
 AGREEMENTS = ("top1_agreement", "span_agreement", None)
+# How `evaluate` scores a head's predictions on labelled rows (checks/metrics.py, checks/scoring.py):
+#   "classes"      accuracy and macro F1 of the predicted class (multi-label by config problem_type)
+#   "entities"     entity precision / recall / F1 over word-level IOB tags (seqeval's default mode)
+#   "answers"      SQuAD exact match and F1 (several gold answers; no-answer rows as in SQuAD 2.0)
+#   "masked-word"  top-1 and top-5 accuracy of the masked word
+#   "choice"       accuracy of the chosen choice
+#   "similarity"   sentence vectors: Spearman of cosine with gold scores, k-NN accuracy with labels,
+#                  agreement with fp32 without labels
+METRICS = ("classes", "entities", "answers", "masked-word", "choice", "similarity")
 
 
 @dataclass(frozen=True)
@@ -59,14 +68,15 @@ class TaskSpec:
     pair_truncation: str = "longest_first"
     compared_as: str = "logits"  # one of COMPARED_AS
     agreement: str | None = "top1_agreement"  # one of AGREEMENTS
+    metric: str = "classes"  # one of METRICS
     has_labels: bool = False  # config.json's id2label names the classes of its outputs
     gives_embeddings: bool = False  # its pooled outputs are text vectors (served as /v1/embeddings)
     # GELUs in the head on top of one per encoder layer (the masked-LM transform has one).
     head_gelus: int = 0
 
     def __post_init__(self):
-        if self.compared_as not in COMPARED_AS or self.agreement not in AGREEMENTS:
-            raise ValueError(f"{self.name}: compared_as / agreement outside {COMPARED_AS} / {AGREEMENTS}")
+        if self.compared_as not in COMPARED_AS or self.agreement not in AGREEMENTS or self.metric not in METRICS:
+            raise ValueError(f"{self.name}: compared_as / agreement / metric outside {COMPARED_AS} / {AGREEMENTS} / {METRICS}")
         if self.text_field not in self.record_fields or not set(self.required_fields) <= set(self.record_fields):
             raise ValueError(f"{self.name}: text_field and required_fields must be record fields")
 
@@ -150,6 +160,7 @@ TASKS: tuple[TaskSpec, ...] = (
         input_axes=TOKEN_AXES,
         outputs={"last_hidden_state": ("batch_size", "sequence_length", "dim")},
         gives_embeddings=True,
+        metric="similarity",
         compared_as="mean-pooled",
         agreement=None,
     ),
@@ -159,6 +170,7 @@ TASKS: tuple[TaskSpec, ...] = (
         architecture="DistilBertForMaskedLM",
         input_axes=TOKEN_AXES,
         outputs={"logits": ("batch_size", "sequence_length", "vocab")},
+        metric="masked-word",
         head_gelus=1,
     ),
     TaskSpec(
@@ -176,6 +188,7 @@ TASKS: tuple[TaskSpec, ...] = (
         architecture="DistilBertForTokenClassification",
         input_axes=TOKEN_AXES,
         outputs={"logits": ("batch_size", "sequence_length", "num_labels")},
+        metric="entities",
         has_labels=True,
     ),
     TaskSpec(
@@ -193,6 +206,7 @@ TASKS: tuple[TaskSpec, ...] = (
         pair_truncation="only_second",
         compared_as="spans",
         agreement="span_agreement",
+        metric="answers",
     ),
     TaskSpec(
         name="multiple-choice",
@@ -203,6 +217,7 @@ TASKS: tuple[TaskSpec, ...] = (
         record_fields=("prompt", "choices"),
         required_fields=("prompt", "choices"),
         text_field="prompt",
+        metric="choice",
     ),
 )
 
