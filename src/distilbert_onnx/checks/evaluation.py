@@ -19,7 +19,7 @@ import numpy as np
 
 from ..artifacts import VARIANTS
 from ..errors import DataError, OptionError
-from .labelled import LabelledRows, load_labelled
+from .labelled import DEFAULT_LABEL_COLUMN, LABELS_OPTIONAL, LabelledRows, load_labelled
 from .metrics import TaskScore, metric_drop
 from .scoring import FAMILIES, Outcome, gold_labels
 
@@ -98,19 +98,22 @@ class Evaluation:
                 "skipped": self.skipped}
 
 
-def evaluate_folder(folder, data, *, columns: dict | None = None, label_column: str | None = "label",
-                    limit: int | None = None, variants: list[str] | None = None, checkpoint=None,
-                    device: str = "cpu", batch_size: int = 32, threads: int | None = None,
+def evaluate_folder(folder, data, *, columns: dict | None = None, label_column: str | None = DEFAULT_LABEL_COLUMN,
+                    label_required: bool = True, limit: int | None = None, variants: list[str] | None = None,
+                    checkpoint=None, device: str = "cpu", batch_size: int = 32, threads: int | None = None,
                     progress: Callable[[str], None] | None = None) -> Evaluation:
     """Score FOLDER's variants (all it has that run on `device`, or `variants`) on the labelled file
-    `data`, with the PyTorch `checkpoint` as an extra row when given."""
+    `data`, with the PyTorch `checkpoint` as an extra row when given (load_labelled says what the
+    column arguments mean)."""
     from .. import load
 
     echo = progress or (lambda message: None)
     folder = Path(folder)
     fp32 = load(folder, device=device, variant=REFERENCE, threads=threads)
-    labelled = load_labelled(data, fp32.context.spec, columns, label_column, limit)
+    labelled = load_labelled(data, fp32.context.spec, columns, label_column, limit, label_required)
     check_labels(labelled, fp32.context)
+    if fp32.context.spec.metric in LABELS_OPTIONAL and labelled.label_column is None:
+        echo(f"{labelled.path.name} has no labels: sentence vectors are scored by their agreement with fp32's")
     names, skipped = _variants_to_run(folder, device, variants)
     echo(f"evaluating {fp32.task} on {labelled.rows:,} rows of {labelled.path.name}: "
          f"{', '.join(([TORCH_ROW] if checkpoint else []) + names)}")
@@ -120,6 +123,7 @@ def evaluate_folder(folder, data, *, columns: dict | None = None, label_column: 
         from .torch_model import torch_pipeline
 
         results[TORCH_ROW] = evaluate_pipeline(torch_pipeline(checkpoint, folder, threads), labelled, reference, batch_size)
+        echo(f"  {TORCH_ROW}: {results[TORCH_ROW].score.metric} {results[TORCH_ROW].score.value:.2f}")
     for name in names:
         if name != REFERENCE:
             pipe = load(folder, device=device, variant=name, threads=threads)

@@ -19,6 +19,9 @@ from ..tasks import TaskSpec
 
 # Fields a metric family reads beside the task's own record fields: sentence pairs for similarity.
 EXTRA_FIELDS = {"similarity": ("text_pair",)}
+# The metric families whose rows need no label (scored against a reference instead), unless pairs.
+LABELS_OPTIONAL = ("similarity",)
+DEFAULT_LABEL_COLUMN = "label"
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,12 @@ def field_columns(spec: TaskSpec, columns: dict[str, str | None] | None) -> dict
 
 
 def load_labelled(path, spec: TaskSpec, columns: dict[str, str | None] | None = None,
-                  label_column: str | None = "label", limit: int | None = None) -> LabelledRows:
+                  label_column: str | None = DEFAULT_LABEL_COLUMN, limit: int | None = None,
+                  label_required: bool = True) -> LabelledRows:
     """The first `limit` rows (all without it) of the table at `path` with their gold labels.
-    `label_column=None` reads no labels (sentence vectors: agreement with a reference only)."""
+    `label_column=None` reads no labels (sentence vectors: agreement with a reference only); so does
+    a label column the file lacks when `label_required` is False and labels are optional (sentence
+    vectors that are not pairs)."""
     try:
         from ..bulk import formats
     except ImportError as exc:
@@ -67,9 +73,13 @@ def load_labelled(path, spec: TaskSpec, columns: dict[str, str | None] | None = 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no data file at {path}")
-    if label_column is None and spec.metric != "similarity":
-        raise OptionError(f"evaluating {spec.name} needs gold labels: name their column with --label-column")
     fields = field_columns(spec, columns)
+    optional = spec.metric in LABELS_OPTIONAL and "text_pair" not in fields
+    if label_column is None and not optional:
+        raise OptionError(f"evaluating {spec.name} needs gold labels: name their column with --label-column")
+    if label_column and optional and not label_required:
+        if label_column not in formats.open_table(path, tuple(fields.values()), ()).columns:
+            label_column = None
     needed = tuple(dict.fromkeys([*fields.values(), *([label_column] if label_column else [])]))
     table = formats.open_table(path, needed, text_columns=tuple(fields.values()))
     missing = [column for column in needed if column not in table.columns]
@@ -88,7 +98,7 @@ def load_labelled(path, spec: TaskSpec, columns: dict[str, str | None] | None = 
                 raise DataError(f"{where}: {unreadable}")
             records.append({name: _field_value(chunk[column][position], name, f"{where}, column {column!r}")
                             for name, column in fields.items()})
-            labels.append(_label_value(chunk, label_column, position, where))
+            labels.append(_label_value(chunk, label_column, position, where, first=not labels))
         if limit is not None and len(records) >= limit:
             break
     if not records:
@@ -104,12 +114,13 @@ def _field_value(value, field: str, where: str):
     raise DataError(f"{where}: a {type(value).__name__} value, expected text for {field}")
 
 
-def _label_value(chunk: dict, label_column: str | None, position: int, where: str):
+def _label_value(chunk: dict, label_column: str | None, position: int, where: str, first: bool):
     if label_column is None:
         return None
     value = chunk[label_column][position]
     if _missing(value):
-        raise DataError(f"{where}, column {label_column!r}: missing label")
+        hint = ": name the labels' column with --label-column" if first else ""
+        raise DataError(f"{where}, column {label_column!r}: missing label{hint}")
     return value
 
 
