@@ -33,6 +33,15 @@ CHOICES = 4
 #   "spans"          the best answer span: the share of equal spans, the change of its probability;
 #   "mean-pooled"    last_hidden_state averaged over each text's real tokens (a sentence vector): cosine.
 COMPARED_AS = ("probabilities", "spans", "mean-pooled")
+# How `evaluate` scores a head's predictions on labelled rows (checks/metrics.py, checks/scoring.py):
+#   "classes"      accuracy and macro F1 of the predicted class (multi-label by config problem_type)
+#   "entities"     entity precision / recall / F1 over word-level IOB tags (seqeval's default mode)
+#   "answers"      SQuAD exact match and F1 (several gold answers; no-answer rows as in SQuAD 2.0)
+#   "masked-word"  top-1 and top-5 accuracy of the masked word
+#   "choice"       accuracy of the chosen choice
+#   "similarity"   sentence vectors: Spearman of cosine with gold scores, k-NN accuracy with labels,
+#                  agreement with fp32 without labels
+METRICS = ("classes", "entities", "answers", "masked-word", "choice", "similarity")
 
 
 @dataclass(frozen=True)
@@ -57,14 +66,15 @@ class TaskSpec:
     # only ("only_second": a question is kept whole, its context cut).
     pair_truncation: str = "longest_first"
     compared_as: str = "probabilities"  # one of COMPARED_AS
+    metric: str = "classes"  # one of METRICS
     has_labels: bool = False  # config.json's id2label names the classes of its outputs
     gives_embeddings: bool = False  # its pooled outputs are text vectors (served as /v1/embeddings)
     # GELUs in the head on top of one per encoder layer (the masked-LM transform has one).
     head_gelus: int = 0
 
     def __post_init__(self):
-        if self.compared_as not in COMPARED_AS:
-            raise ValueError(f"{self.name}: compared_as outside {COMPARED_AS}")
+        if self.compared_as not in COMPARED_AS or self.metric not in METRICS:
+            raise ValueError(f"{self.name}: compared_as / metric outside {COMPARED_AS} / {METRICS}")
         if self.text_field not in self.record_fields or not set(self.required_fields) <= set(self.record_fields):
             raise ValueError(f"{self.name}: text_field and required_fields must be record fields")
 
@@ -148,6 +158,7 @@ TASKS: tuple[TaskSpec, ...] = (
         input_axes=TOKEN_AXES,
         outputs={"last_hidden_state": ("batch_size", "sequence_length", "dim")},
         gives_embeddings=True,
+        metric="similarity",
         compared_as="mean-pooled",
     ),
     TaskSpec(
@@ -156,6 +167,7 @@ TASKS: tuple[TaskSpec, ...] = (
         architecture="DistilBertForMaskedLM",
         input_axes=TOKEN_AXES,
         outputs={"logits": ("batch_size", "sequence_length", "vocab")},
+        metric="masked-word",
         head_gelus=1,
     ),
     TaskSpec(
@@ -173,6 +185,7 @@ TASKS: tuple[TaskSpec, ...] = (
         architecture="DistilBertForTokenClassification",
         input_axes=TOKEN_AXES,
         outputs={"logits": ("batch_size", "sequence_length", "num_labels")},
+        metric="entities",
         has_labels=True,
     ),
     TaskSpec(
@@ -189,6 +202,7 @@ TASKS: tuple[TaskSpec, ...] = (
         text_field="context",
         pair_truncation="only_second",
         compared_as="spans",
+        metric="answers",
     ),
     TaskSpec(
         name="multiple-choice",
@@ -199,6 +213,7 @@ TASKS: tuple[TaskSpec, ...] = (
         record_fields=("prompt", "choices"),
         required_fields=("prompt", "choices"),
         text_field="prompt",
+        metric="choice",
     ),
 )
 
