@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from safetensors.numpy import load_file, save_file
 
 import distilbert_onnx as dox
 from distilbert_onnx.artifacts import read_manifest
@@ -99,23 +98,6 @@ def test_embedding_figures_are_cosines_of_pooled_vectors():
     result = figures("feature-extraction", {"last_hidden_state": hidden}, {"last_hidden_state": got}, mask)
     assert result["mean_cosine"] == pytest.approx(1.0) and result["min_cosine"] == pytest.approx(1.0)
     assert "max_prob_diff" not in result
-
-
-@pytest.fixture(scope="module")
-def uncertain_classifier(make_tiny, tmp_path_factory):
-    """A two-label classifier whose logits are near zero on every calibration text (its bias cancels
-    their mean), as a real binary classifier's are on uncertain inputs: int8 noise turns the logit
-    vector around (cosine near -1) while the probabilities barely move."""
-    checkpoint = make_tiny("text-classification", name="uncertain", seed=7)
-    first = dox.export(checkpoint, tmp_path_factory.mktemp("uncertain") / "first", optimize=False, quantize=False,
-                       openvino=False).folder
-    spec = get_task("text-classification")
-    batches = calibration_batches(first, spec, load_config(first), sample_texts())
-    logits = np.concatenate([out["logits"] for out in reference_outputs(onnx_runner(first / "model.onnx"), batches)])
-    weights = load_file(checkpoint / "model.safetensors")
-    weights["classifier.bias"] = (weights["classifier.bias"] - logits.mean(axis=0)).astype(np.float32)
-    save_file(weights, checkpoint / "model.safetensors")
-    return checkpoint
 
 
 def test_default_export_of_a_near_zero_logit_classifier_writes_int8(uncertain_classifier, tmp_path):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import OptionError, positive_tolerance
+from .errors import OptionError, positive_int, positive_tolerance
 
 # LayerNormalization is a single op from opset 17; below 14 the exporter lacks ops DistilBERT uses.
 SUPPORTED_OPSETS = range(14, 18)
@@ -58,6 +58,12 @@ def _share(flag: str) -> Callable[[float], float]:
     return check
 
 
+def _points(value: float) -> float:
+    if not value >= 0:
+        raise OptionError(f"max-metric-drop must be 0 or more points, got {value}")
+    return float(value)
+
+
 def _graph(value: str) -> str:
     if value not in GRAPH.choices:
         raise OptionError(f"graph must be {', '.join(GRAPH.choices[:-1])} or {GRAPH.choices[-1]}, got {value!r}")
@@ -80,6 +86,14 @@ MAX_PROB_DIFF = Option(
 MIN_AGREEMENT = Option(
     "min_agreement", None, "Target share of predictions (top class, token label, answer span) equal to fp32's",
     _share("min-agreement"),
+)
+CALIBRATION_ROWS = Option(
+    "calibration_rows", 300, "Rows of --calibration-data used, sampled reproducibly (seed 0) when it has more.",
+    lambda value: positive_int("calibration-rows", value),
+)
+MAX_METRIC_DROP = Option(
+    "max_metric_drop", None, "Largest drop of the task's metric from fp32's on --eval-data, in points, for an int8 variant.",
+    _points,
 )
 GRAPH = Option(
     "graph", "auto", "Which fp32 graph to quantize; auto tries both and keeps the faster.", _graph,

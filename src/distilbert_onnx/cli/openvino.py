@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import click
 
+from ..graph.metric_gate import gate_summary
 from ..targets import describe, summary
 from .app import main, progress, with_options
 from .build import _validation_summary
-from .options import FOLDER, REQUIRE_INT8, TARGET_OPTIONS
+from .options import DATA_OPTIONS, FOLDER, REQUIRE_INT8, TARGET_OPTIONS, settings_options
 
 
 @main.command()
@@ -16,7 +17,8 @@ from .options import FOLDER, REQUIRE_INT8, TARGET_OPTIONS
 @with_options(TARGET_OPTIONS)
 @click.option("--no-int8", is_flag=True, help="Only the fp32 IR (and its bf16 figure): no NNCF int8 IR.")
 @REQUIRE_INT8
-def openvino(folder, calibration_texts, no_int8, require_int8, **bounds):
+@with_options(DATA_OPTIONS)
+def openvino(folder, no_int8, require_int8, **options):
     """Add openvino_model.xml (fp32 IR) and openvino_model_int8.xml (NNCF static int8 meeting the
     fidelity target) to an exported FOLDER. Needs the [openvino-build] extra (openvino, nncf).
 
@@ -26,7 +28,7 @@ def openvino(folder, calibration_texts, no_int8, require_int8, **bounds):
     from ..graph.settings import QuantizeSettings
     from ..progress import Stages
 
-    settings = QuantizeSettings.from_options(calibration_texts, require_int8=require_int8, **bounds)
+    settings = QuantizeSettings.from_options(require_int8=require_int8, **settings_options(options))
     records = openvino_folder(folder, settings, int8=not no_int8, stages=Stages(progress))
     for name, record in records.items():
         click.echo(f"{record['file']} + {record['weights']['file']}: {record['size_bytes'] / 1e6:.1f} MB")
@@ -50,6 +52,8 @@ def ir_lines(record: dict) -> list[str]:
     if "quantization" in record:
         quantization = record["quantization"]
         lines.append(f"fidelity to fp32: {summary(record['fidelity'])}")
+        if record.get("gate"):
+            lines.append(gate_summary(record["gate"]))
         lines.append(f"NNCF {quantization['preset']} preset, {quantization['model_type']}; "
                      f"{len(quantization['kept_fp32'])} op(s) kept in fp32 "
                      f"({quantization['kept_fp32_compute_share']:.1%} of the compute) to meet "

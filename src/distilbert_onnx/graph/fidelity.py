@@ -54,12 +54,14 @@ class Batch:
 
 
 def calibration_batches(
-    folder: str | Path, spec: TaskSpec, config: DistilBertConfig, texts: list[str]
+    folder: str | Path, spec: TaskSpec, config: DistilBertConfig, texts: list[str] | list[dict]
 ) -> list[Batch]:
-    """The task's inputs made from `texts`, in length-bucketed, padded batches."""
+    """The task's inputs made from `texts` (or the task's records, from the user's data), in
+    length-bucketed, padded batches."""
     tokenizer = TextTokenizer(folder, config.max_position_embeddings)
     limit = min(CALIBRATION_MAX_LENGTH, tokenizer.model_max_length)
-    per_record = [spec.model_texts(spec.sample_record(texts, index)) for index in range(len(texts))]
+    records = [item if isinstance(item, dict) else spec.sample_record(texts, index) for index, item in enumerate(texts)]
+    per_record = [spec.model_texts(record) for record in records]
     encodings = iter(tokenizer.encode([text for item in per_record for text in item], max_length=limit,
                                       strategy=spec.pair_truncation))
     rows = [[next(encodings).ids for _ in item] for item in per_record]

@@ -26,6 +26,7 @@ from ..progress import Stages
 from ..tasks import get_task
 from ..versions import package_version
 from .fidelity import calibration_batches, fidelity, reference_outputs
+from .metric_gate import open_gate
 from .openvino_int8 import JOINED, NNCF_SETTINGS, calibration_texts, import_nncf, int8_meeting_target
 from .openvino_runner import cpu_name, has_native_bf16, import_openvino, openvino_runner
 from .settings import QuantizeSettings, int8_or_left_out
@@ -75,8 +76,10 @@ def openvino_folder(
         if int8:
             int8_ir = work / VARIANTS["openvino-int8"].file
             with stages(f"quantize the IR to int8 with NNCF on {len(texts)} calibration texts, to {settings.describe_target()}"):
-                calibration = calibration_batches(folder, spec, config, calibration_texts(texts))
-                result = int8_or_left_out(lambda: int8_meeting_target(ir, spec, settings, batches, expected, calibration),
+                nncf_inputs = texts if settings.calibration_records is not None else calibration_texts(texts)
+                calibration = calibration_batches(folder, spec, config, nncf_inputs)
+                gate = open_gate(folder, settings.gate_file, settings.max_metric_drop)
+                result = int8_or_left_out(lambda: int8_meeting_target(ir, spec, settings, batches, expected, calibration, gate),
                                           "openvino-int8", settings, folder, stages.echo)
                 if result is not None:
                     ov.save_model(result.model, str(int8_ir), compress_to_fp16=False)
@@ -86,9 +89,10 @@ def openvino_folder(
                 runs_in, figures = _int8_precision(int8_ir, spec, settings, batches, expected, result.fidelity)
             records["openvino-int8"] = {
                 "fidelity": figures,
+                **({"gate": result.gate} if result.gate else {}),
                 "inference_precision": runs_in,
                 "probe_check": probe_check,
-                "quantization": _quantization(result, settings, len(texts)),
+                "quantization": _quantization(result, settings),
             }
         for name in records:
             _move_ir(work / VARIANTS[name].file, folder)
@@ -177,7 +181,7 @@ def _probe_check(reference: Runner, candidate: Runner, spec, probes, what: str) 
             "passed": True}
 
 
-def _quantization(result, settings: QuantizeSettings, texts: int) -> dict:
+def _quantization(result, settings: QuantizeSettings) -> dict:
     return {
         "method": "NNCF post-training static quantization",
         "source_graph": VARIANTS["openvino"].file,
@@ -185,8 +189,9 @@ def _quantization(result, settings: QuantizeSettings, texts: int) -> dict:
         "activations": "int8, per tensor, ranges from the calibration texts",
         **NNCF_SETTINGS,
         "target": settings.target,
-        "calibration": {"texts": texts, "source": settings.calibration_source,
-                        "ranges_from": f"the texts and runs of {JOINED} of them joined"},
+        "calibration": {**settings.calibration_record(),
+                        "ranges_from": "the rows of the calibration data" if settings.calibration_records is not None
+                        else f"the texts and runs of {JOINED} of them joined"},
         "kept_fp32": result.kept_fp32,
         "kept_fp32_compute_share": round(result.fp32_share, 4),
         "search": result.steps,

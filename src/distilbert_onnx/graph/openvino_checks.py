@@ -18,6 +18,7 @@ from ..artifacts import VARIANTS
 from ..errors import MissingExtraError, ValidationError
 from ..probes import check
 from .fidelity import calibration_batches, fidelity, reference_outputs
+from .metric_gate import gate_summary
 from .openvino_runner import has_native_bf16, import_openvino, openvino_runner
 from .settings import recorded_settings
 
@@ -79,7 +80,8 @@ def openvino_checks(folder: Path, manifest: dict, spec, config, probes, referenc
                 f"(other ops in {precision}){note}")
         if not settings.meets(figures):
             raise ValidationError("int8 fidelity", report=[f"{line}: misses the target {settings.describe_target()}"])
-        return f"{line}; target {settings.describe_target()}"
+        gate = record.get("gate")
+        return f"{line}; target {settings.describe_target()}" + (f"; recorded {gate_summary(gate)}" if gate else "")
 
     checks: list[Check] = []
     if "openvino" in names:

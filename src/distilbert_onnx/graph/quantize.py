@@ -13,7 +13,9 @@ so that every node the accuracy search may keep in fp32 has a name it knows.
 Accuracy-aware: the int8 graph is compared with fp32 on calibration texts (fidelity.py). If it misses
 the head's target (targets.py: probabilities for classifiers, the answer span for QA, cosine for
 embeddings), MatMuls are kept in fp32, most sensitive per unit of compute first, until the target is
-met (search.py). A target that cannot be met is a QuantizationError; no graph is written.
+met (search.py). With --eval-data and --max-metric-drop each graph must also keep the task's metric
+within the drop of fp32's (metric_gate.py). A target that cannot be met is a QuantizationError; no
+graph is written.
 
 The fused and the unfused fp32 graphs are both quantized when both exist (one in a child process,
 write_int8.py, while this one works on the other); the faster one that meets the target is
@@ -38,7 +40,8 @@ from ..progress import Stages
 from ..tasks import TaskSpec, get_task
 from ..timing import synthetic_feeds
 from .fidelity import calibration_batches, fidelity, reference_outputs
-from .search import Attempt, keep_fp32_until_target
+from .metric_gate import MetricGate, open_gate
+from .search import Attempt, accepted, judged, keep_fp32_until_target
 from .settings import QuantizeSettings
 from .write_int8 import OP_TYPES, Int8Child, write_int8
 
@@ -84,7 +87,11 @@ def quantize_folder(
                     figures[name] = fidelity(expected, runners[name], spec, batches)
             seconds = _seconds(runners, spec, config) if len(names) > 1 else {}
             del runners
-        attempts, failures = _meet_target(sources, work, firsts, figures, spec, settings, batches, expected, stages)
+        gate = None
+        if settings.gate_file is not None:
+            with stages(f"score fp32 on {settings.gate_file.path.name} for the metric gate"):
+                gate = open_gate(folder, settings.gate_file, settings.max_metric_drop)
+        attempts, failures = _meet_target(sources, work, firsts, figures, spec, settings, batches, expected, stages, gate)
         searched = {name for name, (first, best) in attempts.items() if best is not first}
         if searched:
             with stages("time the int8 graphs"):
@@ -95,7 +102,8 @@ def quantize_folder(
         best = attempts[chosen][1]
         os.replace(best.path, folder / VARIANTS["quantized"].file)  # same file system: an atomic rename
     quantization = _quantization_record(folder, settings, sources, texts, attempts, failures, seconds, chosen, searched)
-    record = variant_record(folder, VARIANTS["quantized"], quantization=quantization, fidelity=best.fidelity)
+    record = variant_record(folder, VARIANTS["quantized"], quantization=quantization, fidelity=best.fidelity,
+                            **({"gate": best.gate} if best.gate else {}))
     manifest = require_manifest(folder)
     manifest["variants"]["quantized"] = record
     manifest.get("left_out", {}).pop("quantized", None)
@@ -104,19 +112,19 @@ def quantize_folder(
 
 
 def _meet_target(sources: dict[str, Path], work: Path, firsts: dict[str, Path], figures: dict[str, dict],
-                 spec: TaskSpec, settings: QuantizeSettings, batches, expected, stages: Stages):
-    """Per source graph, (its all-int8 attempt, the attempt that meets the target), and the reasons of
-    the graphs that cannot meet it; a QuantizationError when none can."""
+                 spec: TaskSpec, settings: QuantizeSettings, batches, expected, stages: Stages, gate: MetricGate | None):
+    """Per source graph, (its all-int8 attempt, the attempt that meets the target and the gate), and
+    the reasons of the graphs that cannot meet them; a QuantizationError when none can."""
     attempts: dict[str, tuple[Attempt, Attempt]] = {}
     failures = []
     for name in sources:
-        first = Attempt(firsts[name], [], 0.0, figures[name])
-        if settings.meets(first.fidelity):
+        first = judged(Attempt(firsts[name], [], 0.0, figures[name]), gate, settings)
+        if accepted(first, gate, settings):
             attempts[name] = (first, first)
             continue
         with stages(f"keep the {name} graph's most sensitive MatMuls in fp32 until the target is met"):
             try:
-                best = keep_fp32_until_target(sources[name], work / name, first, spec, settings, batches, expected)
+                best = keep_fp32_until_target(sources[name], work / name, first, spec, settings, batches, expected, gate)
                 attempts[name] = (first, best)
             except QuantizationError as exc:
                 failures.append(f"{name}: {exc}")
@@ -140,7 +148,7 @@ def _quantization_record(folder: Path, settings: QuantizeSettings, sources: dict
         "op_types": OP_TYPES,
         "source_graph": sources[chosen].name,
         "target": settings.target,
-        "calibration": {"texts": len(texts), "source": settings.calibration_source},
+        "calibration": settings.calibration_record(),
         "kept_fp32": best.kept_fp32,
         "kept_fp32_compute_share": round(best.fp32_share, 4),
         "speed_cost_of_kept_fp32": None if cost is None else round(cost, 4),
@@ -149,6 +157,7 @@ def _quantization_record(folder: Path, settings: QuantizeSettings, sources: dict
                 "latency_ms": round(seconds[name] * 1000, 3) if name in seconds else None,
                 "kept_fp32": len(best_of.kept_fp32),
                 "fidelity": best_of.fidelity,
+                **({"gate": best_of.gate} if best_of.gate else {}),
             }
             for name, (_, best_of) in attempts.items()
         },

@@ -26,6 +26,7 @@ from ..probes import check, make_probes, onnx_runner
 from ..progress import Stages
 from ..tasks import get_task
 from .fidelity import calibration_batches, fidelity, reference_outputs
+from .metric_gate import gate_summary
 from .openvino_checks import openvino_checks
 from .optimize import validate_fp16
 from .settings import recorded_settings
@@ -139,7 +140,8 @@ def _int8(folder, manifest, spec, config, reference, calibration_texts) -> str:
     line = f"{targets.summary(figures)} to fp32 on {len(texts)} texts ({settings.calibration_source}){note}"
     if not settings.meets(figures):
         raise ValidationError("int8 fidelity", report=[f"{line}: misses the target {settings.describe_target()}"])
-    return f"{line}; target {settings.describe_target()}"
+    gate = manifest["variants"]["quantized"].get("gate")
+    return f"{line}; target {settings.describe_target()}" + (f"; recorded {gate_summary(gate)}" if gate else "")
 
 
 def _summary(figures: dict) -> str:

@@ -11,9 +11,10 @@ from typing import TypeVar
 from .. import targets
 from ..artifacts import require_manifest, write_manifest
 from ..errors import OptionError, QuantizationError
-from ..options import GRAPH
+from ..options import CALIBRATION_ROWS, GRAPH, MAX_METRIC_DROP
 from ..samples import sample_texts
 from ..tasks import TaskSpec
+from .user_data import DataFile
 
 BUILT_IN_SAMPLE = "built-in sample of varied English"
 T = TypeVar("T")
@@ -31,6 +32,13 @@ class QuantizeSettings:
     target: dict | None = None
     calibration_texts: tuple[str, ...] | None = None
     calibration_source: str = BUILT_IN_SAMPLE
+    # --calibration-data: the user's table, read into the task's records by for_task.
+    calibration_file: DataFile | None = None
+    calibration_records: tuple[dict, ...] | None = None
+    calibration_details: dict | None = None
+    # --eval-data and --max-metric-drop: the metric gate (metric_gate.py).
+    gate_file: DataFile | None = None
+    max_metric_drop: float | None = None
     graph: str = GRAPH.default
     # An int8 variant that cannot meet its target: an error (True), or left out with a line saying by
     # how much it missed while everything else is written (False, what `export` does by default).
@@ -45,11 +53,25 @@ class QuantizeSettings:
         graph: str | None = None,
         target: bool = True,
         require_int8: bool = True,
+        calibration_data: str | Path | None = None,
+        calibration_rows: int | None = None,
+        columns: dict[str, str | None] | None = None,
+        eval_data: str | Path | None = None,
+        label_column: str | None = None,
+        eval_rows: int | None = None,
+        max_metric_drop: float | None = None,
         **bounds: float | None,
     ) -> QuantizeSettings:
         """Settings from user options; None keeps a default, `target=False` drops the fidelity target.
         `bounds`: min_cosine, min_worst_cosine, max_prob_diff, min_agreement (checked here; which
-        apply depends on the head, see targets.py)."""
+        apply depends on the head, see targets.py). `calibration_data` (a table, read with `columns`
+        as the task's records, `calibration_rows` of them) replaces the calibration texts;
+        `eval_data` (labelled, `label_column`, its first `eval_rows` rows) with `max_metric_drop`
+        gates each int8 variant on the task's metric."""
+        if calibration_data is not None and calibration_texts is not None:
+            raise OptionError("give --calibration-texts or --calibration-data, not both")
+        if (eval_data is None) != (max_metric_drop is None):
+            raise OptionError("the metric gate needs both --eval-data FILE and --max-metric-drop POINTS")
         unknown = set(bounds) - set(targets.BOUNDS)
         if unknown:
             raise TypeError(f"unknown fidelity bound(s) {', '.join(sorted(unknown))}: choose from {', '.join(targets.BOUNDS)}")
@@ -61,18 +83,37 @@ class QuantizeSettings:
             settings = replace(settings, calibration_texts=tuple(texts), calibration_source=source)
         if per_channel is not None:
             settings = replace(settings, per_channel=per_channel)
+        if calibration_data is not None:
+            rows = CALIBRATION_ROWS.value(calibration_rows)
+            settings = replace(settings, calibration_file=DataFile.of(calibration_data, columns, rows=rows))
+        if eval_data is not None:
+            settings = replace(settings, gate_file=DataFile.of(eval_data, columns, label_column, eval_rows),
+                               max_metric_drop=MAX_METRIC_DROP.value(max_metric_drop))
         return settings
 
     def for_task(self, spec: TaskSpec) -> QuantizeSettings:
         """These settings with the target of `spec`'s head resolved (an OptionError for a bound that
         does not apply to it)."""
         target = targets.target_for(spec, dict(self.given)) if self.has_target else {}
-        return replace(self, target=target)
+        settings = replace(self, target=target)
+        if self.calibration_file is not None and self.calibration_records is None:
+            records, details = self.calibration_file.records(spec)
+            settings = replace(settings, calibration_records=tuple(records), calibration_details=details,
+                               calibration_source=self.calibration_file.path.name)
+        return settings
 
-    def texts(self) -> list[str]:
+    def texts(self) -> list:
+        """What fidelity is measured (and NNCF calibrated) on: the task's records from
+        --calibration-data, else texts (--calibration-texts, or the built-in sample)."""
+        if self.calibration_records is not None:
+            return list(self.calibration_records)
         if self.calibration_texts is not None:
             return list(self.calibration_texts)
         return sample_texts()
+
+    def calibration_record(self) -> dict:
+        """The manifest's account of the calibration data."""
+        return {"texts": len(self.texts()), "source": self.calibration_source, **(self.calibration_details or {})}
 
     def meets(self, figures: dict) -> bool:
         return targets.meets(figures, self._target())
@@ -107,7 +148,8 @@ def int8_or_left_out(build: Callable[[], T], variant: str, settings: QuantizeSet
                      echo: Callable[[str], None] | None) -> T | None:
     """What `build()` makes of an int8 variant; when it cannot meet its target, the QuantizationError
     where int8 is required, else None: the variant is left out, one line says so and by how much it
-    missed, and the manifest's `left_out` records why."""
+    missed, and the manifest's `left_out` records why (a folder that has the variant from before
+    keeps it, and the line says that instead)."""
     try:
         return build()
     except QuantizationError as exc:
@@ -115,10 +157,14 @@ def int8_or_left_out(build: Callable[[], T], variant: str, settings: QuantizeSet
             raise
         reason = str(exc)
     manifest = require_manifest(folder)
-    manifest.setdefault("left_out", {})[variant] = reason
-    write_manifest(folder, manifest)
+    if variant in manifest["variants"]:
+        line = f"- {variant} not rebuilt (the folder keeps its earlier one): {reason}"
+    else:
+        line = f"- {variant} left out (--require-int8 makes this an error): {reason}"
+        manifest.setdefault("left_out", {})[variant] = reason
+        write_manifest(folder, manifest)
     if echo:
-        echo(f"- {variant} left out (--require-int8 makes this an error): {reason}")
+        echo(line)
     return None
 
 

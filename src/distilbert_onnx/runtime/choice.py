@@ -6,7 +6,9 @@ versions, not on where the folder was exported, so it is measured where it runs:
 1. Candidates: the variants present whose recorded fidelity meets the folder's target (per bound, the
    strictest recorded with its int8 variants; targets.py): `quantized` and `openvino-int8` by their fidelity to fp32,
    `openvino` (bf16 where allowed, else f32; validated against fp32 at export) and `optimized` (else
-   `fp32`). A variant without a manifest record, or one that misses the target, is never a candidate.
+   `fp32`). A variant without a manifest record, or one that misses the target, is never a candidate;
+   nor is an int8 variant that misses its metric gate (graph/metric_gate.py), or one left ungated in
+   a folder whose other int8 variants were gated.
    On a CPU with int8 dot-product instructions (VNNI, AMX) variants that compute in fp32 are not timed
    when an int8 candidate exists: there int8 kernels are 2-4x faster (bench/README.md), and each
    candidate timed costs the first load its compile and runs.
@@ -120,10 +122,22 @@ def _int8_verdict(fidelity: dict | None, target: dict) -> str | None:
     return f"its recorded fidelity misses the target: {'; '.join(missed)}" if missed else None
 
 
+def _gate_verdict(gate: dict | None, gated: bool) -> str | None:
+    """Why an int8 variant's metric gate keeps it out of auto's candidates, or None: it misses its
+    gate, or the folder's other int8 variants were gated on data this one was not checked on."""
+    if gate and not gate["meets"]:
+        return (f"it misses its metric gate: {gate['metric']} drop {gate['drop']:.2f} > {gate['max_drop']:g} points "
+                f"on {gate['data']}")
+    if gated and not gate:
+        return "it was not checked against a metric gate, as the folder's other int8 variants were"
+    return None
+
+
 def fidelity_candidates(folder: Path, manifest: dict, backend: str) -> tuple[list[Variant], dict[str, str]]:
     """(the variants auto may pick, {variant: why not} for those present but left out)."""
     records = manifest.get("variants", {})
     target = folder_target(manifest)
+    gated = any(record.get("gate") for record in records.values())
     candidates, excluded = [], {}
     for name in CANDIDATE_ORDER:
         variant = VARIANTS[name]
@@ -138,6 +152,8 @@ def fidelity_candidates(folder: Path, manifest: dict, backend: str) -> tuple[lis
             excluded[name] = "the fused graph (optimized) computes the same, faster"
         elif variant.precision == "int8" and _int8_verdict(record.get("fidelity"), target):
             excluded[name] = _int8_verdict(record.get("fidelity"), target)
+        elif variant.precision == "int8" and _gate_verdict(record.get("gate"), gated):
+            excluded[name] = _gate_verdict(record.get("gate"), gated)
         elif (record.get("validation") or {}).get("passed") is False:
             excluded[name] = "it failed validation against fp32"
         else:
