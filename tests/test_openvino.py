@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -185,6 +187,27 @@ def test_export_leaves_out_the_int8_variants_that_miss_and_writes_the_rest(check
     assert set(manifest["variants"]) == {"fp32", "openvino"} and set(manifest["left_out"]) == {"quantized", "openvino-int8"}
     assert not (out / "openvino_model_int8.xml").exists() and (out / "openvino_model.xml").is_file()
     assert dox.load(out).variant in ("fp32", "openvino")
+
+
+def test_openvino_int8_calibrated_on_rows_and_gated_on_the_metric(one_layer, tmp_path):
+    folder = folder_copy(one_layer[0], tmp_path / "folder")
+    texts = sample_texts()
+    with (tmp_path / "rows.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["body"], *([text] for text in texts[:20])])
+    (tmp_path / "eval.jsonl").write_text("".join(
+        json.dumps({"body": text, "topic": index % 2}) + "\n" for index, text in enumerate(texts[20:60])), encoding="utf-8")
+    result = run("openvino", folder, "--calibration-data", tmp_path / "rows.csv", "--calibration-rows", 12,
+                 "--eval-data", tmp_path / "eval.jsonl", "--label-column", "topic", "--text-column", "body",
+                 "--max-metric-drop", 100)
+    assert result.exit_code == 0, result.output
+    int8 = read_manifest(folder)["variants"]["openvino-int8"]
+    calibration = int8["quantization"]["calibration"]
+    assert calibration["rows_used"] == 12 and calibration["rows_in_file"] == 20
+    assert calibration["ranges_from"] == "the rows of the calibration data" and int8["fidelity"]["rows"] == 12
+    gate = int8["gate"]
+    assert gate["meets"] and gate["rows"] == 40 and gate["data_sha256"] == sha256_file(tmp_path / "eval.jsonl")
+    assert gate["metric"] == "knn_accuracy" and gate["fp32"] == pytest.approx(gate["value"] + gate["drop"])
+    assert "metric gate: knn_accuracy" in result.stdout
 
 
 def write_texts(folder, count):

@@ -43,7 +43,8 @@ class MetricGate:
 
         self.folder, self.max_drop = Path(folder), max_drop
         fp32 = pipeline_on(OnnxModel(self.folder / VARIANTS["fp32"].file), self.folder, "fp32")
-        self.labelled = load_labelled(data.path, fp32.context.spec, dict(data.columns), data.label_column, data.rows)
+        self.labelled = load_labelled(data.path, fp32.context.spec, dict(data.columns), data.label_column or "label",
+                                      data.rows, label_required=data.label_column is not None)
         self.reference = evaluate_pipeline(fp32, self.labelled)
 
     def judge(self, runner: Runner, variant: str, backend: str) -> dict:

@@ -26,7 +26,7 @@ from ..progress import Stages
 from ..tasks import get_task
 from ..versions import package_version
 from .fidelity import calibration_batches, fidelity, reference_outputs
-from .metric_gate import open_gate
+from .metric_gate import MetricGate, open_gate
 from .openvino_int8 import JOINED, NNCF_SETTINGS, calibration_texts, import_nncf, int8_meeting_target
 from .openvino_runner import cpu_name, has_native_bf16, import_openvino, openvino_runner
 from .settings import QuantizeSettings, int8_or_left_out
@@ -86,10 +86,10 @@ def openvino_folder(
         if int8 and result is not None:
             with stages(f"run {int8_ir.name} on the padded probes; measure it with its other ops in bf16"):
                 probe_check = _probe_check(fp32, openvino_runner(int8_ir, "f32"), spec, probes, int8_ir.name)
-                runs_in, figures = _int8_precision(int8_ir, spec, settings, batches, expected, result.fidelity)
+                runs_in, figures, gate_record = _int8_precision(int8_ir, spec, settings, batches, expected, result, gate)
             records["openvino-int8"] = {
                 "fidelity": figures,
-                **({"gate": result.gate} if result.gate else {}),
+                **({"gate": gate_record} if gate_record else {}),
                 "inference_precision": runs_in,
                 "probe_check": probe_check,
                 "quantization": _quantization(result, settings),
@@ -160,14 +160,21 @@ def _bf16_record(ir: Path, spec, settings: QuantizeSettings, batches, expected) 
     }
 
 
-def _int8_precision(ir: Path, spec, settings: QuantizeSettings, batches, expected, f32_figures: dict) -> tuple[str, dict]:
-    """What the int8 IR's other ops compute in, with its fidelity so: bf16 where this CPU has it
-    natively and the int8 IR meets the target that way too (faster on such CPUs), else f32. The
-    runtime reads `inference_precision` and runs f32 on CPUs without native bf16."""
+def _int8_precision(ir: Path, spec, settings: QuantizeSettings, batches, expected, result,
+                    gate: MetricGate | None) -> tuple[str, dict, dict | None]:
+    """What the int8 IR's other ops compute in, with its fidelity and gate record so: bf16 where this
+    CPU has it natively and the int8 IR meets the target (and the gate) that way too (faster on such
+    CPUs), else f32. The runtime reads `inference_precision` and runs f32 on CPUs without native bf16."""
     if not has_native_bf16():
-        return "f32", f32_figures
-    figures = fidelity(expected, openvino_runner(ir, "bf16"), spec, batches)
-    return ("bf16", figures) if settings.meets(figures) else ("f32", f32_figures)
+        return "f32", result.fidelity, result.gate
+    bf16 = openvino_runner(ir, "bf16")
+    figures = fidelity(expected, bf16, spec, batches)
+    if not settings.meets(figures):
+        return "f32", result.fidelity, result.gate
+    gate_record = gate.judge(bf16, "openvino-int8", "openvino") if gate else None
+    if gate_record and not gate_record["meets"]:
+        return "f32", result.fidelity, result.gate
+    return "bf16", figures, gate_record
 
 
 def _probe_check(reference: Runner, candidate: Runner, spec, probes, what: str) -> dict:

@@ -27,14 +27,14 @@ class DataFile:
 
     path: Path
     columns: tuple[tuple[str, str], ...] = ()  # (field, column) as the --FIELD-column options give them
-    label_column: str = "label"
+    label_column: str | None = None  # None: the default column, "label" (optional for sentence vectors)
     rows: int | None = None
 
     @classmethod
     def of(cls, path, columns: dict[str, str | None] | None = None, label_column: str | None = None,
            rows: int | None = None) -> DataFile:
         given = tuple((name, column) for name, column in (columns or {}).items() if column)
-        return cls(Path(path), given, label_column or "label", rows)
+        return cls(Path(path), given, label_column, rows)
 
     def records(self, spec: TaskSpec) -> tuple[list[dict], dict]:
         """(the task's records from the file, sampled down to `rows`; where they came from, for the manifest)."""
