@@ -120,3 +120,16 @@ def test_calibration_data_errors(classifier, tmp_path):
     missing = run("quantize", classifier, "--calibration-data", path)
     errors = [line for line in missing.stderr.splitlines() if line.startswith("Error:")]
     assert missing.exit_code == 1 and len(errors) == 1 and "has no column 'text'" in errors[0]
+
+
+def test_calibration_rows_of_words_for_token_classification(export_tiny, tmp_path):
+    folder = tmp_path / "folder"
+    shutil.copytree(export_tiny("token-classification")[1], folder)
+    path = tmp_path / "words.jsonl"
+    sentences = [text.split() for text in sample_texts()[:6]]
+    path.write_text("".join(json.dumps({"tokens": words, "tags": ["O"] * len(words)}) + "\n" for words in sentences),
+                    encoding="utf-8")
+    records, _ = DataFile.of(path, {"text": "tokens"}).records(get_task("token-classification"))
+    assert [record["text"] for record in records] == [" ".join(words) for words in sentences]
+    record = dox.quantize(folder, calibration_data=path, columns={"text": "tokens"}, target=False)
+    assert record["quantization"]["calibration"]["rows_used"] == 6 and record["fidelity"]["rows"] > 6  # real tokens

@@ -41,10 +41,18 @@ class DataFile:
         from ..checks.labelled import load_labelled
 
         labelled = load_labelled(self.path, spec, dict(self.columns), labels=False)
-        records = labelled.records
+        records = [{name: _text(spec, name, value) for name, value in record.items()} for record in labelled.records]
         if self.rows is not None and len(records) > self.rows:
             chosen = np.sort(np.random.default_rng(SAMPLE_SEED).choice(len(records), self.rows, replace=False))
             records = [records[index] for index in chosen]
         source = {"file": self.path.name, "sha256": labelled.sha256, "rows_in_file": labelled.rows,
                   "rows_used": len(records), "sampled": f"seed {SAMPLE_SEED}" if len(records) < labelled.rows else None}
         return records, source
+
+
+def _text(spec: TaskSpec, field: str, value):
+    """A field's value as the model reads it: a text given as its words (token classification data,
+    one word per list item) joined by spaces; a multiple-choice head's choices stay a list."""
+    if isinstance(value, list) and not (spec.has_choices and field != spec.text_field):
+        return " ".join(value)
+    return value
