@@ -10,7 +10,7 @@ model has them is checked against its labels and tokenizer in scoring.py.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..artifacts import sha256_file
@@ -39,6 +39,10 @@ class LabelledRows:
     @property
     def rows(self) -> int:
         return len(self.records)
+
+    def head(self, count: int) -> LabelledRows:
+        """The first `count` rows."""
+        return replace(self, records=self.records[:count], labels=self.labels[:count])
 
     def where(self, index: int, column: str | None = None) -> str:
         """"FILE row N, column 'C'" for the row at `index` (0-based)."""

@@ -59,11 +59,15 @@ def format_table(evaluation) -> str:
     widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
     line = lambda row: "  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)  # noqa: E731
                                  for i, (cell, width) in enumerate(zip(row, widths)))
-    intervals = ", ".join(f"{name} {first.figures[name].interval}" for name in names)
+    methods = {"wilson": "Wilson score", "bootstrap": "percentile bootstrap of rows (1,000 resamples, seed 0)"}
+    intervals = "; ".join(f"{', '.join(name for name in names if first.figures[name].interval == method)}: {label}"
+                          for method, label in methods.items()
+                          if any(first.figures[name].interval == method for name in names))
     return "\n".join([
         f"{evaluation.task}: {evaluation.rows:,} rows of {evaluation.data.name}, metric {evaluation.metric}",
         line(header), "  ".join("-" * width for width in widths), *(line(row) for row in cells),
-        f"value [95% interval] in points; intervals: {intervals} (bootstrap: 1,000 resamples of rows, seed 0)",
+        f"value [95% interval] in points. Intervals: {intervals}.",
+        *(f"not run: {name} ({reason})" for name, reason in evaluation.skipped.items()),
     ])
 
 
