@@ -265,6 +265,8 @@ BAD = [
      "bad.jsonl row 1, column 'label': choice index 2 is out of range: the row has 2 choices"),
     ("question-answering", "bad.jsonl", [{"question": "q", "context": "c", "label": 3}], [],
      "bad.jsonl row 1, column 'label': give the answers as a list of texts"),
+    ("question-answering", "bad.jsonl", [{"question": ["q"], "context": "c", "label": "c"}], [],
+     "bad.jsonl row 1, column 'question': a list value, expected text"),
     ("fill-mask", "bad.jsonl", [{"text": "Paris is [MASK].", "label": ["a", "b"]}], [],
      "bad.jsonl row 1, column 'label': 2 word(s) for 1 [MASK] token(s) in the text"),
     ("text-classification", "bad.jsonl", [{"text": "a", "label": 0}], ["--variants", "int4"], "unknown variant 'int4'"),
@@ -284,3 +286,12 @@ def test_bad_data_is_one_error_line(exported, tmp_path, task, name, content, opt
     assert "Traceback" not in result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr
+
+
+def test_a_row_the_pipeline_refuses_is_named(pipes, tmp_path):
+    pipe = pipes["question-answering"]
+    rows = [{"question": "Who?", "context": "Maria lives in Paris.", "label": ["Maria"]},
+            {"question": "Where?", "context": "   ", "label": []}]
+    labelled = load_labelled(write_jsonl(tmp_path / "qa.jsonl", rows), pipe.context.spec)
+    with pytest.raises(ValueError, match=r"qa\.jsonl row 2: the model's pipeline refused it: .*empty context"):
+        evaluate_pipeline(pipe, labelled)

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts import VARIANTS
-from ..errors import DataError, OptionError
+from ..errors import OptionError
 from .labelled import DEFAULT_LABEL_COLUMN, LABELS_OPTIONAL, LabelledRows, load_labelled
 from .metrics import TaskScore, metric_drop
-from .scoring import FAMILIES, Outcome, gold_labels
+from .scoring import FAMILIES, Outcome, gold_labels, predict
 
 __all__ = ["Evaluation", "LabelledRows", "VariantResult", "check_labels", "evaluate_folder", "evaluate_pipeline",
            "load_labelled", "metric_drop"]
@@ -58,15 +58,10 @@ def evaluate_pipeline(pipe, labelled: LabelledRows, reference: VariantResult | N
     second count the whole pipeline (tokenizing, the model, decoding) after a one-row warm-up."""
     family = FAMILIES[pipe.context.spec.metric]
     gold = check_labels(labelled, pipe.context)
-    try:
-        family.run(pipe, labelled.head(1), gold[:1], batch_size)  # warm-up, untimed
-        started = time.perf_counter()
-        outcome = family.run(pipe, labelled, gold, batch_size)
-        seconds = time.perf_counter() - started
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(f"{labelled.path.name}: the {pipe.variant} pipeline refused a row: {exc}") from None
+    predict(family, pipe, labelled.head(1), gold[:1], batch_size)  # warm-up, untimed
+    started = time.perf_counter()
+    outcome = predict(family, pipe, labelled, gold, batch_size)
+    seconds = time.perf_counter() - started
     previous = None if reference is None else Outcome(reference.predictions, None, reference.vectors)
     score = family.score(gold, outcome, previous, pipe.context, labelled)
     changed = None
