@@ -27,7 +27,7 @@ FIELD_COLUMNS = [
 @click.option("--label-column", metavar="COLUMN", help="The column of gold labels [default: label; feature-extraction without it: no labels, agreement with fp32].")
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate the first N rows only.")
 @click.option("--variants", metavar="A,B", help="Comma-separated variants [default: every one the folder has that runs here]; fp32 always runs, as the reference.")
-@click.option("--checkpoint", type=click.Path(), help="The PyTorch checkpoint (folder or Hub id) for a torch-fp32 row (needs the [export] extra).")
+@click.option("--checkpoint", type=click.Path(), help="The PyTorch checkpoint (folder or Hub id) for a torch-fp32 row, run on the CPU (needs the [export] extra).")
 @DEVICE
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @THREADS
