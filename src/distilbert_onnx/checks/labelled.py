@@ -67,11 +67,11 @@ def field_columns(spec: TaskSpec, columns: dict[str, str | None] | None) -> dict
 
 def load_labelled(path, spec: TaskSpec, columns: dict[str, str | None] | None = None,
                   label_column: str | None = DEFAULT_LABEL_COLUMN, limit: int | None = None,
-                  label_required: bool = True) -> LabelledRows:
+                  label_required: bool = True, labels: bool = True) -> LabelledRows:
     """The first `limit` rows (all without it) of the table at `path` with their gold labels.
     `label_column=None` reads no labels (sentence vectors: agreement with a reference only); so does
     a label column the file lacks when `label_required` is False and labels are optional (sentence
-    vectors that are not pairs)."""
+    vectors that are not pairs). `labels=False` reads the task's fields only, for any head (calibration)."""
     try:
         from ..bulk import formats
     except ImportError as exc:
@@ -81,7 +81,8 @@ def load_labelled(path, spec: TaskSpec, columns: dict[str, str | None] | None = 
         raise DataError(f"no data file at {path}")
     fields = field_columns(spec, columns)
     optional = spec.metric in LABELS_OPTIONAL and "text_pair" not in fields
-    if label_column is None and not optional:
+    label_column = label_column if labels else None
+    if label_column is None and not optional and labels:
         raise OptionError(f"evaluating {spec.name} needs gold labels: name their column with --label-column")
     if label_column and optional and not label_required:
         if label_column not in formats.open_table(path, tuple(fields.values()), ()).columns:
