@@ -21,6 +21,7 @@ from tokenizers import Tokenizer
 from distilbert_onnx.checks.evaluation import evaluate_folder, evaluate_pipeline, load_labelled
 from distilbert_onnx.cli import main
 from distilbert_onnx.exporting.demo import sample_texts
+from distilbert_onnx.tasks import get_task
 
 EXACT = 1e-9
 TEXTS = sample_texts()[:24]
@@ -241,6 +242,11 @@ def test_evaluate_reads_parquet_with_the_default_label_column(exported, tmp_path
     pq.write_table(pa.table({"text": TEXTS, "label": [i % 2 for i in range(len(TEXTS))]}), path)
     evaluation = evaluate_folder(exported["text-classification"], path, variants=["fp32"])
     assert [row.variant for row in evaluation.results] == ["fp32"] and evaluation.rows == len(TEXTS)
+    unlabelled = tmp_path / "texts.parquet"  # calibration data: the task's fields only, whatever the head
+    pq.write_table(pa.table({"body": TEXTS}), unlabelled)
+    spec = get_task("text-classification")
+    rows = load_labelled(unlabelled, spec, {"text": "body"}, labels=False, limit=5)
+    assert rows.records == [{"text": text} for text in TEXTS[:5]] and rows.labels == [None] * 5
 
 
 # --- bad data -------------------------------------------------------------------------------------
