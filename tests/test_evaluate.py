@@ -21,6 +21,7 @@ from tokenizers import Tokenizer
 from distilbert_onnx.checks.evaluation import evaluate_folder, evaluate_pipeline, load_labelled
 from distilbert_onnx.cli import main
 from distilbert_onnx.exporting.demo import sample_texts
+from distilbert_onnx.tasks import get_task
 
 EXACT = 1e-9
 TEXTS = sample_texts()[:24]
@@ -241,6 +242,11 @@ def test_evaluate_reads_parquet_with_the_default_label_column(exported, tmp_path
     pq.write_table(pa.table({"text": TEXTS, "label": [i % 2 for i in range(len(TEXTS))]}), path)
     evaluation = evaluate_folder(exported["text-classification"], path, variants=["fp32"])
     assert [row.variant for row in evaluation.results] == ["fp32"] and evaluation.rows == len(TEXTS)
+    unlabelled = tmp_path / "texts.parquet"  # calibration data: the task's fields only, whatever the head
+    pq.write_table(pa.table({"body": TEXTS}), unlabelled)
+    spec = get_task("text-classification")
+    rows = load_labelled(unlabelled, spec, {"text": "body"}, labels=False, limit=5)
+    assert rows.records == [{"text": text} for text in TEXTS[:5]] and rows.labels == [None] * 5
 
 
 # --- bad data -------------------------------------------------------------------------------------
@@ -265,6 +271,8 @@ BAD = [
      "bad.jsonl row 1, column 'label': choice index 2 is out of range: the row has 2 choices"),
     ("question-answering", "bad.jsonl", [{"question": "q", "context": "c", "label": 3}], [],
      "bad.jsonl row 1, column 'label': give the answers as a list of texts"),
+    ("question-answering", "bad.jsonl", [{"question": ["q"], "context": "c", "label": "c"}], [],
+     "bad.jsonl row 1, column 'question': a list value, expected text"),
     ("fill-mask", "bad.jsonl", [{"text": "Paris is [MASK].", "label": ["a", "b"]}], [],
      "bad.jsonl row 1, column 'label': 2 word(s) for 1 [MASK] token(s) in the text"),
     ("text-classification", "bad.jsonl", [{"text": "a", "label": 0}], ["--variants", "int4"], "unknown variant 'int4'"),
@@ -284,3 +292,12 @@ def test_bad_data_is_one_error_line(exported, tmp_path, task, name, content, opt
     assert "Traceback" not in result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr
+
+
+def test_a_row_the_pipeline_refuses_is_named(pipes, tmp_path):
+    pipe = pipes["question-answering"]
+    rows = [{"question": "Who?", "context": "Maria lives in Paris.", "label": ["Maria"]},
+            {"question": "Where?", "context": "   ", "label": []}]
+    labelled = load_labelled(write_jsonl(tmp_path / "qa.jsonl", rows), pipe.context.spec)
+    with pytest.raises(ValueError, match=r"qa\.jsonl row 2: the model's pipeline refused it: .*empty context"):
+        evaluate_pipeline(pipe, labelled)

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts import VARIANTS
-from ..errors import DataError, OptionError
+from ..errors import OptionError
 from .labelled import DEFAULT_LABEL_COLUMN, LABELS_OPTIONAL, LabelledRows, load_labelled
 from .metrics import TaskScore, metric_drop
-from .scoring import FAMILIES, Outcome, gold_labels
+from .scoring import FAMILIES, Outcome, gold_labels, predict
 
 __all__ = ["Evaluation", "LabelledRows", "VariantResult", "check_labels", "evaluate_folder", "evaluate_pipeline",
            "load_labelled", "metric_drop"]
@@ -54,16 +54,13 @@ def check_labels(labelled: LabelledRows, context) -> list:
 def evaluate_pipeline(pipe, labelled: LabelledRows, reference: VariantResult | None = None,
                       batch_size: int = 32) -> VariantResult:
     """`pipe`'s score on `labelled`; with a `reference` result, the share of rows predicted otherwise
-    (and, for sentence vectors without labels, agreement with the reference's vectors)."""
+    (and, for sentence vectors without labels, agreement with the reference's vectors). Rows per
+    second count the whole pipeline (tokenizing, the model, decoding) after a one-row warm-up."""
     family = FAMILIES[pipe.context.spec.metric]
     gold = check_labels(labelled, pipe.context)
+    predict(family, pipe, labelled.head(1), gold[:1], batch_size)  # warm-up, untimed
     started = time.perf_counter()
-    try:
-        outcome = family.run(pipe, labelled, gold, batch_size)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(f"{labelled.path.name}: the {pipe.variant} pipeline refused a row: {exc}") from None
+    outcome = predict(family, pipe, labelled, gold, batch_size)
     seconds = time.perf_counter() - started
     previous = None if reference is None else Outcome(reference.predictions, None, reference.vectors)
     score = family.score(gold, outcome, previous, pipe.context, labelled)
@@ -115,6 +112,8 @@ def evaluate_folder(folder, data, *, columns: dict | None = None, label_column: 
     if fp32.context.spec.metric in LABELS_OPTIONAL and labelled.label_column is None:
         echo(f"{labelled.path.name} has no labels: sentence vectors are scored by their agreement with fp32's")
     names, skipped = _variants_to_run(folder, device, variants)
+    for name, reason in skipped.items():
+        echo(f"  {name}: not run ({reason})")
     echo(f"evaluating {fp32.task} on {labelled.rows:,} rows of {labelled.path.name}: "
          f"{', '.join(([TORCH_ROW] if checkpoint else []) + names)}")
     reference = evaluate_pipeline(fp32, labelled, batch_size=batch_size)

@@ -10,7 +10,7 @@ model has them is checked against its labels and tokenizer in scoring.py.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..artifacts import sha256_file
@@ -19,6 +19,8 @@ from ..tasks import TaskSpec
 
 # Fields a metric family reads beside the task's own record fields: sentence pairs for similarity.
 EXTRA_FIELDS = {"similarity": ("text_pair",)}
+# Fields that hold a list of texts, per metric family (any other field holds one text).
+LIST_FIELDS = {"choice": ("choices",), "entities": ("text",)}
 # The metric families whose rows need no label (scored against a reference instead), unless pairs.
 LABELS_OPTIONAL = ("similarity",)
 DEFAULT_LABEL_COLUMN = "label"
@@ -39,6 +41,10 @@ class LabelledRows:
     @property
     def rows(self) -> int:
         return len(self.records)
+
+    def head(self, count: int) -> LabelledRows:
+        """The first `count` rows."""
+        return replace(self, records=self.records[:count], labels=self.labels[:count])
 
     def where(self, index: int, column: str | None = None) -> str:
         """"FILE row N, column 'C'" for the row at `index` (0-based)."""
@@ -88,6 +94,7 @@ def load_labelled(path, spec: TaskSpec, columns: dict[str, str | None] | None = 
         hint = ", ".join(table.columns[:20]) + (", ..." if len(table.columns) > 20 else "")
         option = "--label-column" if missing[0] == label_column else "--text-column, --question-column and the like"
         raise DataError(f"{path.name} has no column {missing[0]!r} (its columns: {hint}): name it with {option}")
+    lists = LIST_FIELDS.get(spec.metric, ())
     records, labels = [], []
     for chunk in table.chunks:
         for position in range(formats.row_count(chunk)):
@@ -97,7 +104,7 @@ def load_labelled(path, spec: TaskSpec, columns: dict[str, str | None] | None = 
             unreadable = chunk.get(formats.UNREADABLE, [None] * (position + 1))[position]
             if unreadable:
                 raise DataError(f"{where}: {unreadable}")
-            records.append({name: _field_value(chunk[column][position], name, f"{where}, column {column!r}")
+            records.append({name: _field_value(chunk[column][position], name in lists, f"{where}, column {column!r}")
                             for name, column in fields.items()})
             labels.append(_label_value(chunk, label_column, position, where, first=not labels))
         if limit is not None and len(records) >= limit:
@@ -107,12 +114,15 @@ def load_labelled(path, spec: TaskSpec, columns: dict[str, str | None] | None = 
     return LabelledRows(spec, path, fields, label_column, records, labels, sha256_file(path))
 
 
-def _field_value(value, field: str, where: str):
+def _field_value(value, may_be_list: bool, where: str):
     if _missing(value):
         raise DataError(f"{where}: missing value")
-    if isinstance(value, str) or (isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)):
-        return list(value) if isinstance(value, tuple) else value
-    raise DataError(f"{where}: a {type(value).__name__} value, expected text for {field}")
+    if isinstance(value, str):
+        return value
+    if may_be_list and isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return list(value)
+    expected = "text or a list of texts" if may_be_list else "text"
+    raise DataError(f"{where}: a {type(value).__name__} value, expected {expected}")
 
 
 def _label_value(chunk: dict, label_column: str | None, position: int, where: str, first: bool):

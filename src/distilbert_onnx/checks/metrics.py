@@ -292,10 +292,11 @@ def unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def nearest_other(vectors: np.ndarray, block: int = 1024) -> np.ndarray:
+def nearest_other(vectors: np.ndarray) -> np.ndarray:
     """For each row, the index of the most cosine-similar other row (the first of equals)."""
     vectors = unit(vectors)
     nearest = np.empty(len(vectors), dtype=np.int64)
+    block = max(1, _BLOCK_ENTRIES // len(vectors))  # rows of the similarity matrix at a time
     for start in range(0, len(vectors), block):
         similarity = vectors[start : start + block] @ vectors.T
         rows = np.arange(similarity.shape[0])

@@ -47,12 +47,38 @@ class Family:
 
     # (raw label, record, context, labelled rows) -> gold label; a ValueError says what is wrong
     gold: Callable[[Any, dict, Any, LabelledRows], Any]
-    # (pipeline, labelled rows, gold labels, batch size) -> Outcome
-    run: Callable[[Any, LabelledRows, list, int], Outcome]
+    # (the rows' results, each a list of its inputs' results; labelled rows; gold labels; context) -> Outcome
+    outcome: Callable[[list, LabelledRows, list, Any], Outcome]
     # (gold labels, outcome, the reference's outcome or None, context, labelled rows) -> TaskScore
     score: Callable[[list, Outcome, Outcome | None, Any, LabelledRows], TaskScore]
+    # (labelled rows) -> each row's pipeline inputs (one, or a sentence pair's two texts)
+    inputs: Callable[[LabelledRows], list[list]] = lambda labelled: [
+        [labelled.spec.input_from_record(record)] for record in labelled.records]
+    # (labelled rows, gold labels, context) -> the pipeline's options
+    options: Callable[[LabelledRows, list, Any], dict] = lambda labelled, gold, context: {}
     # (context, labelled rows, gold labels) -> None: checks of the whole data set (DataError)
     check: Callable[[Any, LabelledRows, list], None] = lambda context, labelled, gold: None
+
+
+def predict(family: Family, pipe, labelled: LabelledRows, gold: list, batch_size: int) -> Outcome:
+    """The pipeline run on every row, its results made into an Outcome. A row the pipeline refuses
+    is a DataError naming it (found by preparing the rows one by one, without the model)."""
+    inputs = family.inputs(labelled)
+    options = family.options(labelled, gold, pipe.context)
+    try:
+        flat = pipe([item for row in inputs for item in row], batch_size=batch_size, **options)
+    except (TypeError, ValueError) as exc:
+        for index, row in enumerate(inputs):
+            try:
+                pipe.prepare(row, **options)
+            except (TypeError, ValueError) as refused:
+                raise DataError(f"{labelled.where(index)}: the model's pipeline refused it: {refused}") from None
+        raise DataError(f"{labelled.path.name}: the model's pipeline refused the rows: {exc}") from None
+    results, position = [], 0
+    for row in inputs:
+        results.append(flat[position : position + len(row)])
+        position += len(row)
+    return family.outcome(results, labelled, gold, pipe.context)
 
 
 def gold_labels(family: Family, labelled: LabelledRows, context) -> list:
@@ -75,14 +101,6 @@ def _decoded(value):
         except json.JSONDecodeError:
             return value
     return value
-
-
-def _score(metric: str, figures: dict, rows: int) -> TaskScore:
-    return TaskScore(metric, figures, rows)
-
-
-def _model_inputs(labelled: LabelledRows) -> list:
-    return [labelled.spec.input_from_record(record) for record in labelled.records]
 
 
 # --- classes --------------------------------------------------------------------------------------
@@ -123,14 +141,16 @@ def _class_gold(value, record, context, labelled):
     return label_id(value, context)
 
 
-def _class_run(pipe, labelled, gold, batch_size) -> Outcome:
-    ids = {name: index for index, name in reversed(pipe.context.config.id2label.items())}
-    if _multi_label(pipe.context):
-        results = pipe(_model_inputs(labelled), batch_size=batch_size, top_k=None, function_to_apply="sigmoid")
-        predicted = [frozenset(ids[entry["label"]] for entry in result if entry["score"] > 0.5) for result in results]
+def _class_options(labelled, gold, context) -> dict:
+    return {"top_k": None, "function_to_apply": "sigmoid"} if _multi_label(context) else {}
+
+
+def _class_outcome(results, labelled, gold, context) -> Outcome:
+    ids = {name: index for index, name in reversed(context.config.id2label.items())}
+    if _multi_label(context):
+        predicted = [frozenset(ids[entry["label"]] for entry in result if entry["score"] > 0.5) for (result,) in results]
     else:
-        results = pipe(_model_inputs(labelled), batch_size=batch_size)
-        predicted = [ids[result["label"]] for result in results]
+        predicted = [ids[result["label"]] for (result,) in results]
     return Outcome(predicted, predicted)
 
 
@@ -138,8 +158,8 @@ def _class_score(gold, outcome, reference, context, labelled) -> TaskScore:
     if _multi_label(context):
         count = context.config.num_labels
         hot = lambda sets: np.array([[index in labels for index in range(count)] for labels in sets], dtype=bool)  # noqa: E731
-        return _score("accuracy", metrics.multilabel_figures(hot(gold), hot(outcome.scored)), len(gold))
-    return _score("accuracy", metrics.class_figures(gold, outcome.scored), len(gold))
+        return TaskScore("accuracy", metrics.multilabel_figures(hot(gold), hot(outcome.scored)), len(gold))
+    return TaskScore("accuracy", metrics.class_figures(gold, outcome.scored), len(gold))
 
 
 # --- entities -------------------------------------------------------------------------------------
@@ -180,10 +200,12 @@ def _entity_gold(value, record, context, labelled):
     return names
 
 
-def _entity_run(pipe, labelled, gold, batch_size) -> Outcome:
-    texts, spans = zip(*(words_of(record) for record in labelled.records))
-    results = pipe(list(texts), batch_size=batch_size, aggregation_strategy="none", ignore_labels=[])
-    predicted = [tuple(_word_tags(tokens, word_spans)) for tokens, word_spans in zip(results, spans)]
+def _entity_inputs(labelled) -> list[list]:
+    return [[words_of(record)[0]] for record in labelled.records]
+
+
+def _entity_outcome(results, labelled, gold, context) -> Outcome:
+    predicted = [tuple(_word_tags(tokens, words_of(record)[1])) for (tokens,), record in zip(results, labelled.records)]
     return Outcome(predicted, [list(tags) for tags in predicted])
 
 
@@ -199,7 +221,7 @@ def _word_tags(tokens: list[dict], spans: list[tuple[int, int]]) -> list[str]:
 
 
 def _entity_score(gold, outcome, reference, context, labelled) -> TaskScore:
-    return _score("f1", metrics.entity_figures(gold, outcome.scored), len(gold))
+    return TaskScore("f1", metrics.entity_figures(gold, outcome.scored), len(gold))
 
 
 # --- answers --------------------------------------------------------------------------------------
@@ -216,15 +238,17 @@ def _answer_gold(value, record, context, labelled):
     return answers
 
 
-def _answer_run(pipe, labelled, gold, batch_size) -> Outcome:
-    impossible = any(metrics.gold_answers(answers) == [""] for answers in gold)
-    results = pipe(_model_inputs(labelled), batch_size=batch_size, handle_impossible_answer=impossible)
-    answers = [result["answer"] for result in results]
+def _answer_options(labelled, gold, context) -> dict:
+    return {"handle_impossible_answer": any(metrics.gold_answers(answers) == [""] for answers in gold)}
+
+
+def _answer_outcome(results, labelled, gold, context) -> Outcome:
+    answers = [result["answer"] for (result,) in results]
     return Outcome(answers, answers)
 
 
 def _answer_score(gold, outcome, reference, context, labelled) -> TaskScore:
-    return _score("f1", metrics.answer_figures(gold, outcome.scored), len(gold))
+    return TaskScore("f1", metrics.answer_figures(gold, outcome.scored), len(gold))
 
 
 # --- masked words ---------------------------------------------------------------------------------
@@ -247,10 +271,9 @@ def _masked_gold(value, record, context, labelled):
     return tuple(ids)
 
 
-def _masked_run(pipe, labelled, gold, batch_size) -> Outcome:
-    results = pipe(_model_inputs(labelled), batch_size=batch_size, top_k=5)
+def _masked_outcome(results, labelled, gold, context) -> Outcome:
     ranked = []
-    for index, (result, words) in enumerate(zip(results, gold)):
+    for index, ((result,), words) in enumerate(zip(results, gold)):
         per_mask = result if result and isinstance(result[0], list) else [result]
         if len(per_mask) != len(words):
             raise DataError(f"{labelled.where(index, labelled.fields['text'])}: only {len(per_mask)} of its "
@@ -262,7 +285,7 @@ def _masked_run(pipe, labelled, gold, batch_size) -> Outcome:
 def _masked_score(gold, outcome, reference, context, labelled) -> TaskScore:
     flat_gold = [token for words in gold for token in words]
     flat_ranked = [mask for row in outcome.scored for mask in row]
-    return _score("top1_accuracy", metrics.top_k_figures(flat_gold, flat_ranked), len(gold))
+    return TaskScore("top1_accuracy", metrics.top_k_figures(flat_gold, flat_ranked), len(gold))
 
 
 # --- choices --------------------------------------------------------------------------------------
@@ -283,14 +306,13 @@ def _choice_gold(value, record, context, labelled):
     return value
 
 
-def _choice_run(pipe, labelled, gold, batch_size) -> Outcome:
-    results = pipe(_model_inputs(labelled), batch_size=batch_size)
-    chosen = [int(np.argmax([entry["score"] for entry in result])) for result in results]
+def _choice_outcome(results, labelled, gold, context) -> Outcome:
+    chosen = [int(np.argmax([entry["score"] for entry in result])) for (result,) in results]
     return Outcome(chosen, chosen)
 
 
 def _choice_score(gold, outcome, reference, context, labelled) -> TaskScore:
-    return _score("accuracy", metrics.choice_figures(gold, outcome.scored), len(gold))
+    return TaskScore("accuracy", metrics.choice_figures(gold, outcome.scored), len(gold))
 
 
 # --- sentence vectors -----------------------------------------------------------------------------
@@ -324,15 +346,20 @@ def _similarity_check(context, labelled, gold) -> None:
         raise DataError(f"{labelled.path.name}: every gold score is the same, so no correlation can be measured")
 
 
-def _vectors(pipe, texts: list[str], batch_size: int) -> np.ndarray:
-    return np.stack(pipe(texts, batch_size=batch_size, pooling="mean", normalize=True, return_tensors=True))
+def _similarity_inputs(labelled) -> list[list]:
+    pairs = similarity_mode(labelled) == "pairs"
+    return [[record["text"], record["text_pair"]] if pairs else [record["text"]] for record in labelled.records]
 
 
-def _similarity_run(pipe, labelled, gold, batch_size) -> Outcome:
-    vectors = _vectors(pipe, [record["text"] for record in labelled.records], batch_size)
+def _similarity_options(labelled, gold, context) -> dict:
+    return {"pooling": "mean", "normalize": True, "return_tensors": True}
+
+
+def _similarity_outcome(results, labelled, gold, context) -> Outcome:
+    vectors = np.stack([row[0] for row in results])
     cosines = None
     if similarity_mode(labelled) == "pairs":
-        pairs = _vectors(pipe, [record["text_pair"] for record in labelled.records], batch_size)
+        pairs = np.stack([row[1] for row in results])
         cosines = (metrics.unit(vectors) * metrics.unit(pairs)).sum(axis=1)
     nearest = metrics.nearest_other(vectors).tolist() if labelled.rows > 1 else [0]
     return Outcome(nearest, cosines, vectors)
@@ -341,18 +368,20 @@ def _similarity_run(pipe, labelled, gold, batch_size) -> Outcome:
 def _similarity_score(gold, outcome, reference, context, labelled) -> TaskScore:
     mode = similarity_mode(labelled)
     if mode == "pairs":
-        return _score("spearman", metrics.similarity_figures(outcome.scored, np.array(gold)), len(gold))
+        return TaskScore("spearman", metrics.similarity_figures(outcome.scored, np.array(gold)), len(gold))
     if mode == "labels":
-        return _score("knn_accuracy", metrics.knn_figures(outcome.vectors, gold), len(gold))
+        return TaskScore("knn_accuracy", metrics.knn_figures(outcome.vectors, gold), len(gold))
     against = reference.vectors if reference is not None else outcome.vectors
-    return _score("nn_agreement", metrics.agreement_figures(outcome.vectors, against), len(gold))
+    return TaskScore("nn_agreement", metrics.agreement_figures(outcome.vectors, against), len(gold))
 
 
 FAMILIES: dict[str, Family] = {
-    "classes": Family(_class_gold, _class_run, _class_score),
-    "entities": Family(_entity_gold, _entity_run, _entity_score, check=_entity_check),
-    "answers": Family(_answer_gold, _answer_run, _answer_score),
-    "masked-word": Family(_masked_gold, _masked_run, _masked_score),
-    "choice": Family(_choice_gold, _choice_run, _choice_score),
-    "similarity": Family(_similarity_gold, _similarity_run, _similarity_score, check=_similarity_check),
+    "classes": Family(_class_gold, _class_outcome, _class_score, options=_class_options),
+    "entities": Family(_entity_gold, _entity_outcome, _entity_score, inputs=_entity_inputs, check=_entity_check,
+                       options=lambda *_: {"aggregation_strategy": "none", "ignore_labels": []}),
+    "answers": Family(_answer_gold, _answer_outcome, _answer_score, options=_answer_options),
+    "masked-word": Family(_masked_gold, _masked_outcome, _masked_score, options=lambda *_: {"top_k": 5}),
+    "choice": Family(_choice_gold, _choice_outcome, _choice_score),
+    "similarity": Family(_similarity_gold, _similarity_outcome, _similarity_score, inputs=_similarity_inputs,
+                         options=_similarity_options, check=_similarity_check),
 }

@@ -27,7 +27,7 @@ FIELD_COLUMNS = [
 @click.option("--label-column", metavar="COLUMN", help="The column of gold labels [default: label; feature-extraction without it: no labels, agreement with fp32].")
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate the first N rows only.")
 @click.option("--variants", metavar="A,B", help="Comma-separated variants [default: every one the folder has that runs here]; fp32 always runs, as the reference.")
-@click.option("--checkpoint", type=click.Path(), help="The PyTorch checkpoint (folder or Hub id) for a torch-fp32 row (needs the [export] extra).")
+@click.option("--checkpoint", type=click.Path(), help="The PyTorch checkpoint (folder or Hub id) for a torch-fp32 row, run on the CPU (needs the [export] extra).")
 @DEVICE
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @THREADS
@@ -59,11 +59,15 @@ def format_table(evaluation) -> str:
     widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
     line = lambda row: "  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)  # noqa: E731
                                  for i, (cell, width) in enumerate(zip(row, widths)))
-    intervals = ", ".join(f"{name} {first.figures[name].interval}" for name in names)
+    methods = {"wilson": "Wilson score", "bootstrap": "percentile bootstrap of rows (1,000 resamples, seed 0)"}
+    intervals = "; ".join(f"{', '.join(name for name in names if first.figures[name].interval == method)}: {label}"
+                          for method, label in methods.items()
+                          if any(first.figures[name].interval == method for name in names))
     return "\n".join([
         f"{evaluation.task}: {evaluation.rows:,} rows of {evaluation.data.name}, metric {evaluation.metric}",
         line(header), "  ".join("-" * width for width in widths), *(line(row) for row in cells),
-        f"value [95% interval] in points; intervals: {intervals} (bootstrap: 1,000 resamples of rows, seed 0)",
+        f"value [95% interval] in points. Intervals: {intervals}.",
+        *(f"not run: {name} ({reason})" for name, reason in evaluation.skipped.items()),
     ])
 
 

@@ -78,14 +78,16 @@ def load_pipeline(
     return Pipeline(HANDLERS[spec.name], model, Context(spec, config, tokenizer), folder, chosen.name, max_tokens)
 
 
-def pipeline_on(model, folder: str | Path, variant: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> Pipeline:
+def pipeline_on(model, folder: str | Path, variant: str, max_tokens: int = DEFAULT_MAX_TOKENS,
+                spec: TaskSpec | None = None) -> Pipeline:
     """The pipeline of FOLDER's task running `model` in place of one of the folder's graphs: anything
     with `run(feeds) -> {output name: array}` and `device`, `backend`, `precision` (a candidate graph
     being built, the PyTorch model). The folder gives config.json, the tokenizer and the task
-    (manifest, else config.json architectures); `variant` is the name the pipeline reports."""
+    (`spec`, else the manifest's, else config.json architectures'); `variant` is the name the
+    pipeline reports."""
     folder = Path(folder)
     config = load_config(folder)
-    spec = folder_task(folder)
+    spec = spec or folder_task(folder)
     tokenizer = TextTokenizer(folder, config.max_position_embeddings)
     return Pipeline(HANDLERS[spec.name], model, Context(spec, config, tokenizer), folder, variant, max_tokens)
 
