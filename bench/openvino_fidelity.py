@@ -22,13 +22,13 @@ import time
 import numpy as np
 
 from common import WORK, machine, minilm_as_distilbert, real_texts, table
+from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
+from distilbert_onnx.checks.probes import onnx_runner
 from distilbert_onnx.config import load_config
-from distilbert_onnx.graph.fidelity import calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.graph.openvino_build import openvino_folder
-from distilbert_onnx.graph.openvino_int8 import _quiet, calibration_texts, int8_meeting_target
-from distilbert_onnx.graph.openvino_runner import core, openvino_runner
-from distilbert_onnx.graph.settings import QuantizeSettings
-from distilbert_onnx.probes import onnx_runner
+from distilbert_onnx.openvino_build.build import openvino_folder
+from distilbert_onnx.openvino_build.int8 import _quiet, calibration_texts, int8_meeting_target
+from distilbert_onnx.quantize_settings import QuantizeSettings
+from distilbert_onnx.runtime.openvino_runner import core, openvino_runner
 from distilbert_onnx.tasks import get_task
 from distilbert_onnx.timing import measure, synthetic_feeds
 
@@ -84,10 +84,10 @@ def accuracy_control(ir, ranges, batches, expected, settings: QuantizeSettings):
             items.append(fidelity([expected[index]], lambda feeds, got=got: got, SPEC, [batches[index]]))
         mean = np.mean([f["mean_cosine"] for f in items])
         worst = min(f["min_cosine"] for f in items)
-        metric = min(mean - settings.target["min_cosine"], worst - settings.target["min_worst_cosine"])
-        return metric, [min(f["mean_cosine"] - settings.target["min_cosine"], f["min_cosine"] - settings.target["min_worst_cosine"]) for f in items]
+        metric = min(mean - settings.target.bounds["min_cosine"], worst - settings.target.bounds["min_worst_cosine"])
+        return metric, [min(f["mean_cosine"] - settings.target.bounds["min_cosine"], f["min_cosine"] - settings.target.bounds["min_worst_cosine"]) for f in items]
 
-    slack = min(1 - settings.target["min_cosine"], 1 - settings.target["min_worst_cosine"])
+    slack = min(1 - settings.target.bounds["min_cosine"], 1 - settings.target.bounds["min_worst_cosine"])
     started = time.perf_counter()
     with _quiet(nncf):
         model = nncf.quantize_with_accuracy_control(

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distilbert_onnx.artifacts import VARIANTS, read_manifest, sha256_file, write_manifest
+from distilbert_onnx.artifacts import sha256_file
+from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
+from distilbert_onnx.checks.probes import onnx_runner
 from distilbert_onnx.config import load_config
-from distilbert_onnx.graph.fidelity import calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.graph.settings import QuantizeSettings
-from distilbert_onnx.probes import onnx_runner
+from distilbert_onnx.manifest import read_manifest, write_manifest
+from distilbert_onnx.quantize_settings import QuantizeSettings
 from distilbert_onnx.runtime.openvino_model import OpenVinoModel, native_bf16
 from distilbert_onnx.samples import sample_texts
 from distilbert_onnx.tasks import get_task
+from distilbert_onnx.variants import VARIANTS
 
 
 def add_openvino_variants(folder: Path, int8: bool = True, int8_fidelity: dict | None = None,
@@ -33,7 +35,7 @@ def add_openvino_variants(folder: Path, int8: bool = True, int8_fidelity: dict |
     import openvino as ov
 
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder).data
     spec, config = get_task(manifest["task"]), load_config(folder)
     batches = calibration_batches(folder, spec, config, sample_texts()[:24])
     expected = reference_outputs(onnx_runner(folder / VARIANTS["fp32"].file), batches)
@@ -46,7 +48,7 @@ def add_openvino_variants(folder: Path, int8: bool = True, int8_fidelity: dict |
         measured_bf16 = fidelity(expected, model.run, spec, batches)
     meets_target = target.meets(measured_bf16) if measured_bf16 else False
     bf16 = ({"fidelity": measured_bf16,
-             "target": target.target,
+             "target": target.target.as_data(),
              "meets_target": meets_target if bf16_meets_target is None else bf16_meets_target}
             if measured_bf16 or bf16_meets_target is not None else {"fidelity": None, "reason": "no native bf16 on the exporting CPU"})
     model = OpenVinoModel(folder / VARIANTS["openvino"].file, cache=False)
@@ -62,7 +64,7 @@ def add_openvino_variants(folder: Path, int8: bool = True, int8_fidelity: dict |
         figures = int8_fidelity or fidelity(expected, model.run, spec, batches)
         manifest["variants"]["openvino-int8"] = _record(folder, "openvino-int8", fidelity=figures, inference_precision=precision, quantization={
             "method": "NNCF post-training static quantization",
-            "target": target.target,
+            "target": target.target.as_data(),
             "kept_fp32": [], "calibration": {"texts": len(data), "source": "test sample"}})
     write_manifest(folder, manifest)
     return folder

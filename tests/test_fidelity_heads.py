@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 import distilbert_onnx as dox
-from distilbert_onnx.artifacts import read_manifest
+from distilbert_onnx.manifest import read_manifest
 from distilbert_onnx.cli import main
 from distilbert_onnx.config import load_config
-from distilbert_onnx.graph.fidelity import Batch, calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.probes import onnx_runner
+from distilbert_onnx.checks.fidelity import Batch, calibration_batches, fidelity, reference_outputs
+from distilbert_onnx.checks.probes import onnx_runner
 from distilbert_onnx.samples import sample_texts
 from distilbert_onnx.tasks import get_task
 
@@ -105,7 +105,7 @@ def test_default_export_of_a_near_zero_logit_classifier_writes_int8(uncertain_cl
     out = tmp_path / "out"
     result = run("export", uncertain_classifier, out, "--no-openvino")
     assert result.exit_code == 0, result.output
-    manifest = read_manifest(out)
+    manifest = read_manifest(out).data
     record = manifest["variants"]["quantized"]
     assert record["quantization"]["target"] == {"max_prob_diff": 0.1, "min_agreement": None}
     assert record["fidelity"]["max_prob_diff"] <= 0.1 and "left_out" not in manifest
@@ -125,7 +125,7 @@ def test_an_int8_variant_that_misses_is_left_out_unless_required(checkpoints, tm
     left = [line for line in result.stderr.splitlines() if "left out" in line]
     assert len(left) == 1 and left[0].startswith("- quantized left out") and "max prob diff" in left[0] and "(by " in left[0]
     assert not (out / "model_quantized.onnx").exists() and (out / "model_optimized.onnx").is_file()
-    manifest = read_manifest(out)
+    manifest = read_manifest(out).data
     assert "quantized" not in manifest["variants"] and "max prob diff" in manifest["left_out"]["quantized"]
     assert "quantized  LEFT OUT:" in run("info", out).stdout
     assert dox.load(out).variant == "optimized"

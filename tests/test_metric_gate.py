@@ -12,9 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 import distilbert_onnx as dox
-from distilbert_onnx.artifacts import read_manifest, sha256_file
+from distilbert_onnx.artifacts import sha256_file
+from distilbert_onnx.manifest import read_manifest
 from distilbert_onnx.cli import main
-from distilbert_onnx.graph.user_data import DataFile
+from distilbert_onnx.checks.user_data import DataFile
 from distilbert_onnx.samples import sample_texts
 from distilbert_onnx.tasks import get_task
 
@@ -53,8 +54,8 @@ def test_a_gate_that_is_met_is_recorded_and_shown(classifier, tmp_path):
     result = run("quantize", classifier, "--eval-data", data, "--text-column", "sentence", "--label-column", "gold",
                  "--max-metric-drop", "0.3")
     assert result.exit_code == 0, result.output
-    gate = read_manifest(classifier)["variants"]["quantized"]["gate"]
-    assert gate == {"metric": "accuracy", "value": 75.0, "fp32": 75.0, "drop": 0.0, "max_drop": 0.3,
+    gate = read_manifest(classifier).data["variants"]["quantized"]["gate"]
+    assert gate == {"metric": "accuracy", "value": 75.0, "fp32_value": 75.0, "drop": 0.0, "max_drop": 0.3,
                     "changed_vs_fp32": 0.0, "data": "eval.csv", "data_sha256": sha256_file(data), "rows": 40,
                     "meets": True}
     shown = "metric gate: accuracy 75.00 (fp32 75.00, drop 0.00; meets max drop 0.3) on 40 rows of eval.csv"
@@ -74,14 +75,14 @@ def test_a_gate_no_graph_can_meet_writes_nothing_and_says_by_how_much(uncertain_
     errors = [line for line in failed.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "a drop of the task's metric <= 0.3 points" in errors[0]
     assert "accuracy drop" in errors[0] and "> 0.3 points (by " in errors[0] and "against fp32's 100.00" in errors[0]
-    assert not (folder / "model_quantized.onnx").exists() and "quantized" not in read_manifest(folder)["variants"]
+    assert not (folder / "model_quantized.onnx").exists() and "quantized" not in read_manifest(folder).data["variants"]
 
     out = tmp_path / "exported"
     exported = run("export", uncertain_classifier, out, "--no-openvino", "--no-optimize", *gate)
     assert exported.exit_code == 0, exported.output
     left = [line for line in exported.stderr.splitlines() if "left out" in line]
     assert len(left) == 1 and left[0].startswith("- quantized left out") and "accuracy drop" in left[0]
-    assert not (out / "model_quantized.onnx").exists() and "accuracy drop" in read_manifest(out)["left_out"]["quantized"]
+    assert not (out / "model_quantized.onnx").exists() and "accuracy drop" in read_manifest(out).data["left_out"]["quantized"]
 
 
 def test_gate_options_come_together(classifier, tmp_path):

@@ -13,16 +13,17 @@ import textwrap
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import Exports
+from export_helpers import Exports
 
 import distilbert_onnx as dox
-from distilbert_onnx import targets
-from distilbert_onnx.artifacts import read_manifest, sha256_file
+from distilbert_onnx.artifacts import sha256_file
+from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
+from distilbert_onnx.checks.probes import make_probes, onnx_runner
+from distilbert_onnx.manifest import Target, meets
 from distilbert_onnx.cli import main
-from distilbert_onnx.graph.fidelity import calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.graph.openvino_runner import has_native_bf16, openvino_runner
 from distilbert_onnx.config import load_config
-from distilbert_onnx.probes import make_probes, onnx_runner
+from distilbert_onnx.manifest import read_manifest
+from distilbert_onnx.runtime.openvino_runner import has_native_bf16, openvino_runner
 from distilbert_onnx.samples import sample_texts
 from distilbert_onnx.tasks import get_task
 
@@ -72,7 +73,7 @@ def folder_copy(source, target):
 @pytest.mark.parametrize("task", TASKS)
 def test_export_writes_validated_and_recorded_openvino_variants(exported, task):
     folder = exported[task]
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder).data
     assert set(IR_FILES) <= {path.name for path in folder.iterdir()}
     spec, config = get_task(task), load_config(folder)
     for name, xml in (("openvino", "openvino_model.xml"), ("openvino-int8", "openvino_model_int8.xml")):
@@ -90,14 +91,14 @@ def test_export_writes_validated_and_recorded_openvino_variants(exported, task):
               else {"max_prob_diff": 0.1, "min_agreement": None})
     if has_native_bf16():
         assert bf16["target"] == target
-        assert bf16["meets_target"] == targets.meets(bf16["fidelity"], target)
+        assert bf16["meets_target"] == meets(bf16["fidelity"], Target(target))
         assert bf16["fidelity"]["max_abs_diff"] > 0  # really run in bf16, not fp32
     else:
         assert bf16["fidelity"] is None and "no native bf16" in bf16["reason"]
     int8 = manifest["variants"]["openvino-int8"]
     quantization = int8["quantization"]
     assert int8["precision"] == "int8" and quantization["method"] == "NNCF post-training static quantization"
-    assert quantization["target"] == target and targets.meets(int8["fidelity"], target)
+    assert quantization["target"] == target and meets(int8["fidelity"], Target(target))
     if spec.compared_as == "mean-pooled":
         assert int8["fidelity"]["mean_cosine"] >= 0.995 and int8["fidelity"]["min_cosine"] >= 0.98
     else:
@@ -142,11 +143,11 @@ def test_export_output_is_only_its_own_lines(one_layer):
 
 def test_openvino_command_meets_a_target_the_all_int8_ir_misses(one_layer, calibration_file, tmp_path):
     folder = folder_copy(one_layer[0], tmp_path / "folder")
-    first = read_manifest(folder)["variants"]["openvino-int8"]["quantization"]["search"][0]["fidelity"]
+    first = read_manifest(folder).data["variants"]["openvino-int8"]["quantization"]["search"][0]["fidelity"]
     target = round(1 - (1 - first["mean_cosine"]) / 4, 9)  # a quarter of all-int8's loss
     result = run("openvino", folder, "--min-cosine", target, "--min-worst-cosine", 0.9, "--calibration-texts", calibration_file)
     assert result.exit_code == 0, result.output
-    int8 = read_manifest(folder)["variants"]["openvino-int8"]
+    int8 = read_manifest(folder).data["variants"]["openvino-int8"]
     quantization = int8["quantization"]
     assert quantization["kept_fp32"] and quantization["target"]["min_cosine"] == target
     assert int8["fidelity"]["mean_cosine"] >= target and quantization["calibration"]["texts"] == 24
@@ -171,7 +172,7 @@ def test_an_impossible_target_is_an_error_with_require_int8_and_writes_nothing(o
     assert kept.exit_code == 0, kept.output
     assert "- openvino-int8 not rebuilt (the folder keeps its earlier one): the OpenVINO int8 IR misses" in kept.stderr
     assert (folder / "openvino_model_int8.xml").read_bytes() == before["openvino_model_int8.xml"]
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder).data
     assert "left_out" not in manifest and manifest["variants"]["openvino-int8"]["sha256"] == sha256_file(folder / "openvino_model_int8.xml")
 
 
@@ -183,7 +184,7 @@ def test_export_leaves_out_the_int8_variants_that_miss_and_writes_the_rest(check
     left = [line for line in result.stderr.splitlines() if "left out" in line]
     assert [line.split()[1] for line in left] == ["quantized", "openvino-int8"]
     assert all("max prob diff" in line and "(by " in line for line in left)
-    manifest = read_manifest(out)
+    manifest = read_manifest(out).data
     assert set(manifest["variants"]) == {"fp32", "openvino"} and set(manifest["left_out"]) == {"quantized", "openvino-int8"}
     assert not (out / "openvino_model_int8.xml").exists() and (out / "openvino_model.xml").is_file()
     assert dox.load(out).variant in ("fp32", "openvino")
@@ -200,13 +201,13 @@ def test_openvino_int8_calibrated_on_rows_and_gated_on_the_metric(one_layer, tmp
                  "--eval-data", tmp_path / "eval.jsonl", "--label-column", "topic", "--text-column", "body",
                  "--max-metric-drop", 100)
     assert result.exit_code == 0, result.output
-    int8 = read_manifest(folder)["variants"]["openvino-int8"]
+    int8 = read_manifest(folder).data["variants"]["openvino-int8"]
     calibration = int8["quantization"]["calibration"]
     assert calibration["rows_used"] == 12 and calibration["rows_in_file"] == 20
     assert calibration["ranges_from"] == "the rows of the calibration data" and int8["fidelity"]["rows"] == 12
     gate = int8["gate"]
     assert gate["meets"] and gate["rows"] == 40 and gate["data_sha256"] == sha256_file(tmp_path / "eval.jsonl")
-    assert gate["metric"] == "knn_accuracy" and gate["fp32"] == pytest.approx(gate["value"] + gate["drop"])
+    assert gate["metric"] == "knn_accuracy" and gate["fp32_value"] == pytest.approx(gate["value"] + gate["drop"])
     assert "metric gate: knn_accuracy" in result.stdout
 
 
@@ -244,7 +245,7 @@ def test_export_without_openvino_and_validate_info_on_such_folders(checkpoints, 
     result = run("export", checkpoints["fill-mask"], tmp_path / "out", "--no-openvino", "--no-optimize")
     assert result.exit_code == 0, result.output
     assert "OpenVINO" not in result.stderr and not list((tmp_path / "out").glob("openvino_*"))
-    assert list(read_manifest(tmp_path / "out")["variants"]) == ["fp32", "quantized"]
+    assert list(read_manifest(tmp_path / "out").data["variants"]) == ["fp32", "quantized"]
     info = run("info", tmp_path / "out").stdout
     assert "openvino" not in info.split("variants:")[1]
     validated = run("validate", tmp_path / "out")
@@ -252,7 +253,7 @@ def test_export_without_openvino_and_validate_info_on_such_folders(checkpoints, 
 
     added = run("openvino", tmp_path / "out", "--no-int8")
     assert added.exit_code == 0, added.output
-    assert list(read_manifest(tmp_path / "out")["variants"]) == ["fp32", "quantized", "openvino"]
+    assert list(read_manifest(tmp_path / "out").data["variants"]) == ["fp32", "quantized", "openvino"]
     assert "validated against model.onnx" in added.stdout
 
 
@@ -298,7 +299,7 @@ def test_openvino_command_on_a_folder_that_is_not_an_export(tmp_path):
 
 def test_default_export_has_every_cpu_variant_and_nothing_else(exported):
     folder = exported["text-classification"]
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder).data
     assert list(manifest["variants"]) == ["fp32", "optimized", "quantized", "openvino", "openvino-int8"]
     # The auto choice was timed on this machine at export, so a first load here decides at once.
     [choice] = manifest["auto_choice"].values()

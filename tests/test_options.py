@@ -7,10 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 import distilbert_onnx as dox
-from distilbert_onnx.artifacts import read_manifest
 from distilbert_onnx.cli import main
 from distilbert_onnx.errors import OptionError
-from distilbert_onnx.graph.settings import QuantizeSettings
+from distilbert_onnx.manifest import read_manifest
 from distilbert_onnx.options import (
     ATOL,
     CALIBRATION_ROWS,
@@ -22,6 +21,7 @@ from distilbert_onnx.options import (
     MIN_WORST_COSINE,
     OPSET,
 )
+from distilbert_onnx.quantize_settings import QuantizeSettings
 from distilbert_onnx.tasks import get_task
 
 
@@ -41,14 +41,14 @@ def test_the_cli_shows_the_defaults_of_the_table():
 
 
 def test_the_api_and_the_jobs_take_the_same_defaults(exported):
-    manifest = read_manifest(exported["text-classification"])  # made by dox.export with no options
+    manifest = read_manifest(exported["text-classification"]).data  # made by dox.export with no options
     assert manifest["opset"] == OPSET.default
     assert manifest["variants"]["fp32"]["validation"]["atol"] == ATOL.default
     assert manifest["variants"]["optimized"]["validation"]["atol"] == ATOL.default
     assert manifest["variants"]["quantized"]["quantization"]["target"] == {
         "max_prob_diff": MAX_PROB_DIFF.default, "min_agreement": MIN_AGREEMENT.default}
     settings = QuantizeSettings.from_options()
-    assert settings.for_task(get_task("feature-extraction")).target == {
+    assert settings.for_task(get_task("feature-extraction")).target.as_data() == {
         "min_cosine": MIN_COSINE.default, "min_worst_cosine": MIN_WORST_COSINE.default}
     assert settings.graph == GRAPH.default and settings.calibration_file is None and settings.gate_file is None
     assert QuantizeSettings() == settings

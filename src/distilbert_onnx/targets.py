@@ -24,8 +24,9 @@ agreement counts near ties as misses, which is why it has no default floor: rand
 uncertain models flip near ties freely. The embedding targets are those all-MiniLM-L6-v2's int8
 graphs meet on real text (bench/minilm_fidelity.py).
 
-A target is a mapping {bound: value} as the manifest records it. Manifests written before these
-measures record cosine targets and cosine figures for every head: they are judged as written.
+A target is a mapping {bound: value} as the manifest records it (manifest.Target; manifest.meets
+judges figures against it). Manifests written before these measures record cosine targets and
+cosine figures for every head: they are judged as written.
 """
 
 from __future__ import annotations
@@ -86,47 +87,3 @@ def loss(figures: dict, spec: TaskSpec) -> float:
 def measures(figures: dict, bound: str) -> bool:
     """Whether `figures` hold the figure `bound` bounds."""
     return any(key in figures for key in BOUNDS[bound].figures)
-
-
-def meets(figures: dict | None, target: dict) -> bool:
-    """Whether recorded `figures` meet every bound of `target` (a bound without its figure is missed)."""
-    return bool(figures) and not shortfalls(figures, target)
-
-
-def shortfalls(figures: dict, target: dict) -> list[str]:
-    """One phrase per bound of `target` the figures miss, saying by how much."""
-    missed = []
-    for name, value in target.items():
-        if value is None:
-            continue
-        bound = BOUNDS[name]
-        figure = next((figures[key] for key in bound.figures if key in figures), None)
-        if figure is None:
-            missed.append(f"{bound.label} not measured")
-        elif (figure < value) if bound.at_least else (figure > value):
-            sign = "<" if bound.at_least else ">"
-            missed.append(f"{bound.label} {figure:.4g} {sign} {value:g} (by {abs(figure - value):.3g})")
-    return missed
-
-
-def describe(target: dict) -> str:
-    """The target in words: "max prob diff <= 0.1", "mean cosine >= 0.995 and worst cosine >= 0.98"."""
-    parts = [f"{BOUNDS[name].label} {'>=' if BOUNDS[name].at_least else '<='} {value:g}"
-             for name, value in target.items() if value is not None]
-    return " and ".join(parts) or "none"
-
-
-def summary(figures: dict | None) -> str:
-    """A variant's fidelity figures in one line (info, quantize, validate, the runtime's log)."""
-    if not figures:
-        return "no figures"
-    parts = []
-    if "mean_prob_diff" in figures:
-        parts.append(f"prob diff max {figures['max_prob_diff']:.4f}, mean {figures['mean_prob_diff']:.5f}")
-    if "mean_cosine" in figures:
-        parts.append(f"mean cosine {figures['mean_cosine']:.5f}, worst {figures['min_cosine']:.5f}")
-    for key in ("top1_agreement", "span_agreement"):
-        if key in figures:
-            parts.append(f"{key.replace('_', ' ')} {figures[key]:.1%}")
-    parts.append(f"max abs diff {figures['max_abs_diff']:.2e}")
-    return ", ".join(parts) + f" ({figures['rows']} rows)"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import VARIANTS
+from ..variants import OPENVINO, VARIANTS
 from ..errors import OptionError
 from .labelled import DEFAULT_LABEL_COLUMN, LABELS_OPTIONAL, LabelledRows, load_labelled
 from .metrics import TaskScore, metric_drop
@@ -148,7 +148,7 @@ def _variants_to_run(folder: Path, device: str, wanted: list[str] | None) -> tup
             continue
         if device not in variant.devices:
             skipped[name] = f"runs on {', '.join(variant.devices)}, not {device}"
-        elif variant.backend == "openvino" and not openvino:
+        elif variant.backend == OPENVINO and not openvino:
             skipped[name] = "needs openvino: pip install 'distilbert-onnx[openvino]'"
         else:
             names.append(name)

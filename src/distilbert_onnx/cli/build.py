@@ -7,10 +7,11 @@ import json
 
 import click
 
-from ..graph.metric_gate import gate_summary
-from ..targets import summary
+from ..checks.metric_gate import gate_summary
+from ..manifest import describe_fidelity
 from ..tasks import TASK_NAMES, get_task
 from .app import main, progress, with_options
+from .entries import fused_summary, validation_summary, variants_table
 from .options import (
     DATA_OPTIONS,
     FOLDER,
@@ -54,7 +55,7 @@ def export(model, output, task, opset, no_optimize, no_quantize, fp16, no_openvi
                           require_int8=require_int8, force=force, revision=revision, echo=progress,
                           **settings_options(options))
     click.echo(f"exported {result.task} to {result.folder} in {sum(result.seconds.values()):.1f} s")
-    click.echo(_variants_table(result.manifest))
+    click.echo(variants_table(result.manifest))
 
 
 @main.command()
@@ -66,7 +67,7 @@ def optimize(folder, fp16, atol):
     from .. import optimize as optimize_folder
 
     for record in optimize_folder(folder, fp16=fp16, atol=atol, echo=progress).values():
-        click.echo(f"{record['file']}: {_fused_summary(record)}; {_validation_summary(record)}")
+        click.echo(f"{record['file']}: {fused_summary(record)}; {validation_summary(record)}")
 
 
 @main.command()
@@ -85,7 +86,7 @@ def quantize(folder, no_target, per_tensor, graph, **options):
                              **settings_options(options))
     quantization = record["quantization"]
     click.echo(f"{record['file']}: from {quantization['source_graph']} ({quantization['why']})")
-    click.echo(f"  fidelity: {summary(record['fidelity'])}")
+    click.echo(f"  fidelity: {describe_fidelity(record['fidelity'], full=True)}")
     if record.get("gate"):
         click.echo(f"  {gate_summary(record['gate'])}")
     click.echo(f"  kept in fp32: {len(quantization['kept_fp32'])} MatMul(s), "
@@ -97,7 +98,7 @@ def quantize(folder, no_target, per_tensor, graph, **options):
 @click.option("--calibration-texts", type=click.Path(exists=True, dir_okay=False), help="Texts to measure the int8 graph on [default: built-in sample].")
 def validate(folder, calibration_texts):
     """Re-check every variant of FOLDER: files, checksums, outputs against fp32 (and PyTorch if it can)."""
-    from ..graph.revalidate import validate_folder
+    from .. import validate as validate_folder
 
     for line in validate_folder(folder, calibration_texts, echo=progress):
         click.echo(line)
@@ -108,71 +109,25 @@ def validate(folder, calibration_texts):
 @click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
 def info(folder, as_json):
     """Show FOLDER's task, labels, variants with sizes and validation / fidelity figures."""
-    from ..artifacts import require_manifest
     from ..config import load_config
+    from ..manifest import require_manifest
 
     manifest = require_manifest(folder)
     if as_json:
-        click.echo(json.dumps(manifest, indent=2))
+        click.echo(json.dumps(manifest.data, indent=2))
         return
     config = load_config(folder)
-    source = manifest["source"]
-    click.echo(f"task: {manifest['task']} ({manifest['architecture']})")
-    if get_task(manifest["task"]).has_labels:
+    data = manifest.data
+    source = manifest.source
+    click.echo(f"task: {manifest.task} ({data['architecture']})")
+    if get_task(manifest.task).has_labels:
         click.echo(f"labels: {', '.join(config.id2label[i] for i in sorted(config.id2label))}")
     click.echo(f"model: {config.n_layers} layers, dim {config.dim}, {config.n_heads} heads, vocab {config.vocab_size}, "
                f"max length {config.max_position_embeddings}")
     click.echo(f"source: {source['checkpoint']}" + (f" @ {source['revision']}" if source.get("revision") else ""))
-    click.echo(f"opset {manifest['opset']}, exported {manifest['created']} with "
-               + ", ".join(f"{name} {version}" for name, version in manifest["tools"].items()))
-    click.echo(_variants_table(manifest))
-
-
-def _variants_table(manifest: dict) -> str:
-    lines = ["variants:"]
-    for name, record in manifest["variants"].items():
-        lines.append(f"  {name:<10} {record['file']:<27} {record['size_bytes'] / 1e6:8.1f} MB  {record['precision']}")
-        if record.get("weights"):  # an OpenVINO IR: its own lines
-            from .openvino import ir_lines
-
-            lines += [f"{'':13}{line}" for line in [f"+ {record['weights']['file']} (weights)", *ir_lines(record)]]
-            continue
-        if "fused_ops" in record:
-            lines.append(f"             fused: {_fused_summary(record)}")
-        if "validation" in record:
-            lines.append(f"             {_validation_summary(record)}")
-        if "fidelity" in record:
-            lines.append(f"             fidelity to fp32: {summary(record['fidelity'])}")
-        if record.get("gate"):
-            lines.append(f"             {gate_summary(record['gate'])}")
-        if "quantization" in record:
-            quantization = record["quantization"]
-            lines.append(f"             from {quantization['source_graph']}, {quantization['weights']}, "
-                         f"{len(quantization['kept_fp32'])} MatMul(s) kept in fp32")
-    for name, reason in (manifest.get("left_out") or {}).items():
-        lines.append(f"  {name:<10} LEFT OUT: {reason}")
-    return "\n".join(lines)
-
-
-def _fused_summary(record: dict) -> str:
-    fused = record["fused_ops"]
-    text = ", ".join(f"{op} {count}" for op, count in fused["counts"].items())
-    if "embed_layer_norm_not_fused" in fused:
-        text += f" (embedding layer norm not fused: {fused['embed_layer_norm_not_fused']})"
-    return text
-
-
-def _validation_summary(record: dict) -> str:
-    validation = record["validation"]
-    if validation.get("passed") is None:
-        text = f"UNVALIDATED: {validation['reason']}"
-        cpu_check = validation.get("cpu_check")
-        if isinstance(cpu_check, dict):
-            text += f" (on the CPU provider: max abs diff {max(cpu_check['max_abs_diff'].values()):.1e} <= {cpu_check['atol']:g})"
-        return text
-    worst = max(validation["max_abs_diff"].values())
-    return (f"validated against {validation['reference']}: max abs diff {worst:.1e} <= atol {validation['atol']:g} "
-            f"on {', '.join(validation['probes'])}")
+    click.echo(f"opset {data['opset']}, exported {data['created']} with "
+               + ", ".join(f"{name} {version}" for name, version in data["tools"].items()))
+    click.echo(variants_table(manifest))
 
 
 @main.command("demo-checkpoint")

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import click
 
-from ..graph.metric_gate import gate_summary
-from ..targets import describe, summary
 from .app import main, progress, with_options
-from .build import _validation_summary
+from .entries import ir_lines
 from .options import DATA_OPTIONS, FOLDER, REQUIRE_INT8, TARGET_OPTIONS, settings_options
 
 
@@ -24,8 +22,8 @@ def openvino(folder, no_int8, require_int8, **options):
 
     An int8 IR that cannot meet its target is left out with a line saying why (the fp32 IR is still
     written); --require-int8 makes that an error."""
-    from ..graph.openvino_build import openvino_folder
-    from ..graph.settings import QuantizeSettings
+    from ..openvino_build.build import openvino_folder
+    from ..quantize_settings import QuantizeSettings
     from ..progress import Stages
 
     settings = QuantizeSettings.from_options(require_int8=require_int8, **settings_options(options))
@@ -34,28 +32,3 @@ def openvino(folder, no_int8, require_int8, **options):
         click.echo(f"{record['file']} + {record['weights']['file']}: {record['size_bytes'] / 1e6:.1f} MB")
         for line in ir_lines(record):
             click.echo(f"  {line}")
-
-
-def ir_lines(record: dict) -> list[str]:
-    """What an OpenVINO variant's record says, one line per figure (shared with `info`)."""
-    lines = []
-    if "validation" in record:
-        lines.append(_validation_summary(record))
-    bf16 = record.get("bf16")
-    if bf16 is not None:
-        if bf16["fidelity"] is None:
-            lines.append(f"bf16: {bf16['reason']}")
-        else:
-            verdict = "meets the target" if bf16["meets_target"] else "MISSES the target: runs in fp32"
-            lines.append(f"bf16 fidelity to fp32: {summary(bf16['fidelity'])}; {verdict} "
-                         f"(measured on {bf16['measured_on']})")
-    if "quantization" in record:
-        quantization = record["quantization"]
-        lines.append(f"fidelity to fp32: {summary(record['fidelity'])}")
-        if record.get("gate"):
-            lines.append(gate_summary(record["gate"]))
-        lines.append(f"NNCF {quantization['preset']} preset, {quantization['model_type']}; "
-                     f"{len(quantization['kept_fp32'])} op(s) kept in fp32 "
-                     f"({quantization['kept_fp32_compute_share']:.1%} of the compute) to meet "
-                     f"{describe(quantization['target'])}")
-    return lines

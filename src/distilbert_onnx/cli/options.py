@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import click
 
-from ..artifacts import VARIANTS
-from ..graph.settings import BUILT_IN_SAMPLE
 from ..bulk.columns import RECORD_FIELDS
 from ..options import ATOL, CALIBRATION_ROWS, GRAPH, MAX_METRIC_DROP, OPSET
+from ..quantize_settings import BUILT_IN_SAMPLE
 from ..targets import BOUNDS
 from ..tasks import TASK_CHOICES
 

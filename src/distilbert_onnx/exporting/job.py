@@ -2,8 +2,9 @@
 
 load checkpoint -> trace to ONNX -> validate against PyTorch -> tokenizer, config, manifest ->
 (fuse -> quantize -> OpenVINO IRs). An int8 variant that cannot meet its target is left out, with a
-line saying why, unless the settings require int8. Everything is built in a staging folder beside the target and renamed into place
-only when every stage passed, so a failure leaves no half-written output.
+line saying why, unless the settings require int8. Everything is built in a staging folder beside
+the target and renamed into place only when every stage passed, so a failure leaves no
+half-written output.
 """
 
 from __future__ import annotations
@@ -13,32 +14,25 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..artifacts import (
-    CONFIG_NAME,
-    FORMAT_VERSION,
-    VARIANTS,
-    check_target,
-    read_manifest,
-    staged_folder,
-    variant_record,
-    write_manifest,
-)
+from ..artifacts import CONFIG_NAME, check_target, staged_folder
+from ..checks.pytorch import pytorch_runner, validate_against_pytorch
 from ..config import DistilBertConfig
 from ..errors import OptionError
-from ..graph.openvino_build import export_openvino
-from ..runtime.choice import record_choice_in_manifest
-from ..graph.optimize import optimize_folder
-from ..graph.quantize import quantize_folder
-from ..graph.settings import QuantizeSettings, int8_or_left_out
-from ..graph.write_int8 import Int8Child
+from ..manifest import FORMAT_VERSION, Manifest, require_manifest, variant_record, write_manifest
+from ..onnx_build.optimize import optimize_folder
+from ..onnx_build.quantize import quantize_folder
+from ..onnx_build.write_int8 import Int8Child
+from ..openvino_build.build import export_openvino
 from ..options import ATOL, OPSET
 from ..progress import Stages
+from ..quantize_settings import QuantizeSettings, int8_or_left_out
+from ..runtime.choice import record_choice_in_manifest
 from ..tasks import TaskSpec
+from ..variants import FP32, QUANTIZED
 from ..versions import tool_versions
 from .checkpoint import Checkpoint, load_checkpoint
 from .exporter import export_onnx
 from .tokenizer_files import write_tokenizer_files
-from .validate import pytorch_runner, validate_against_pytorch
 
 
 @dataclass
@@ -48,7 +42,7 @@ class ExportResult:
     folder: Path
     task: str
     variants: list[str]
-    manifest: dict
+    manifest: Manifest
     seconds: dict[str, float]
 
 
@@ -83,7 +77,7 @@ def export_checkpoint(
     spec, config = checkpoint.task, checkpoint.config
     reference = pytorch_runner(checkpoint.model, spec)
     with staged_folder(output, force) as staging:
-        onnx_path = staging / VARIANTS["fp32"].file
+        onnx_path = staging / FP32.file
         with stages(f"export {spec.name} head to ONNX (opset {opset})"):
             export_onnx(checkpoint.model, spec, config, onnx_path, opset)
         started = {}
@@ -102,18 +96,18 @@ def export_checkpoint(
                 optimize_folder(staging, fp16=fp16, atol=atol, reference=reference, against="PyTorch", stages=stages)
             if quantize:
                 int8_or_left_out(lambda: quantize_folder(staging, quantize_settings, stages=stages, started=started),
-                                 "quantized", quantize_settings, staging, echo)
+                                 QUANTIZED.name, quantize_settings, staging, echo)
             if export_openvino(staging, openvino, quantize, quantize_settings, reference, stages):
                 with stages("time the CPU variants here for variant='auto' (recorded for this kind of machine)"):
                     record_choice_in_manifest(staging)
         finally:
             for child in started.values():
                 child.cancel()
-        manifest = read_manifest(staging)
+        manifest = require_manifest(staging)
     return ExportResult(
         folder=Path(output),
         task=spec.name,
-        variants=list(manifest["variants"]),
+        variants=list(manifest.data["variants"]),
         manifest=manifest,
         seconds=stages.seconds,
     )
@@ -136,7 +130,7 @@ def _new_manifest(
             "weights": [{"file": name, "sha256": digest} for name, digest in checkpoint.weight_files.items()],
         },
         "tokenizer": tokenizer,
-        "variants": {"fp32": variant_record(folder, VARIANTS["fp32"], validation=validation)},
+        "variants": {FP32.name: variant_record(folder, FP32, validation=validation)},
         "tools": tool_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

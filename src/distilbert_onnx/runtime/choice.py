@@ -20,7 +20,7 @@ versions, not on where the folder was exported, so it is measured where it runs:
    CHOICE_ROUNDS rounds; the fastest by median wins and the choice is written to the per-user cache.
 
 Where openvino is not installed, or the folder has no OpenVINO variant or no manifest, auto keeps the
-onnxruntime rule (artifacts.AUTO_PREFERENCE: quantized, optimized, fp32) and the log says so.
+onnxruntime rule (variants.AUTO_PREFERENCE: quantized, optimized, fp32) and the log says so.
 """
 
 from __future__ import annotations
@@ -34,10 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import AUTO_PREFERENCE, VARIANTS, Variant, choose_variant, read_json, staged_file
+from ..artifacts import read_json, staged_file
 from ..errors import ArtifactError
-from .. import targets
-from ..tasks import get_task
+from ..manifest import Manifest, Target, describe_fidelity, describe_target, require_manifest, shortfalls, update_manifest
+from ..targets import measures
+from ..variants import (AUTO, AUTO_PREFERENCE, CPU_CANDIDATES, FP32, ONNXRUNTIME, OPENVINO, OPENVINO_IR, OPTIMIZED,
+                        VARIANTS, Variant, choose_variant, present)
 from .backends import open_variant, openvino_precision
 from .openvino_model import cache_root, openvino_available, openvino_version
 from .session import check_threads, logger
@@ -48,8 +50,6 @@ CHOICES_FILE = "choices.json"
 # CPU flags that decide which int8 / bf16 kernels run.
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "avx512_fp16")
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
-# Candidates in order of preference when timings tie exactly (never in practice: a stable order).
-CANDIDATE_ORDER = ("openvino-int8", "quantized", "openvino", "optimized", "fp32")
 
 
 @dataclass
@@ -62,18 +62,18 @@ class Choice:
     latency_ms: dict[str, float] = field(default_factory=dict)
 
 
-def choose_auto_cpu(folder: Path, manifest: dict | None, backend: str, threads: int | None) -> Choice:
+def choose_auto_cpu(folder: Path, manifest: Manifest | None, backend: str, threads: int | None) -> Choice:
     """The variant auto runs on the CPU for `backend` (auto, onnxruntime or openvino)."""
-    has_openvino_files = any(VARIANTS[name].backend == "openvino" and (folder / VARIANTS[name].file).is_file() for name in VARIANTS)
-    if backend == "onnxruntime":
+    has_openvino_files = any(variant.backend == OPENVINO and present(folder, variant) for variant in VARIANTS.values())
+    if backend == ONNXRUNTIME:
         return _onnxruntime_rule(folder, "backend='onnxruntime' asked for")
-    if backend == "auto" and not has_openvino_files:
+    if backend == AUTO and not has_openvino_files:
         return _onnxruntime_rule(folder, "the folder has no OpenVINO variant")
-    if backend == "auto" and not openvino_available():
+    if backend == AUTO and not openvino_available():
         return _onnxruntime_rule(folder, "openvino is not installed (pip install 'distilbert-onnx[openvino]' to consider the OpenVINO variants)")
     if manifest is None:
-        if backend == "openvino":
-            return Choice(choose_variant(folder, "cpu", "openvino"), "the folder has no manifest: the OpenVINO fp32 IR")
+        if backend == OPENVINO:
+            return Choice(choose_variant(folder, "cpu", OPENVINO_IR.name), "the folder has no manifest: the OpenVINO fp32 IR")
         return _onnxruntime_rule(folder, "the folder has no manifest, so no recorded fidelity to choose by")
     candidates, excluded = fidelity_candidates(folder, manifest, backend)
     for name, why in excluded.items():
@@ -95,36 +95,26 @@ def choose_auto_cpu(folder: Path, manifest: dict | None, backend: str, threads: 
 
 
 def _onnxruntime_rule(folder: Path, why: str) -> Choice:
-    variant = choose_variant(folder, "cpu", "auto")
-    return Choice(variant, f"{why}: the onnxruntime rule, first present of {', '.join(AUTO_PREFERENCE['cpu'])}")
+    variant = choose_variant(folder, "cpu", AUTO)
+    names = ", ".join(variant.name for variant in AUTO_PREFERENCE["cpu"])
+    return Choice(variant, f"{why}: the onnxruntime rule, first present of {names}")
 
 
-def folder_target(manifest: dict) -> dict:
-    """The folder's fidelity target: per bound, the strictest recorded with its quantized variants;
-    the head's default target when none is recorded."""
-    target = {}
-    for record in manifest.get("variants", {}).values():
-        for name, value in ((record.get("quantization") or {}).get("target") or {}).items():
-            if value is not None and name in targets.BOUNDS:
-                stricter = max if targets.BOUNDS[name].at_least else min
-                target[name] = stricter(value, target.get(name, value))
-    return target or targets.target_for(get_task(manifest["task"]))
-
-
-def _int8_verdict(fidelity: dict | None, target: dict) -> str | None:
+def _int8_verdict(fidelity, target: Target) -> str | None:
     """Why an int8 variant's recorded fidelity keeps it out of auto's candidates, or None. It is held
     to the bounds of the folder's target it has figures for (a folder quantized again after the
     per-head measures may hold a variant recorded in cosine terms beside one in probabilities)."""
-    held_to = {name: value for name, value in target.items() if fidelity and targets.measures(fidelity, name)}
-    if not held_to:
-        return f"its recorded fidelity ({targets.summary(fidelity)}) is not in the terms of the target {targets.describe(target)}"
-    missed = targets.shortfalls(fidelity, held_to)
+    held_to = Target({name: value for name, value in target.binding.items() if fidelity and measures(fidelity, name)})
+    if not held_to.binding:
+        return (f"its recorded fidelity ({describe_fidelity(fidelity)}) is not in the terms of the target "
+                f"{describe_target(target)}")
+    missed = shortfalls(fidelity, held_to)
     return f"its recorded fidelity misses the target: {'; '.join(missed)}" if missed else None
 
 
-def _gate_verdict(gate: dict | None, gated: bool) -> str | None:
+def _gate_verdict(gate, gated: bool) -> str | None:
     """Why an int8 variant's metric gate keeps it out of auto's candidates, or None: it misses its
-    gate, or the folder's other int8 variants were gated on data this one was not checked on."""
+    gate, or the folder's other int8 variants were gated and this one was not."""
     if gate and not gate["meets"]:
         return (f"it misses its metric gate: {gate['metric']} drop {gate['drop']:.2f} > {gate['max_drop']:g} points "
                 f"on {gate['data']}")
@@ -133,46 +123,44 @@ def _gate_verdict(gate: dict | None, gated: bool) -> str | None:
     return None
 
 
-def fidelity_candidates(folder: Path, manifest: dict, backend: str) -> tuple[list[Variant], dict[str, str]]:
+def fidelity_candidates(folder: Path, manifest: Manifest, backend: str) -> tuple[list[Variant], dict[str, str]]:
     """(the variants auto may pick, {variant: why not} for those present but left out)."""
-    records = manifest.get("variants", {})
-    target = folder_target(manifest)
-    gated = any(record.get("gate") for record in records.values())
+    target = manifest.target()
+    gated = any(record.gate for record in manifest.records.values())
     candidates, excluded = [], {}
-    for name in CANDIDATE_ORDER:
-        variant = VARIANTS[name]
-        if not (folder / variant.file).is_file() or "cpu" not in variant.devices:
+    for variant in CPU_CANDIDATES:
+        if not present(folder, variant) or "cpu" not in variant.devices:
             continue
-        record = records.get(name)
-        if backend not in ("auto", variant.backend):
+        name, record = variant.name, manifest.record(variant)
+        if backend not in (AUTO, variant.backend):
             excluded[name] = f"backend={backend!r} asked for"
         elif record is None:
             excluded[name] = "no manifest record, so no recorded fidelity"
-        elif name == "fp32" and "optimized" in records and (folder / VARIANTS["optimized"].file).is_file():
+        elif variant == FP32 and manifest.has(OPTIMIZED) and present(folder, OPTIMIZED):
             excluded[name] = "the fused graph (optimized) computes the same, faster"
-        elif variant.precision == "int8" and _int8_verdict(record.get("fidelity"), target):
-            excluded[name] = _int8_verdict(record.get("fidelity"), target)
-        elif variant.precision == "int8" and _gate_verdict(record.get("gate"), gated):
-            excluded[name] = _gate_verdict(record.get("gate"), gated)
-        elif (record.get("validation") or {}).get("passed") is False:
+        elif variant.is_int8 and _int8_verdict(record.fidelity, target):
+            excluded[name] = _int8_verdict(record.fidelity, target)
+        elif variant.is_int8 and _gate_verdict(record.gate, gated):
+            excluded[name] = _gate_verdict(record.gate, gated)
+        elif record.failed_validation:
             excluded[name] = "it failed validation against fp32"
         else:
             candidates.append(variant)
     return candidates, excluded
 
 
-def _without_fp32_beside_int8(candidates: list[Variant], manifest: dict) -> list[Variant]:
-    if not cpu_flags() & set(INT8_DOT_FLAGS) or not any(variant.precision == "int8" for variant in candidates):
+def _without_fp32_beside_int8(candidates: list[Variant], manifest: Manifest) -> list[Variant]:
+    if not cpu_flags() & set(INT8_DOT_FLAGS) or not any(variant.is_int8 for variant in candidates):
         return candidates
-    kept = [variant for variant in candidates if variant.precision == "int8"
-            or (variant.backend == "openvino" and openvino_precision(variant, manifest)[0] == "bf16")]
+    kept = [variant for variant in candidates if variant.is_int8
+            or (variant.backend == OPENVINO and openvino_precision(variant, manifest)[0] == "bf16")]
     for variant in candidates:
         if variant not in kept:
             logger.info("auto: not timed: %s (fp32 kernels, and this CPU has int8 dot products for the int8 candidates)", variant.name)
     return kept
 
 
-def machine_key(folder: Path, manifest: dict, candidates: list[Variant], threads: int | None) -> tuple[str, dict]:
+def machine_key(folder: Path, manifest: Manifest, candidates: list[Variant], threads: int | None) -> tuple[str, dict]:
     """(the key a measured choice is cached under, what went into it)."""
     import onnxruntime
 
@@ -183,21 +171,21 @@ def machine_key(folder: Path, manifest: dict, candidates: list[Variant], threads
         "onnxruntime": onnxruntime.__version__,
         "openvino": openvino_version(),
     }
-    shas = {variant.name: manifest["variants"][variant.name].get("sha256") for variant in candidates}
+    shas = {variant.name: manifest.record(variant).sha256 for variant in candidates}
     shas.update({variant.name + " precision": openvino_precision(variant, manifest)[0]
-                 for variant in candidates if variant.backend == "openvino"})
+                 for variant in candidates if variant.backend == OPENVINO})
     material = json.dumps({"machine": machine, "variants": shas, "shape": CHOICE_SHAPE}, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()[:32], machine
 
 
-def measure_candidates(folder: Path, manifest: dict, candidates: list[Variant], threads: int | None) -> Choice:
+def measure_candidates(folder: Path, manifest: Manifest, candidates: list[Variant], threads: int | None) -> Choice:
     """Time each candidate here, in turns, on synthetic inputs of CHOICE_SHAPE; the fastest wins."""
     from ..config import load_config
     from ..timing import synthetic_feeds
 
     config = load_config(folder)
     batch, length = CHOICE_SHAPE
-    feeds = synthetic_feeds(get_task(manifest["task"]), config.vocab_size, batch, min(length, config.max_position_embeddings))
+    feeds = synthetic_feeds(get_task(manifest.task), config.vocab_size, batch, min(length, config.max_position_embeddings))
     started = time.perf_counter()
     models = {variant.name: open_variant(folder, variant, "cpu", threads, manifest) for variant in candidates}
     for model in models.values():
@@ -209,12 +197,13 @@ def measure_candidates(folder: Path, manifest: dict, candidates: list[Variant], 
             model.run(feeds)
             times[name].append(time.perf_counter() - begin)
     latency = {name: round(float(np.median(values)) * 1000, 3) for name, values in times.items()}
-    fastest = min(latency, key=lambda name: (latency[name], CANDIDATE_ORDER.index(name)))
+    order = [variant.name for variant in CPU_CANDIDATES]
+    fastest = min(latency, key=lambda name: (latency[name], order.index(name)))
     seconds = time.perf_counter() - started
     return Choice(VARIANTS[fastest], f"measured now in {seconds:.1f} s: {_timings(latency)}", models[fastest], latency)
 
 
-def record_choice(folder: Path, manifest: dict, threads: int | None = None) -> tuple[str, dict] | None:
+def record_choice(folder: Path, manifest: Manifest, threads: int | None = None) -> tuple[str, dict] | None:
     """Measure the auto choice on this machine: (its key, the manifest's `auto_choice` mapping with it
     added; the caller writes the manifest), or None when there is nothing to choose between."""
     candidates = _without_fp32_beside_int8(fidelity_candidates(folder, manifest, "auto")[0], manifest)
@@ -222,7 +211,7 @@ def record_choice(folder: Path, manifest: dict, threads: int | None = None) -> t
         return None
     key, machine = machine_key(folder, manifest, candidates, threads)
     choice = measure_candidates(folder, manifest, candidates, threads)
-    recorded = dict(manifest.get("auto_choice") or {})
+    recorded = dict(manifest.auto_choice)
     recorded[key] = {"variant": choice.variant.name, "latency_ms": choice.latency_ms, "machine": machine}
     return key, recorded
 
@@ -230,21 +219,19 @@ def record_choice(folder: Path, manifest: dict, threads: int | None = None) -> t
 def record_choice_in_manifest(folder: Path, threads: int | None = None) -> dict | None:
     """record_choice, written into the folder's manifest: the machine's new `auto_choice` entry, or
     None when there is nothing to choose between (the manifest is then left as it is)."""
-    from ..artifacts import require_manifest, write_manifest
-
     measured = record_choice(folder, require_manifest(folder), threads)
     if measured is None:
         return None
     key, recorded = measured
-    write_manifest(folder, {**require_manifest(folder), "auto_choice": recorded})
+    update_manifest(folder, auto_choice=recorded)
     return recorded[key]
 
 
-def _recorded(folder: Path, manifest: dict, key: str) -> tuple[dict | None, str]:
+def _recorded(folder: Path, manifest: Manifest, key: str) -> tuple[dict | None, str]:
     cached = _read_choices().get(key)
     if _usable(cached):
         return cached, f"cached in {cache_root() / CHOICES_FILE}"
-    in_manifest = (manifest.get("auto_choice") or {}).get(key)
+    in_manifest = manifest.auto_choice.get(key)
     if _usable(in_manifest):
         return in_manifest, "recorded in the folder's manifest"
     return None, ""

@@ -8,15 +8,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-from .. import targets
-from ..artifacts import require_manifest, write_manifest
-from ..errors import OptionError, QuantizationError
-from ..options import CALIBRATION_ROWS, GRAPH, MAX_METRIC_DROP
-from ..samples import sample_texts
-from ..tasks import TaskSpec
-from .user_data import DataFile
+from . import targets
+from .checks.metric_gate import MetricGate
+from .checks.user_data import DataFile
+from .errors import OptionError, QuantizationError
+from .manifest import Target, describe_target, meets, require_manifest, shortfalls, update_manifest
+from .options import CALIBRATION_ROWS, GRAPH, MAX_METRIC_DROP
+from .samples import sample_texts
+from .tasks import TaskSpec
 
 BUILT_IN_SAMPLE = "built-in sample of varied English"
+# Both int8 searches (onnx_build/search.py, openvino_build/int8.py): keeping more than this share of
+# the compute in fp32 is not worth int8; node sensitivities are measured on this many batches.
+MAX_FP32_SHARE = 0.5
+SENSITIVITY_BATCHES = 4
+RELAX_HINT = "Loosen the target (--max-prob-diff, or --min-cosine / --min-worst-cosine for embeddings), or leave int8 out"
 T = TypeVar("T")
 
 
@@ -28,8 +34,8 @@ class QuantizeSettings:
     # The target's bounds as the user gave them (targets.BOUNDS names; None keeps the head's default).
     given: tuple[tuple[str, float | None], ...] = ()
     has_target: bool = True
-    # The target of one head, set by for_task: {bound: value}; None until then.
-    target: dict | None = None
+    # The target of one head, set by for_task; None until then.
+    target: Target | None = None
     calibration_texts: tuple[str, ...] | None = None
     calibration_source: str = BUILT_IN_SAMPLE
     # --calibration-data: the user's table, read into the task's records by for_task.
@@ -93,8 +99,8 @@ class QuantizeSettings:
 
     def for_task(self, spec: TaskSpec) -> QuantizeSettings:
         """These settings with the target of `spec`'s head resolved (an OptionError for a bound that
-        does not apply to it)."""
-        target = targets.target_for(spec, dict(self.given)) if self.has_target else {}
+        does not apply to it), and the rows of --calibration-data read."""
+        target = Target(targets.target_for(spec, dict(self.given)) if self.has_target else {})
         settings = replace(self, target=target)
         if self.calibration_file is not None and self.calibration_records is None:
             records, details = self.calibration_file.records(spec)
@@ -116,31 +122,45 @@ class QuantizeSettings:
         return {"texts": len(self.texts()), "source": self.calibration_source, **(self.calibration_details or {})}
 
     def meets(self, figures: dict) -> bool:
-        return targets.meets(figures, self._target())
+        return meets(figures, self._target())
 
     def shortfalls(self, figures: dict) -> str:
         """How `figures` miss the target, in words."""
-        return "; ".join(targets.shortfalls(figures, self._target()))
+        return "; ".join(shortfalls(figures, self._target()))
 
     def describe_target(self) -> str:
-        return targets.describe(self._target())
+        return describe_target(self._target())
 
-    def _target(self) -> dict:
+    def judged(self, made, gate: MetricGate | None):
+        """`made` (an int8 graph of either search: onnx_build's Attempt, openvino_build's Int8Ir) with
+        its metric gate record, scored only where its fidelity meets the target (the floor)."""
+        if gate is not None and self.meets(made.fidelity):
+            made.gate = gate.judge(made.runner(), *made.names)
+        return made
+
+    def accepted(self, made, gate: MetricGate | None) -> bool:
+        """Whether an int8 graph meets the fidelity target and, with a gate, the metric gate."""
+        return self.meets(made.fidelity) and (gate is None or bool(made.gate and made.gate["meets"]))
+
+    def describe_goal(self, gate: MetricGate | None) -> str:
+        goal = self.describe_target()
+        return goal if gate is None else f"{goal}, and a drop of the task's metric <= {gate.max_drop:g} points"
+
+    def _target(self) -> Target:
         if self.target is None:
             raise RuntimeError("the fidelity target is per head: call for_task(spec) first")
         return self.target
 
 
-def recorded_settings(spec: TaskSpec, recorded: dict, calibration_texts=None) -> tuple[QuantizeSettings, str]:
+def recorded_settings(spec: TaskSpec, recorded: Target, calibration_texts=None) -> tuple[QuantizeSettings, str]:
     """Settings that judge a variant by the target its manifest records, and a note. A target
     recorded before the per-head measures (cosine bounds for a head now compared by probabilities)
     is replaced by the head's default target, and the note says so."""
-    given = {name: value for name, value in recorded.items() if value is not None}
     settings = QuantizeSettings.from_options(calibration_texts)
-    if set(given) <= set(targets.MEASURES[spec.compared_as][0]):
-        return replace(settings, target=given), ""
-    return replace(settings, target=targets.target_for(spec)), (
-        f" (its recorded target, {targets.describe(given)}, is in terms no longer measured for {spec.name}: "
+    if set(recorded.binding) <= set(targets.MEASURES[spec.compared_as][0]):
+        return replace(settings, target=Target(recorded.binding)), ""
+    return replace(settings, target=Target(targets.target_for(spec))), (
+        f" (its recorded target, {describe_target(recorded)}, is in terms no longer measured for {spec.name}: "
         "judged against the default target)")
 
 
@@ -157,12 +177,11 @@ def int8_or_left_out(build: Callable[[], T], variant: str, settings: QuantizeSet
             raise
         reason = str(exc)
     manifest = require_manifest(folder)
-    if variant in manifest["variants"]:
+    if variant in manifest.records:
         line = f"- {variant} not rebuilt (the folder keeps its earlier one): {reason}"
     else:
         line = f"- {variant} left out (--require-int8 makes this an error): {reason}"
-        manifest.setdefault("left_out", {})[variant] = reason
-        write_manifest(folder, manifest)
+        update_manifest(folder, left_out={**manifest.left_out, variant: reason})
     if echo:
         echo(line)
     return None

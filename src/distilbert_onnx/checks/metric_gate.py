@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..probes import Runner
+from ..runtime.session import Runner
+from ..variants import FP32
 from .user_data import DataFile
 
 
@@ -36,21 +37,20 @@ class MetricGate:
     """fp32's score on the labelled rows, and the judgement of candidates against it."""
 
     def __init__(self, folder: Path, data: DataFile, max_drop: float):
-        from ..checks.evaluation import evaluate_pipeline, load_labelled
         from ..runtime.pipelines import pipeline_on
         from ..runtime.session import OnnxModel
-        from ..artifacts import VARIANTS
+        from .evaluation import evaluate_pipeline, load_labelled
 
         self.folder, self.max_drop = Path(folder), max_drop
-        fp32 = pipeline_on(OnnxModel(self.folder / VARIANTS["fp32"].file), self.folder, "fp32")
+        fp32 = pipeline_on(OnnxModel(self.folder / FP32.file), self.folder, FP32.name)
         self.labelled = load_labelled(data.path, fp32.context.spec, dict(data.columns), data.label_column or "label",
                                       data.rows, label_required=data.label_column is not None)
         self.reference = evaluate_pipeline(fp32, self.labelled)
 
     def judge(self, runner: Runner, variant: str, backend: str) -> dict:
         """The gate record of the graph that `runner` runs."""
-        from ..checks.evaluation import evaluate_pipeline, metric_drop
         from ..runtime.pipelines import pipeline_on
+        from .evaluation import evaluate_pipeline, metric_drop
 
         pipe = pipeline_on(_Graph(runner, backend), self.folder, variant)
         result = evaluate_pipeline(pipe, self.labelled, reference=self.reference)
@@ -58,7 +58,7 @@ class MetricGate:
         return {
             "metric": result.score.metric,
             "value": round(result.score.value, 4),
-            "fp32": round(self.reference.score.value, 4),
+            "fp32_value": round(self.reference.score.value, 4),
             "drop": round(drop, 4),
             "max_drop": self.max_drop,
             "changed_vs_fp32": None if result.changed is None else round(result.changed, 4),
@@ -79,13 +79,13 @@ def gate_shortfall(record: dict | None) -> str:
     if not record or record["meets"]:
         return ""
     return (f"{record['metric']} drop {record['drop']:.2f} > {record['max_drop']:g} points "
-            f"(by {record['drop'] - record['max_drop']:.2f}; {record['value']:.2f} against fp32's {record['fp32']:.2f} "
+            f"(by {record['drop'] - record['max_drop']:.2f}; {record['value']:.2f} against fp32's {record['fp32_value']:.2f} "
             f"on {record['rows']} rows of {record['data']})")
 
 
 def gate_summary(record: dict) -> str:
     """A gate record in one line (info, quantize, validate)."""
     verdict = "meets" if record["meets"] else "MISSES"
-    return (f"metric gate: {record['metric']} {record['value']:.2f} (fp32 {record['fp32']:.2f}, drop {record['drop']:.2f}; "
+    return (f"metric gate: {record['metric']} {record['value']:.2f} (fp32 {record['fp32_value']:.2f}, drop {record['drop']:.2f}; "
             f"{verdict} max drop {record['max_drop']:g}) on {record['rows']} rows of {record['data']} "
             f"(sha256 {record['data_sha256'][:12]})")

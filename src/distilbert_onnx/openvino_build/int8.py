@@ -32,13 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import targets
+from ..checks.fidelity import Batch, fidelity
+from ..checks.metric_gate import MetricGate, gate_shortfall
 from ..errors import MissingExtraError, QuantizationError
+from ..quantize_settings import MAX_FP32_SHARE, RELAX_HINT, SENSITIVITY_BATCHES, QuantizeSettings
+from ..runtime.openvino_runner import core, openvino_runner
 from ..tasks import TaskSpec
-from .fidelity import Batch, fidelity
-from .openvino_runner import core, openvino_runner
-from .metric_gate import MetricGate, gate_shortfall
-from .search import MAX_FP32_SHARE, RELAX_HINT, SENSITIVITY_BATCHES, accepted, describe_goal, judged
-from .settings import QuantizeSettings
+from ..variants import OPENVINO_INT8
 
 # What NNCF's ignored scope keeps in fp32: the linear layers, and the attention OpenVINO fuses into one op.
 KEEPABLE = ("MatMul", "ScaledDotProductAttention")
@@ -64,7 +64,7 @@ class Int8Ir:
     fidelity: dict
     steps: list[dict] = field(default_factory=list)
     gate: dict | None = None  # its metric gate record (metric_gate.py), where the build has a gate
-    names = ("openvino-int8", "openvino")  # the variant and backend it becomes
+    names = (OPENVINO_INT8.name, OPENVINO_INT8.backend)  # the variant and backend it becomes
 
     def runner(self):
         return openvino_runner(self.model, "f32")
@@ -103,9 +103,9 @@ def int8_meeting_target(
     fewest ops kept in fp32: calibrated on `calibration`, measured on `batches` against fp32's
     `expected` outputs."""
     everything = nncf_quantize(ir, calibration, [])
-    first = judged(Int8Ir(everything, [], 0.0, _figures(everything, spec, batches, expected)), gate, settings)
+    first = settings.judged(Int8Ir(everything, [], 0.0, _figures(everything, spec, batches, expected)), gate)
     first.steps.append(_step(first))
-    if accepted(first, gate, settings):
+    if settings.accepted(first, gate):
         return first
     macs = _op_macs(everything)
     total = sum(macs.values()) or 1
@@ -124,8 +124,8 @@ def int8_meeting_target(
 
     def attempt(count: int) -> Int8Ir:
         model = nncf_quantize(ir, calibration, order[:count])
-        made = judged(Int8Ir(model, order[:count], float(shares[count - 1]), _figures(model, spec, batches, expected), steps),
-                      gate, settings)
+        made = settings.judged(Int8Ir(model, order[:count], float(shares[count - 1]), _figures(model, spec, batches, expected), steps),
+                               gate)
         steps.append(_step(made))
         return made
 
@@ -133,20 +133,20 @@ def int8_meeting_target(
     low, best, tried = 0, None, None
     for count in sorted({min(2**i, affordable) for i in range(affordable.bit_length() + 1)} - {0}):
         tried = attempt(count)
-        if accepted(tried, gate, settings):
+        if settings.accepted(tried, gate):
             best = tried
             break
         low = count
     while best is not None and len(best.kept_fp32) - low > 1:
         middle = attempt((low + len(best.kept_fp32)) // 2)
-        low, best = (low, middle) if accepted(middle, gate, settings) else (len(middle.kept_fp32), best)
+        low, best = (low, middle) if settings.accepted(middle, gate) else (len(middle.kept_fp32), best)
     if best is not None:
         best.steps = steps
         return best
     reached = tried or first
     missed = settings.shortfalls(reached.fidelity) or gate_shortfall(reached.gate)
     raise QuantizationError(
-        f"the OpenVINO int8 IR misses the target ({describe_goal(settings, gate)}) even with the {affordable} most "
+        f"the OpenVINO int8 IR misses the target ({settings.describe_goal(gate)}) even with the {affordable} most "
         f"sensitive ops ({shares[affordable - 1] if affordable else 0:.0%} of the compute, the most allowed) "
         f"kept in fp32: {missed} (all int8: {settings.shortfalls(first.fidelity) or gate_shortfall(first.gate)}). {RELAX_HINT}"
     )

@@ -38,7 +38,7 @@ class DataFile:
 
     def records(self, spec: TaskSpec) -> tuple[list[dict], dict]:
         """(the task's records from the file, sampled down to `rows`; where they came from, for the manifest)."""
-        from ..checks.labelled import load_labelled
+        from .labelled import load_labelled
 
         labelled = load_labelled(self.path, spec, dict(self.columns), labels=False)
         records = [{name: _text(spec, name, value) for name, value in record.items()} for record in labelled.records]

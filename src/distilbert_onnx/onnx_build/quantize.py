@@ -14,8 +14,8 @@ Accuracy-aware: the int8 graph is compared with fp32 on calibration texts (fidel
 the head's target (targets.py: probabilities for classifiers, the answer span for QA, cosine for
 embeddings), MatMuls are kept in fp32, most sensitive per unit of compute first, until the target is
 met (search.py). With --eval-data and --max-metric-drop each graph must also keep the task's metric
-within the drop of fp32's (metric_gate.py). A target that cannot be met is a QuantizationError; no
-graph is written.
+within the drop of fp32's (checks/metric_gate.py). A target that cannot be met is a
+QuantizationError; no graph is written.
 
 The fused and the unfused fp32 graphs are both quantized when both exist (one in a child process,
 write_int8.py, while this one works on the other); the faster one that meets the target is
@@ -32,23 +32,24 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import VARIANTS, require_manifest, variant_record, write_manifest
+from ..checks.fidelity import calibration_batches, fidelity, reference_outputs
+from ..checks.metric_gate import MetricGate, open_gate
+from ..checks.probes import Runner, onnx_runner
 from ..config import load_config
 from ..errors import ArtifactError, OptionError, QuantizationError
-from ..probes import Runner, onnx_runner
+from ..manifest import require_manifest, update_manifest, variant_record
 from ..progress import Stages
+from ..quantize_settings import QuantizeSettings
 from ..tasks import TaskSpec, get_task
 from ..timing import synthetic_feeds
-from .fidelity import calibration_batches, fidelity, reference_outputs
-from .metric_gate import MetricGate, open_gate
-from .search import Attempt, accepted, judged, keep_fp32_until_target
-from .settings import QuantizeSettings
+from ..variants import FP32, OPTIMIZED, QUANTIZED
+from .search import Attempt, keep_fp32_until_target
 from .write_int8 import OP_TYPES, Int8Child, write_int8
 
 # The int8 candidates are timed on this shape, taking TIMING_ROUNDS turns each.
 TIMING_SHAPE = (4, 128)
 TIMING_ROUNDS = 7
-GRAPHS = {"fused": VARIANTS["optimized"].file, "unfused": VARIANTS["fp32"].file}
+GRAPHS = {"fused": OPTIMIZED.file, "unfused": FP32.file}
 
 
 def quantize_folder(
@@ -65,7 +66,7 @@ def quantize_folder(
     folder = Path(folder)
     stages = stages or Stages()
     manifest = require_manifest(folder)
-    spec, config = get_task(manifest["task"]), load_config(folder)
+    spec, config = get_task(manifest.task), load_config(folder)
     settings = (settings or QuantizeSettings()).for_task(spec)
     sources = _source_graphs(folder, settings.graph)
     texts = settings.texts()
@@ -100,14 +101,11 @@ def quantize_folder(
                 seconds = _seconds({name: onnx_runner(path) for name, path in graphs.items()}, spec, config)
         chosen = min(attempts, key=lambda name: seconds.get(name, 0.0))
         best = attempts[chosen][1]
-        os.replace(best.path, folder / VARIANTS["quantized"].file)  # same file system: an atomic rename
+        os.replace(best.path, folder / QUANTIZED.file)  # same file system: an atomic rename
     quantization = _quantization_record(folder, settings, sources, texts, attempts, failures, seconds, chosen, searched)
-    record = variant_record(folder, VARIANTS["quantized"], quantization=quantization, fidelity=best.fidelity,
+    record = variant_record(folder, QUANTIZED, quantization=quantization, fidelity=best.fidelity,
                             **({"gate": best.gate} if best.gate else {}))
-    manifest = require_manifest(folder)
-    manifest["variants"]["quantized"] = record
-    manifest.get("left_out", {}).pop("quantized", None)
-    write_manifest(folder, manifest)
+    update_manifest(folder, {QUANTIZED.name: record})
     return record
 
 
@@ -118,8 +116,8 @@ def _meet_target(sources: dict[str, Path], work: Path, firsts: dict[str, Path], 
     attempts: dict[str, tuple[Attempt, Attempt]] = {}
     failures = []
     for name in sources:
-        first = judged(Attempt(firsts[name], [], 0.0, figures[name]), gate, settings)
-        if accepted(first, gate, settings):
+        first = settings.judged(Attempt(firsts[name], [], 0.0, figures[name]), gate)
+        if settings.accepted(first, gate):
             attempts[name] = (first, first)
             continue
         with stages(f"keep the {name} graph's most sensitive MatMuls in fp32 until the target is met"):
@@ -143,11 +141,11 @@ def _quantization_record(folder: Path, settings: QuantizeSettings, sources: dict
         "method": "onnxruntime dynamic quantization",
         "weights": f"int8 symmetric, {'per output channel' if settings.per_channel else 'per tensor'}",
         "activations": "uint8, per tensor, computed at run time",
-        "word_embeddings": ("int8 symmetric, one scale per row" if _embeddings_int8(folder / VARIANTS["quantized"].file)
+        "word_embeddings": ("int8 symmetric, one scale per row" if _embeddings_int8(folder / QUANTIZED.file)
                             else "fp32"),
         "op_types": OP_TYPES,
         "source_graph": sources[chosen].name,
-        "target": settings.target,
+        "target": settings.target.as_data(),
         "calibration": settings.calibration_record(),
         "kept_fp32": best.kept_fp32,
         "kept_fp32_compute_share": round(best.fp32_share, 4),
@@ -203,7 +201,7 @@ def _reference_and_early(folder: Path, spec: TaskSpec, config, texts: list[str],
     """The calibration batches, model.onnx's outputs on them, and for the `early` int8 graphs their
     fidelity and their runners."""
     batches = calibration_batches(folder, spec, config, texts)
-    expected = reference_outputs(onnx_runner(folder / VARIANTS["fp32"].file), batches)
+    expected = reference_outputs(onnx_runner(folder / FP32.file), batches)
     runners = {name: onnx_runner(child.result()) for name, child in early.items()}
     figures = {name: fidelity(expected, runner, spec, batches) for name, runner in runners.items()}
     return batches, expected, figures, runners

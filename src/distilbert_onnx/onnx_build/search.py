@@ -1,11 +1,12 @@
 """The accuracy search: which MatMuls to keep in fp32 so that int8 meets the fidelity target.
 
-A node's sensitivity is the fidelity lost (targets.loss) when it alone runs as int8 (simulated, simulate.py), per
-multiply-accumulate it would save. Nodes are kept in fp32 in that order: the fewest that meet the
+A node's sensitivity is the fidelity lost (targets.loss) when it alone runs as int8 (simulated,
+simulate.py), per multiply-accumulate it would save. Nodes are kept in fp32 in that order: the fewest that meet the
 target in simulation are found by doubling then bisecting, then confirmed on the real int8 graph
-(with more nodes if the real graph misses). With a metric gate (metric_gate.py) the real graph must
-also keep the task's metric on the user's data within the drop allowed. Keeping more than MAX_FP32_SHARE of the compute in fp32
-is not worth int8: the search gives up with an error that reports the best it reached.
+(with more nodes if the real graph misses). With a metric gate (checks/metric_gate.py) the real
+graph must also keep the task's metric on the user's data within the drop allowed. Keeping more than
+MAX_FP32_SHARE of the compute in fp32 is not worth int8: the search gives up with an error that
+reports the best it reached.
 """
 
 from __future__ import annotations
@@ -16,18 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from .. import targets
+from ..checks.fidelity import Batch, fidelity
+from ..checks.metric_gate import MetricGate, gate_shortfall
+from ..checks.probes import onnx_runner
 from ..errors import QuantizationError
-from ..probes import onnx_runner
+from ..quantize_settings import MAX_FP32_SHARE, RELAX_HINT, SENSITIVITY_BATCHES, QuantizeSettings
 from ..tasks import TaskSpec
-from .fidelity import Batch, fidelity
-from .metric_gate import MetricGate, gate_shortfall
-from .settings import QuantizeSettings
+from ..variants import QUANTIZED
 from .simulate import SimulatedInt8
 from .write_int8 import OP_TYPES, gemm_to_matmul, write_int8
-
-MAX_FP32_SHARE = 0.5
-RELAX_HINT = "Loosen the target (--max-prob-diff, or --min-cosine / --min-worst-cosine for embeddings), or leave int8 out"
-SENSITIVITY_BATCHES = 4
 
 
 @dataclass
@@ -39,7 +37,7 @@ class Attempt:
     fp32_share: float
     fidelity: dict
     gate: dict | None = None  # its metric gate record (metric_gate.py), where the build has a gate
-    names = ("quantized", "onnxruntime")  # the variant and backend it becomes
+    names = (QUANTIZED.name, QUANTIZED.backend)  # the variant and backend it becomes
 
     def runner(self):
         return onnx_runner(self.path)
@@ -72,7 +70,7 @@ def keep_fp32_until_target(
         path = write_int8(source, work / f"int8-{len(kept)}.onnx", settings.per_channel, [n.name for n in kept])
         made = Attempt(path, [node.name for node in kept], sum(n.macs for n in kept) / total_macs,
                        fidelity(expected, onnx_runner(path), spec, batches))
-        return judged(made, gate, settings)
+        return settings.judged(made, gate)
 
     simulated = SimulatedInt8(prepared, [node.name for node in nodes], settings.per_channel)
     everything = {node.name for node in nodes}
@@ -95,33 +93,15 @@ def keep_fp32_until_target(
     final = None
     for count in _widening(high, affordable) if high else []:
         final = attempt(order[:count])
-        if accepted(final, gate, settings):
+        if settings.accepted(final, gate):
             return final
     best = final.fidelity if final else simulated_figures(order[:affordable])
     missed = settings.shortfalls(best) or gate_shortfall(final.gate if final else None) or "meets it only in simulation"
     raise QuantizationError(
-        f"int8 misses the target ({describe_goal(settings, gate)}) even with the {affordable} most sensitive MatMuls "
+        f"int8 misses the target ({settings.describe_goal(gate)}) even with the {affordable} most sensitive MatMuls "
         f"({shares[affordable - 1] if affordable else 0:.0%} of the compute, the most allowed) kept in fp32: "
         f"best {missed} (all int8: {settings.shortfalls(first.fidelity) or gate_shortfall(first.gate)}). {RELAX_HINT}"
     )
-
-
-def judged(made, gate: MetricGate | None, settings: QuantizeSettings):
-    """`made` (an Attempt or an OpenVINO Int8Ir) with its metric gate record, scored only where its
-    fidelity meets the target (the floor), since it is out otherwise."""
-    if gate is not None and settings.meets(made.fidelity):
-        made.gate = gate.judge(made.runner(), *made.names)
-    return made
-
-
-def accepted(made, gate: MetricGate | None, settings: QuantizeSettings) -> bool:
-    """Whether an int8 graph meets the fidelity target and, with a gate, the metric gate."""
-    return settings.meets(made.fidelity) and (gate is None or bool(made.gate and made.gate["meets"]))
-
-
-def describe_goal(settings: QuantizeSettings, gate: MetricGate | None) -> str:
-    goal = settings.describe_target()
-    return goal if gate is None else f"{goal}, and a drop of the task's metric <= {gate.max_drop:g} points"
 
 
 def _fewest(affordable: int, meets) -> int | None:
