@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..tasks import TaskSpec
 
 SAMPLE_SEED = 0
@@ -38,6 +36,8 @@ class DataFile:
 
     def records(self, spec: TaskSpec) -> tuple[list[dict], dict]:
         """(the task's records from the file, sampled down to `rows`; where they came from, for the manifest)."""
+        import numpy as np
+
         from .labelled import load_labelled
 
         labelled = load_labelled(self.path, spec, dict(self.columns), labels=False)
