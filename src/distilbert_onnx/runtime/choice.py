@@ -38,6 +38,7 @@ from ..artifacts import read_json, staged_file
 from ..errors import ArtifactError
 from ..manifest import Manifest, Target, describe_fidelity, describe_target, require_manifest, shortfalls, update_manifest
 from ..targets import measures
+from ..tasks import get_task
 from ..variants import (AUTO, AUTO_PREFERENCE, CPU_CANDIDATES, FP32, ONNXRUNTIME, OPENVINO, OPENVINO_IR, OPTIMIZED,
                         VARIANTS, Variant, choose_variant, present)
 from .backends import open_variant, openvino_precision
