@@ -84,10 +84,10 @@ def accuracy_control(ir, ranges, batches, expected, settings: QuantizeSettings):
             items.append(fidelity([expected[index]], lambda feeds, got=got: got, SPEC, [batches[index]]))
         mean = np.mean([f["mean_cosine"] for f in items])
         worst = min(f["min_cosine"] for f in items)
-        metric = min(mean - settings.min_cosine, worst - settings.min_worst_cosine)
-        return metric, [min(f["mean_cosine"] - settings.min_cosine, f["min_cosine"] - settings.min_worst_cosine) for f in items]
+        metric = min(mean - settings.target.bounds["min_cosine"], worst - settings.target.bounds["min_worst_cosine"])
+        return metric, [min(f["mean_cosine"] - settings.target.bounds["min_cosine"], f["min_cosine"] - settings.target.bounds["min_worst_cosine"]) for f in items]
 
-    slack = min(1 - settings.min_cosine, 1 - settings.min_worst_cosine)
+    slack = min(1 - settings.target.bounds["min_cosine"], 1 - settings.target.bounds["min_worst_cosine"])
     started = time.perf_counter()
     with _quiet(nncf):
         model = nncf.quantize_with_accuracy_control(
@@ -163,7 +163,7 @@ def main() -> None:
     reference = pooled(fp32, batches)
     report = {"machine": machine()}
     strict = QuantizeSettings.from_options(calibration_texts=calibration, min_cosine=args.strict_cosine[0],
-                                           min_worst_cosine=args.strict_cosine[1])
+                                           min_worst_cosine=args.strict_cosine[1]).for_task(SPEC)
     if args.compare_only:
         compare_searches(WORK / "minilm-openvino-1" / "openvino_model.xml", source, config, strict, fp32, reference, batches)
         return
@@ -171,7 +171,7 @@ def main() -> None:
     rows = [["onnxruntime int8 (model_quantized.onnx, default)",
              *held_out(reference, onnx_runner(source / "model_quantized.onnx"), batches), "-", "-"]]
     folders = {}
-    for name, settings in (("built-in sample, default target", QuantizeSettings()),
+    for name, settings in (("built-in sample, default target", QuantizeSettings().for_task(SPEC)),
                            (f"{len(calibration)} real texts, {strict.describe_target()}", strict)):
         folder = folders[name] = WORK / f"minilm-openvino-{len(folders)}"
         shutil.rmtree(folder, ignore_errors=True)

@@ -134,3 +134,29 @@ def own_folder(exported, tmp_path, monkeypatch):
     copy = tmp_path / "model"
     shutil.copytree(exported["text-classification"], copy)
     return copy
+
+
+@pytest.fixture(scope="session")
+def uncertain_classifier(make_tiny, tmp_path_factory):
+    """A two-label classifier whose logits are near zero on every calibration text (its bias cancels
+    their mean), as a real binary classifier's are on uncertain inputs: int8 noise turns the logit
+    vector around (cosine near -1) while the probabilities barely move."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    import distilbert_onnx as dox
+    from distilbert_onnx.config import load_config
+    from distilbert_onnx.checks.fidelity import calibration_batches, reference_outputs
+    from distilbert_onnx.checks.probes import onnx_runner
+    from distilbert_onnx.tasks import get_task
+
+    checkpoint = make_tiny("text-classification", name="uncertain", seed=7)
+    first = dox.export(checkpoint, tmp_path_factory.mktemp("uncertain") / "first", optimize=False, quantize=False,
+                       openvino=False).folder
+    spec = get_task("text-classification")
+    batches = calibration_batches(first, spec, load_config(first), sample_texts())
+    logits = np.concatenate([out["logits"] for out in reference_outputs(onnx_runner(first / "model.onnx"), batches)])
+    weights = load_file(checkpoint / "model.safetensors")
+    weights["classifier.bias"] = (weights["classifier.bias"] - logits.mean(axis=0)).astype(np.float32)
+    save_file(weights, checkpoint / "model.safetensors")
+    return checkpoint

@@ -39,7 +39,7 @@ def add_openvino_variants(folder: Path, int8: bool = True, int8_fidelity: dict |
     spec, config = get_task(manifest["task"]), load_config(folder)
     batches = calibration_batches(folder, spec, config, sample_texts()[:24])
     expected = reference_outputs(onnx_runner(folder / VARIANTS["fp32"].file), batches)
-    target = QuantizeSettings()
+    target = QuantizeSettings().for_task(spec)
     fp32_model = ov.convert_model(str(folder / VARIANTS["fp32"].file))
     ov.save_model(fp32_model, str(folder / VARIANTS["openvino"].file), compress_to_fp16=False)
     measured_bf16 = None
@@ -48,7 +48,7 @@ def add_openvino_variants(folder: Path, int8: bool = True, int8_fidelity: dict |
         measured_bf16 = fidelity(expected, model.run, spec, batches)
     meets_target = target.meets(measured_bf16) if measured_bf16 else False
     bf16 = ({"fidelity": measured_bf16,
-             "target": {"min_cosine": target.min_cosine, "min_worst_cosine": target.min_worst_cosine},
+             "target": target.target.as_data(),
              "meets_target": meets_target if bf16_meets_target is None else bf16_meets_target}
             if measured_bf16 or bf16_meets_target is not None else {"fidelity": None, "reason": "no native bf16 on the exporting CPU"})
     model = OpenVinoModel(folder / VARIANTS["openvino"].file, cache=False)
@@ -64,7 +64,7 @@ def add_openvino_variants(folder: Path, int8: bool = True, int8_fidelity: dict |
         figures = int8_fidelity or fidelity(expected, model.run, spec, batches)
         manifest["variants"]["openvino-int8"] = _record(folder, "openvino-int8", fidelity=figures, inference_precision=precision, quantization={
             "method": "NNCF post-training static quantization",
-            "target": {"min_cosine": target.min_cosine, "min_worst_cosine": target.min_worst_cosine},
+            "target": target.target.as_data(),
             "kept_fp32": [], "calibration": {"texts": len(data), "source": "test sample"}})
     write_manifest(folder, manifest)
     return folder

@@ -75,7 +75,7 @@ def test_info_shows_task_labels_variants_and_figures(exported):
     assert "task: token-classification" in out and "labels: O, B-PER, I-PER" in out
     assert "model_quantized.onnx" in out and "MB" in out
     assert "fused: EmbedLayerNormalization 1, Attention 2" in out
-    assert "validated against PyTorch" in out and "fidelity to fp32: mean cosine" in out
+    assert "validated against PyTorch" in out and "fidelity to fp32: prob diff max" in out and "top1 agreement" in out
     assert '"task": "token-classification"' in run("info", exported["token-classification"], "--json").stdout
 
 
@@ -93,7 +93,7 @@ def test_optimize_quantize_validate_on_an_existing_folder(checkpoints, tmp_path)
     assert "model_optimized_fp16.onnx" in result.stdout and "UNVALIDATED" in result.stdout
     result = run("quantize", folder)
     assert result.exit_code == 0, result.output
-    assert "model_quantized.onnx: from" in result.stdout and "fidelity: mean cosine" in result.stdout
+    assert "model_quantized.onnx: from" in result.stdout and "fidelity: prob diff max" in result.stdout
     info = run("info", folder).stdout
     assert "fp16" in info and "UNVALIDATED: not validated on CUDA: no CUDA provider" in info and "on the CPU provider: max abs diff" in info
     result = run("validate", folder)
@@ -104,7 +104,7 @@ def test_optimize_quantize_validate_on_an_existing_folder(checkpoints, tmp_path)
 def test_quantize_target_that_cannot_be_met(exported, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(exported["text-classification"], folder)
-    assert_one_line_error(run("quantize", folder, "--min-cosine", "1.0", "--min-worst-cosine", "1.0"), "misses the target")
+    assert_one_line_error(run("quantize", folder, "--max-prob-diff", "1e-9"), "misses the target", "max prob diff")
     assert_one_line_error(run("quantize", folder, "--calibration-texts", tmp_path / "missing.txt"), "no calibration text file")
 
 

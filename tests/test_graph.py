@@ -17,6 +17,7 @@ from distilbert_onnx.manifest import read_manifest, write_manifest
 from distilbert_onnx.onnx_build.optimize import expected_fusions
 from distilbert_onnx.options import ATOL
 from distilbert_onnx.quantize_settings import QuantizeSettings
+from distilbert_onnx.runtime.choice import fidelity_candidates
 from distilbert_onnx.tasks import TASK_NAMES, get_task
 from distilbert_onnx.variants import VARIANTS, choose_variant
 
@@ -119,17 +120,22 @@ def test_int8_meets_its_target_and_matches_fp32_on_padded_probes(exported, task)
     folder = exported[task]
     record = read_manifest(folder).data["variants"]["quantized"]
     quantization, fidelity = record["quantization"], record["fidelity"]
-    assert quantization["target"] == {"min_cosine": 0.995, "min_worst_cosine": 0.98}
-    assert fidelity["mean_cosine"] >= 0.995 and fidelity["min_cosine"] >= 0.98
+    spec = get_task(task)
+    if spec.compared_as == "mean-pooled":  # embeddings: cosine of sentence vectors
+        assert quantization["target"] == {"min_cosine": 0.995, "min_worst_cosine": 0.98}
+        assert fidelity["mean_cosine"] >= 0.995 and fidelity["min_cosine"] >= 0.98
+    else:  # probabilities of classes, tokens or the answer span
+        assert quantization["target"] == {"max_prob_diff": 0.1, "min_agreement": None}
+        assert fidelity["max_prob_diff"] <= 0.1 and "mean_cosine" not in fidelity
     assert quantization["weights"].endswith("per output channel")
     assert set(quantization["candidates"]) == {"fused", "unfused"}
     assert quantization["source_graph"] == VARIANTS["optimized" if quantization["chosen"] == "fused" else "fp32"].file
     candidates = quantization["candidates"]  # the faster one is shipped
     assert quantization["chosen"] == min(candidates, key=lambda name: candidates[name]["latency_ms"])
-    agreement = {"question-answering": "span_agreement", "feature-extraction": None}.get(task, "top1_agreement")
+    agreement = {"spans": "span_agreement", "mean-pooled": None}.get(spec.compared_as, "top1_agreement")
     assert {key for key in fidelity if key.endswith("_agreement")} == ({agreement} if agreement else set())
     # left- and right-padded rows: int8 stays close to fp32 at every real position
-    spec, config = get_task(task), load_config(folder)
+    config = load_config(folder)
     fp32, int8 = onnx_runner(folder / "model.onnx"), onnx_runner(folder / "model_quantized.onnx")
     for probe in make_probes(spec, config.vocab_size, config.pad_token_id):
         want, got = fp32(probe.feeds), int8(probe.feeds)
@@ -143,19 +149,29 @@ def test_int8_meets_its_target_and_matches_fp32_on_padded_probes(exported, task)
                 assert cosine > 0.95, (name, probe.name, kind)
 
 
-def test_the_target_needs_both_the_mean_and_the_worst_cosine():
-    settings = QuantizeSettings.from_options(min_cosine=0.9, min_worst_cosine=0.8)
-    assert settings.meets({"mean_cosine": 0.95, "min_cosine": 0.85})
-    assert not settings.meets({"mean_cosine": 0.95, "min_cosine": 0.7})
-    assert not settings.meets({"mean_cosine": 0.85, "min_cosine": 0.85})
-    assert settings.describe_target() == "mean cosine >= 0.9 and worst cosine >= 0.8"
-    anything = QuantizeSettings.from_options(min_cosine=0.9, target=False)
-    assert anything.meets({"mean_cosine": 0.1, "min_cosine": -1.0}) and anything.describe_target() == "none"
+def test_the_target_of_each_head_needs_every_one_of_its_bounds():
+    embeddings = QuantizeSettings.from_options(min_cosine=0.9, min_worst_cosine=0.8).for_task(get_task("feature-extraction"))
+    assert embeddings.meets({"mean_cosine": 0.95, "min_cosine": 0.85})
+    assert not embeddings.meets({"mean_cosine": 0.95, "min_cosine": 0.7})
+    assert not embeddings.meets({"mean_cosine": 0.85, "min_cosine": 0.85})
+    assert embeddings.describe_target() == "mean cosine >= 0.9 and worst cosine >= 0.8"
+    classifier = QuantizeSettings.from_options(min_agreement=0.9).for_task(get_task("text-classification"))
+    assert classifier.describe_target() == "max prob diff <= 0.1 and agreement >= 0.9"
+    assert classifier.meets({"max_prob_diff": 0.1, "top1_agreement": 0.9})
+    assert not classifier.meets({"max_prob_diff": 0.12, "top1_agreement": 1.0})
+    assert classifier.shortfalls({"max_prob_diff": 0.12, "top1_agreement": 0.5}) == (
+        "max prob diff 0.12 > 0.1 (by 0.02); agreement 0.5 < 0.9 (by 0.4)")
+    answers = QuantizeSettings.from_options(min_agreement=0.9).for_task(get_task("question-answering"))
+    assert not answers.meets({"max_prob_diff": 0.0, "span_agreement": 0.8})
+    anything = QuantizeSettings.from_options(max_prob_diff=0.01, target=False).for_task(get_task("fill-mask"))
+    assert anything.meets({"max_prob_diff": 0.9, "top1_agreement": 0.0}) and anything.describe_target() == "none"
+    with pytest.raises(OptionError, match="--min-cosine does not apply to token-classification"):
+        QuantizeSettings.from_options(min_cosine=0.9).for_task(get_task("token-classification"))
 
 
 def test_unreachable_target_is_reported_not_faked(fp32_folder):
-    with pytest.raises(QuantizationError, match=r"misses the target .*best mean cosine"):
-        dox.quantize(fp32_folder, min_cosine=1.0, min_worst_cosine=1.0)
+    with pytest.raises(QuantizationError, match=r"misses the target .*best max prob diff .* > 1e-09 \(by "):
+        dox.quantize(fp32_folder, max_prob_diff=1e-9)
     assert not (fp32_folder / "model_quantized.onnx").exists()
     assert "quantized" not in read_manifest(fp32_folder).data["variants"]
 
@@ -164,11 +180,11 @@ def test_a_strict_target_keeps_the_most_sensitive_matmuls_in_fp32(fp32_folder):
     loose = dox.quantize(fp32_folder, target=False)
     assert loose["quantization"]["kept_fp32"] == []
     first = loose["fidelity"]
-    target = first["mean_cosine"] + (1 - first["mean_cosine"]) / 2
-    strict = dox.quantize(fp32_folder, min_cosine=target, min_worst_cosine=first["min_cosine"])
+    target = first["max_prob_diff"] / 2
+    strict = dox.quantize(fp32_folder, max_prob_diff=target)
     quantization = strict["quantization"]
     assert quantization["kept_fp32"] and 0 < quantization["kept_fp32_compute_share"] <= 0.5
-    assert strict["fidelity"]["mean_cosine"] >= target > first["mean_cosine"]
+    assert strict["fidelity"]["max_prob_diff"] <= target < first["max_prob_diff"]
     assert quantization["speed_cost_of_kept_fp32"] is not None
     int8_matmuls = {n.name for n in onnx.load(str(fp32_folder / "model_quantized.onnx")).graph.node}
     assert not set(quantization["kept_fp32"]) & {name for name in int8_matmuls if name.endswith("_quant")}
@@ -228,13 +244,32 @@ def test_validate_holds_the_int8_graph_to_its_recorded_target(exported, tmp_path
     folder = tmp_path / "copy"
     shutil.copytree(exported["text-classification"], folder)
     manifest = read_manifest(folder).data
-    manifest["variants"]["quantized"]["quantization"]["target"]["min_cosine"] = 1.0
+    manifest["variants"]["quantized"]["quantization"]["target"]["max_prob_diff"] = 1e-9
     write_manifest(folder, manifest)
     with pytest.raises(ValidationError) as error:
         dox.validate(folder)
     assert len(error.value.report) == 1
-    assert error.value.report[0].startswith("model_quantized.onnx: mean cosine")
-    assert error.value.report[0].endswith("misses the target mean cosine >= 1.0 and worst cosine >= 0.98")
+    assert error.value.report[0].startswith("model_quantized.onnx: prob diff max")
+    assert error.value.report[0].endswith("misses the target max prob diff <= 1e-09")
+
+
+def test_a_manifest_from_before_the_per_head_measures_still_validates_and_loads(exported, tmp_path):
+    """Old records hold cosine targets and cosine figures for every head: validate says it judges the
+    int8 graph by the head's default target instead; auto still judges the record as written."""
+    folder = tmp_path / "copy"
+    shutil.copytree(exported["text-classification"], folder)
+    data = read_manifest(folder).data
+    record = data["variants"]["quantized"]
+    record["quantization"]["target"] = {"min_cosine": 0.995, "min_worst_cosine": 0.98}
+    record["fidelity"] = {"rows": 196, "max_abs_diff": 0.01, "mean_cosine": 0.999, "min_cosine": 0.99, "top1_agreement": 1.0}
+    manifest = write_manifest(folder, data)
+    line = [line for line in dox.validate(folder) if line.startswith("model_quantized.onnx")][-1]
+    assert "recorded target, mean cosine >= 0.995 and worst cosine >= 0.98, is in terms no longer measured" in line
+    assert line.endswith("target max prob diff <= 0.1")
+    candidates, excluded = fidelity_candidates(folder, manifest, "auto")
+    assert "quantized" in [variant.name for variant in candidates] and "quantized" not in excluded
+    record["fidelity"]["min_cosine"] = 0.5  # judged by its recorded cosine target, it misses
+    assert "worst cosine 0.5 < 0.98" in fidelity_candidates(folder, write_manifest(folder, data), "auto")[1]["quantized"]
 
 
 def test_validate_rechecks_every_variant(exported, tmp_path):
@@ -243,7 +278,7 @@ def test_validate_rechecks_every_variant(exported, tmp_path):
     lines = dox.validate(folder)
     assert any(line.startswith("model.onnx: max abs diff") and "PyTorch" in line for line in lines)
     assert any(line.startswith("model_optimized.onnx: max abs diff") for line in lines)
-    assert any(line.startswith("model_quantized.onnx: mean cosine") for line in lines)
+    assert any(line.startswith("model_quantized.onnx: prob diff max") for line in lines)
     data = bytearray((folder / "model_optimized.onnx").read_bytes())
     data[-100] ^= 0xFF
     (folder / "model_optimized.onnx").write_bytes(bytes(data))

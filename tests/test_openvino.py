@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -13,9 +15,11 @@ import pytest
 from click.testing import CliRunner
 from export_helpers import Exports
 
+import distilbert_onnx as dox
 from distilbert_onnx.artifacts import sha256_file
 from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
 from distilbert_onnx.checks.probes import make_probes, onnx_runner
+from distilbert_onnx.manifest import Target, meets
 from distilbert_onnx.cli import main
 from distilbert_onnx.config import load_config
 from distilbert_onnx.manifest import read_manifest
@@ -83,17 +87,22 @@ def test_export_writes_validated_and_recorded_openvino_variants(exported, task):
     assert fp32_ir["validation"]["passed"] and fp32_ir["validation"]["reference"] == "PyTorch"
     assert max(fp32_ir["validation"]["max_abs_diff"].values()) <= fp32_ir["validation"]["atol"]
     bf16 = fp32_ir["bf16"]
+    target = ({"min_cosine": 0.995, "min_worst_cosine": 0.98} if spec.compared_as == "mean-pooled"
+              else {"max_prob_diff": 0.1, "min_agreement": None})
     if has_native_bf16():
-        assert bf16["target"] == {"min_cosine": 0.995, "min_worst_cosine": 0.98}
-        assert bf16["meets_target"] == (bf16["fidelity"]["mean_cosine"] >= 0.995 and bf16["fidelity"]["min_cosine"] >= 0.98)
+        assert bf16["target"] == target
+        assert bf16["meets_target"] == meets(bf16["fidelity"], Target(target))
         assert bf16["fidelity"]["max_abs_diff"] > 0  # really run in bf16, not fp32
     else:
         assert bf16["fidelity"] is None and "no native bf16" in bf16["reason"]
     int8 = manifest["variants"]["openvino-int8"]
     quantization = int8["quantization"]
     assert int8["precision"] == "int8" and quantization["method"] == "NNCF post-training static quantization"
-    assert quantization["target"] == {"min_cosine": 0.995, "min_worst_cosine": 0.98}
-    assert int8["fidelity"]["mean_cosine"] >= 0.995 and int8["fidelity"]["min_cosine"] >= 0.98
+    assert quantization["target"] == target and meets(int8["fidelity"], Target(target))
+    if spec.compared_as == "mean-pooled":
+        assert int8["fidelity"]["mean_cosine"] >= 0.995 and int8["fidelity"]["min_cosine"] >= 0.98
+    else:
+        assert int8["fidelity"]["max_prob_diff"] <= 0.1
     assert quantization["calibration"]["texts"] == len(sample_texts())
     assert int8["probe_check"]["passed"] and set(int8["probe_check"]["max_abs_diff"]) == set(spec.output_names)
 
@@ -149,14 +158,63 @@ def test_openvino_command_meets_a_target_the_all_int8_ir_misses(one_layer, calib
     assert run("validate", folder, "--calibration-texts", calibration_file).exit_code == 0
 
 
-def test_an_impossible_target_is_an_error_and_writes_nothing(one_layer, calibration_file, tmp_path):
+def test_an_impossible_target_is_an_error_with_require_int8_and_writes_nothing(one_layer, calibration_file, tmp_path):
     folder = folder_copy(one_layer[0], tmp_path / "folder")
     before = {path.name: path.read_bytes() for path in folder.iterdir()}
-    result = run("openvino", folder, "--min-cosine", 1.0, "--min-worst-cosine", 1.0, "--calibration-texts", calibration_file)
+    impossible = ["--min-cosine", 1.0, "--min-worst-cosine", 1.0, "--calibration-texts", calibration_file]
+    result = run("openvino", folder, *impossible, "--require-int8")
     assert result.exit_code == 1, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "misses the target" in errors[0] and "Traceback" not in result.output
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == before  # same IRs and manifest, no temp folder
+    # Without --require-int8 the fp32 IR is made again and the folder keeps its earlier int8 IR, saying so.
+    kept = run("openvino", folder, *impossible)
+    assert kept.exit_code == 0, kept.output
+    assert "- openvino-int8 not rebuilt (the folder keeps its earlier one): the OpenVINO int8 IR misses" in kept.stderr
+    assert (folder / "openvino_model_int8.xml").read_bytes() == before["openvino_model_int8.xml"]
+    manifest = read_manifest(folder).data
+    assert "left_out" not in manifest and manifest["variants"]["openvino-int8"]["sha256"] == sha256_file(folder / "openvino_model_int8.xml")
+
+
+def test_export_leaves_out_the_int8_variants_that_miss_and_writes_the_rest(checkpoints, tmp_path):
+    out = tmp_path / "out"
+    result = run("export", checkpoints["text-classification"], out, "--no-optimize", "--max-prob-diff", "1e-9",
+                 "--calibration-texts", write_texts(tmp_path, 12))
+    assert result.exit_code == 0, result.output
+    left = [line for line in result.stderr.splitlines() if "left out" in line]
+    assert [line.split()[1] for line in left] == ["quantized", "openvino-int8"]
+    assert all("max prob diff" in line and "(by " in line for line in left)
+    manifest = read_manifest(out).data
+    assert set(manifest["variants"]) == {"fp32", "openvino"} and set(manifest["left_out"]) == {"quantized", "openvino-int8"}
+    assert not (out / "openvino_model_int8.xml").exists() and (out / "openvino_model.xml").is_file()
+    assert dox.load(out).variant in ("fp32", "openvino")
+
+
+def test_openvino_int8_calibrated_on_rows_and_gated_on_the_metric(one_layer, tmp_path):
+    folder = folder_copy(one_layer[0], tmp_path / "folder")
+    texts = sample_texts()
+    with (tmp_path / "rows.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["body"], *([text] for text in texts[:20])])
+    (tmp_path / "eval.jsonl").write_text("".join(
+        json.dumps({"body": text, "topic": index % 2}) + "\n" for index, text in enumerate(texts[20:60])), encoding="utf-8")
+    result = run("openvino", folder, "--calibration-data", tmp_path / "rows.csv", "--calibration-rows", 12,
+                 "--eval-data", tmp_path / "eval.jsonl", "--label-column", "topic", "--text-column", "body",
+                 "--max-metric-drop", 100)
+    assert result.exit_code == 0, result.output
+    int8 = read_manifest(folder).data["variants"]["openvino-int8"]
+    calibration = int8["quantization"]["calibration"]
+    assert calibration["rows_used"] == 12 and calibration["rows_in_file"] == 20
+    assert calibration["ranges_from"] == "the rows of the calibration data" and int8["fidelity"]["rows"] == 12
+    gate = int8["gate"]
+    assert gate["meets"] and gate["rows"] == 40 and gate["data_sha256"] == sha256_file(tmp_path / "eval.jsonl")
+    assert gate["metric"] == "knn_accuracy" and gate["fp32_value"] == pytest.approx(gate["value"] + gate["drop"])
+    assert "metric gate: knn_accuracy" in result.stdout
+
+
+def write_texts(folder, count):
+    path = folder / "texts.txt"
+    path.write_text("\n".join(sample_texts()[:count]) + "\n", encoding="utf-8")
+    return path
 
 
 def test_validate_and_info_cover_the_openvino_files(exported, tmp_path):
@@ -168,7 +226,7 @@ def test_validate_and_info_cover_the_openvino_files(exported, tmp_path):
         assert f"{name}: present, sha256 matches" in lines
     assert any(line.startswith("openvino_model.xml: fp32 inference: max abs diff") for line in lines)
     assert any(line.startswith("openvino_model.xml in bf16: bf16") for line in lines)
-    assert any(line.startswith("openvino_model_int8.xml: runs the padded probes; mean cosine") for line in lines)
+    assert any(line.startswith("openvino_model_int8.xml: runs the padded probes; prob diff max") for line in lines)
     info = run("info", folder).stdout
     for name in ("fp32", "optimized", "quantized", "openvino", "openvino-int8"):
         assert any(line.split()[:1] == [name] and " MB " in line for line in info.splitlines()), (name, info)

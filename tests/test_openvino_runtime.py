@@ -205,15 +205,37 @@ def test_choose_command_on_a_folder_with_nothing_to_choose(export_tiny):
 
 
 def test_auto_never_picks_a_variant_that_misses_the_target(openvino_exported, caplog):
-    poor = {"rows": 24, "max_abs_diff": 0.5, "mean_cosine": 0.99, "min_cosine": 0.9, "top1_agreement": 0.8}
+    poor = {"rows": 24, "max_abs_diff": 0.5, "max_prob_diff": 0.3, "mean_prob_diff": 0.05, "top1_agreement": 0.8}
     folder = openvino_exported("text-classification", int8_fidelity=poor)
     candidates, excluded = fidelity_candidates(folder, read_manifest(folder), "auto")
     assert "openvino-int8" not in [variant.name for variant in candidates]
-    assert "misses the target" in excluded["openvino-int8"]
+    assert "misses the target: max prob diff 0.3 > 0.1 (by 0.2)" in excluded["openvino-int8"]
     with caplog.at_level(logging.INFO, logger="distilbert_onnx"):
         pipe = dox.load(folder)
     assert pipe.variant != "openvino-int8"
     assert "not a candidate: openvino-int8" in caplog.text
+
+
+def test_auto_never_picks_a_variant_that_misses_its_metric_gate(openvino_exported, tmp_path, caplog):
+    import shutil
+
+    folder = tmp_path / "gated"
+    shutil.copytree(openvino_exported("text-classification"), folder)
+    data = read_manifest(folder).data
+    gate = {"metric": "accuracy", "value": 80.0, "fp32_value": 81.0, "drop": 1.0, "max_drop": 0.5, "changed_vs_fp32": 2.0,
+            "data": "held_out.csv", "data_sha256": "0" * 64, "rows": 200, "meets": False}
+    data["variants"]["openvino-int8"]["gate"] = gate
+    data["variants"]["quantized"]["gate"] = {**gate, "value": 80.8, "drop": 0.2, "meets": True}
+    manifest = write_manifest(folder, data)
+    candidates, excluded = fidelity_candidates(folder, manifest, "auto")
+    names = [variant.name for variant in candidates]
+    assert "quantized" in names and "openvino-int8" not in names
+    assert excluded["openvino-int8"] == "it misses its metric gate: accuracy drop 1.00 > 0.5 points on held_out.csv"
+    with caplog.at_level(logging.INFO, logger="distilbert_onnx"):
+        assert dox.load(folder).variant != "openvino-int8"
+    del data["variants"]["openvino-int8"]["gate"]  # ungated beside a gated int8 variant: not a candidate either
+    manifest = write_manifest(folder, data)
+    assert "not checked against a metric gate" in fidelity_candidates(folder, manifest, "auto")[1]["openvino-int8"]
 
 
 def test_auto_without_openvino_files_keeps_the_onnxruntime_rule(exported, caplog):

@@ -10,8 +10,19 @@ import distilbert_onnx as dox
 from distilbert_onnx.cli import main
 from distilbert_onnx.errors import OptionError
 from distilbert_onnx.manifest import read_manifest
-from distilbert_onnx.options import ATOL, GRAPH, MIN_COSINE, MIN_WORST_COSINE, OPSET
+from distilbert_onnx.options import (
+    ATOL,
+    CALIBRATION_ROWS,
+    GRAPH,
+    MAX_METRIC_DROP,
+    MAX_PROB_DIFF,
+    MIN_AGREEMENT,
+    MIN_COSINE,
+    MIN_WORST_COSINE,
+    OPSET,
+)
 from distilbert_onnx.quantize_settings import QuantizeSettings
+from distilbert_onnx.tasks import get_task
 
 
 def help_of(command: str) -> str:
@@ -22,7 +33,9 @@ def test_the_cli_shows_the_defaults_of_the_table():
     export = help_of("export")
     assert f"--opset INTEGER ONNX opset (14 to 17). [default: {OPSET.default}]" in export
     assert f"Tolerance of the validation against PyTorch. [default: {ATOL.default}]" in export
-    assert f"to fp32 [default: {MIN_COSINE.default}]." in export and f"to fp32 [default: {MIN_WORST_COSINE.default}]." in export
+    assert f"to fp32's (embeddings) [default: {MIN_COSINE.default}]." in export
+    assert f"to fp32's (embeddings) [default: {MIN_WORST_COSINE.default}]." in export
+    assert f"answer spans) [default: {MAX_PROB_DIFF.default}]." in export and "equal to fp32's [default: none]." in export
     assert f"Tolerance of the validation against model.onnx. [default: {ATOL.default}]" in help_of("optimize")
     assert f"[default: {GRAPH.default}]" in help_of("quantize")
 
@@ -33,10 +46,11 @@ def test_the_api_and_the_jobs_take_the_same_defaults(exported):
     assert manifest["variants"]["fp32"]["validation"]["atol"] == ATOL.default
     assert manifest["variants"]["optimized"]["validation"]["atol"] == ATOL.default
     assert manifest["variants"]["quantized"]["quantization"]["target"] == {
-        "min_cosine": MIN_COSINE.default, "min_worst_cosine": MIN_WORST_COSINE.default}
+        "max_prob_diff": MAX_PROB_DIFF.default, "min_agreement": MIN_AGREEMENT.default}
     settings = QuantizeSettings.from_options()
-    assert (settings.min_cosine, settings.min_worst_cosine, settings.graph) == (
-        MIN_COSINE.default, MIN_WORST_COSINE.default, GRAPH.default)
+    assert settings.for_task(get_task("feature-extraction")).target.as_data() == {
+        "min_cosine": MIN_COSINE.default, "min_worst_cosine": MIN_WORST_COSINE.default}
+    assert settings.graph == GRAPH.default and settings.calibration_file is None and settings.gate_file is None
     assert QuantizeSettings() == settings
 
 
@@ -47,6 +61,10 @@ def test_the_api_and_the_jobs_take_the_same_defaults(exported):
         (ATOL, 0.0, "atol must be a positive tolerance, got 0.0"),
         (MIN_COSINE, 1.5, r"min-cosine must be in \(0, 1\], got 1.5"),
         (MIN_WORST_COSINE, 0.0, r"min-worst-cosine must be in \(0, 1\], got 0.0"),
+        (MAX_PROB_DIFF, 1.5, r"max-prob-diff must be in \(0, 1\], got 1.5"),
+        (MIN_AGREEMENT, 0.0, r"min-agreement must be in \(0, 1\], got 0.0"),
+        (MAX_METRIC_DROP, -1.0, "max-metric-drop must be 0 or more points, got -1.0"),
+        (CALIBRATION_ROWS, 0, "calibration-rows must be a positive integer, got 0"),
         (GRAPH, "both", "graph must be auto, fused or unfused, got 'both'"),
     ],
 )

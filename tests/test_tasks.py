@@ -83,10 +83,13 @@ def test_calibration_batches_and_the_fidelity_measure_of_each_head(exported, tas
     reference = onnx_runner(folder / "model.onnx")
     expected = reference_outputs(reference, batches)
     same = fidelity(expected, reference, spec, batches)
-    agreement = {"question-answering": "span_agreement", "feature-extraction": None}.get(task, "top1_agreement")
-    keys = {"rows", "max_abs_diff", "mean_cosine", "min_cosine"} | ({agreement} if agreement else set())
-    assert set(same) == keys and same["max_abs_diff"] == 0.0
-    assert same["mean_cosine"] == pytest.approx(1.0) and same.get(agreement, 1.0) == 1.0
+    keys = {"probabilities": {"max_prob_diff", "mean_prob_diff", "top1_agreement"},
+            "spans": {"max_prob_diff", "mean_prob_diff", "span_agreement"},
+            "mean-pooled": {"mean_cosine", "min_cosine"}}[spec.compared_as]
+    assert set(same) == {"rows", "max_abs_diff"} | keys and same["max_abs_diff"] == 0.0
+    assert same.get("mean_cosine", 1.0) == pytest.approx(1.0) and same.get("max_prob_diff", 0.0) == 0.0
+    agreement = next((key for key in keys if key.endswith("_agreement")), None)
+    assert same.get(agreement, 1.0) == 1.0
     if task in ("token-classification", "fill-mask"):  # a vector per real token
         assert same["rows"] > len(TEXTS)
     else:
@@ -96,9 +99,11 @@ def test_calibration_batches_and_the_fidelity_measure_of_each_head(exported, tas
         return {name: -value for name, value in reference(feeds).items()}
 
     broken = fidelity(expected, negated, spec, batches)
-    assert broken["mean_cosine"] == pytest.approx(-1.0) and broken["max_abs_diff"] > 0
+    assert broken["max_abs_diff"] > 0
     if agreement:
-        assert broken[agreement] < 0.5
+        assert broken[agreement] < 0.5 and broken["max_prob_diff"] > 0
+    else:
+        assert broken["mean_cosine"] == pytest.approx(-1.0)
 
 
 def literals_compared(names, allowed: set[Path], subscripts: bool = False) -> list[str]:

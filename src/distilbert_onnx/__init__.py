@@ -43,20 +43,25 @@ def export(
     opset: int | None = None,
     atol: float | None = None,
     calibration_texts: str | Path | list[str] | None = None,
-    min_cosine: float | None = None,
-    min_worst_cosine: float | None = None,
+    require_int8: bool = False,
     force: bool = False,
     revision: str | None = None,
     echo=None,
+    **settings,
 ):
     """Export a DistilBERT checkpoint (folder or Hub id) to a deployable folder; returns an ExportResult.
 
     The task comes from config.json `architectures` unless given. The fp32 graph is validated against
     PyTorch; `optimize` adds the fused graph (and the fp16 one with `fp16`), `quantize` the int8 one,
-    measured on `calibration_texts` against the `min_cosine` / `min_worst_cosine` targets. `openvino`
-    adds the OpenVINO IRs (fp32, and int8 with `quantize`): by default when openvino (and NNCF for
-    int8) is installed, with a progress line saying what was skipped otherwise. Options left at None
-    take their defaults from distilbert_onnx.options.
+    measured on `calibration_texts` against the head's fidelity target; `settings` are the other
+    keywords of QuantizeSettings.from_options: the target's bounds (max_prob_diff and min_agreement
+    for classifiers, token classification, fill-mask and QA; min_cosine and min_worst_cosine for
+    embeddings; targets.py), calibration_data with columns and calibration_rows, and the metric gate
+    (eval_data, label_column, eval_rows, max_metric_drop). `openvino` adds the OpenVINO IRs (fp32, and int8
+    with `quantize`): by default when openvino (and NNCF for int8) is installed, with a progress line
+    saying what was skipped otherwise. An int8 variant that cannot meet its target is left out (the
+    manifest's `left_out` says why) unless `require_int8`, which makes it an error. Options left at
+    None take their defaults from distilbert_onnx.options.
     """
     try:
         from .exporting.job import export_checkpoint
@@ -76,7 +81,7 @@ def export(
         fp16=fp16,
         openvino=openvino,
         atol=atol,
-        quantize_settings=QuantizeSettings.from_options(calibration_texts, min_cosine, min_worst_cosine),
+        quantize_settings=QuantizeSettings.from_options(calibration_texts, require_int8=require_int8, **settings),
         force=force,
         revision=revision,
         echo=echo,

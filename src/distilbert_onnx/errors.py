@@ -46,6 +46,11 @@ def positive_tolerance(atol: float) -> float:
     return atol
 
 
+class DataError(DistilbertOnnxError, ValueError):
+    """A data file that cannot be used as given: missing, empty, a missing column, a bad value or
+    label; the message names the file, and the row and column where there is one."""
+
+
 class ConfigError(DistilbertOnnxError, ValueError):
     """config.json is missing, unreadable or not a DistilBERT config."""
 

@@ -3,9 +3,11 @@ atomically by one function.
 
 `read_manifest` checks the shape of what it reads (a wrong type under any key the code relies on is
 one ManifestError naming that key) and gives a `Manifest`: the task, the variants' records
-(`VariantRecord`: validation, fidelity, target, bf16 figures) and the JSON mapping as it is on disk
+(`VariantRecord`: validation, fidelity, target, metric gate, bf16 figures) and the JSON mapping as it is on disk
 (`data`), which is what gets written back, so keys this version does not model survive. Fidelity
-figures are compared with a target by `meets` and turned into text by `describe_fidelity`, here only.
+figures are compared with a target by `meets` (`shortfalls` says by how much they miss) and turned
+into text by `describe_fidelity`, here only; which bounds a head's target has is the task table's
+and targets.py's.
 """
 
 from __future__ import annotations
@@ -17,46 +19,78 @@ from pathlib import Path
 
 from .artifacts import load_json, sha256_file, staged_file
 from .errors import ArtifactError, ManifestError
-from .options import MIN_COSINE, MIN_WORST_COSINE
+from .targets import BOUNDS, target_for
+from .tasks import get_task
 from .variants import FP32, VARIANTS, Variant
 
 MANIFEST_NAME = "distilbert_onnx.json"
 FORMAT_VERSION = 1
+# Fidelity figures the code compares with targets (checks/fidelity.py): numbers where present.
+FIGURES = ("mean_cosine", "min_cosine", "max_prob_diff", "mean_prob_diff", "top1_agreement", "span_agreement")
 
 
 @dataclass(frozen=True)
 class Target:
-    """A fidelity target: the least mean and worst (per row) cosine to fp32; None: no bound."""
+    """A fidelity target: bounds on fidelity figures by name (targets.BOUNDS: max_prob_diff and
+    min_agreement for heads compared by probabilities or answer spans, min_cosine and
+    min_worst_cosine for sentence vectors); a bound that is None or absent does not bind."""
 
-    min_cosine: float | None = MIN_COSINE.default
-    min_worst_cosine: float | None = MIN_WORST_COSINE.default
+    bounds: Mapping[str, float | None] = field(default_factory=dict)
 
     @classmethod
     def from_data(cls, data: Mapping) -> Target:
-        return cls(data.get("min_cosine"), data.get("min_worst_cosine"))
+        return cls(dict(data))
 
     def as_data(self) -> dict:
-        return {"min_cosine": self.min_cosine, "min_worst_cosine": self.min_worst_cosine}
+        return dict(self.bounds)
+
+    @property
+    def binding(self) -> dict[str, float]:
+        return {name: value for name, value in self.bounds.items() if value is not None}
 
 
 def meets(figures: Mapping | None, target: Target) -> bool:
-    """Whether fidelity `figures` (mean_cosine, min_cosine) meet `target`; no figures never do."""
+    """Whether fidelity `figures` meet every bound of `target`; no figures never do, and a bound
+    whose figure the record lacks is missed."""
+    return bool(figures) and not shortfalls(figures, target)
+
+
+def shortfalls(figures: Mapping, target: Target) -> list[str]:
+    """One phrase per bound of `target` the figures miss, saying by how much."""
+    missed = []
+    for name, value in target.binding.items():
+        bound = BOUNDS[name]
+        figure = next((figures[key] for key in bound.figures if key in figures), None)
+        if figure is None:
+            missed.append(f"{bound.label} not measured")
+        elif (figure < value) if bound.at_least else (figure > value):
+            missed.append(f"{bound.label} {figure:.4g} {'<' if bound.at_least else '>'} {value:g} (by {abs(figure - value):.3g})")
+    return missed
+
+
+def describe_target(target: Target) -> str:
+    """The target in words: "max prob diff <= 0.1", "mean cosine >= 0.995 and worst cosine >= 0.98"."""
+    parts = [f"{BOUNDS[name].label} {'>=' if BOUNDS[name].at_least else '<='} {value:g}"
+             for name, value in target.binding.items()]
+    return " and ".join(parts) or "none"
+
+
+def describe_fidelity(figures: Mapping | None, digits: int = 5, full: bool = False) -> str:
+    """Fidelity figures as text, in the head's terms: "prob diff max 0.0123, mean 0.00101" or "mean
+    cosine 0.99912, worst 0.99501", and with `full` the agreement, the max abs diff and the rows."""
     if not figures:
-        return False
-    return (target.min_cosine is None or figures["mean_cosine"] >= target.min_cosine) and (
-        target.min_worst_cosine is None or figures["min_cosine"] >= target.min_worst_cosine)
-
-
-def describe_fidelity(figures: Mapping, digits: int = 5, full: bool = False) -> str:
-    """Fidelity figures as text: "mean cosine 0.99912, worst 0.99501", and with `full` the max abs
-    diff, the agreement figures and the rows measured."""
-    text = f"mean cosine {figures['mean_cosine']:.{digits}f}, worst {figures['min_cosine']:.{digits}f}"
+        return "no figures"
+    parts = []
+    if "mean_prob_diff" in figures:
+        parts.append(f"prob diff max {figures['max_prob_diff']:.{digits - 1}f}, mean {figures['mean_prob_diff']:.{digits}f}")
+    if "mean_cosine" in figures:
+        parts.append(f"mean cosine {figures['mean_cosine']:.{digits}f}, worst {figures['min_cosine']:.{digits}f}")
     if not full:
-        return text
-    parts = [text, f"max abs diff {figures['max_abs_diff']:.2e}"]
+        return ", ".join(parts)
     for key in ("top1_agreement", "span_agreement"):
         if key in figures:
             parts.append(f"{key.replace('_', ' ')} {figures[key]:.1%}")
+    parts.append(f"max abs diff {figures['max_abs_diff']:.2e}")
     return ", ".join(parts) + f" ({figures['rows']} rows)"
 
 
@@ -80,6 +114,11 @@ class VariantRecord:
         """The fidelity target it was quantized to meet (None for a variant not quantized to one)."""
         target = (self.quantization or {}).get("target")
         return Target.from_data(target) if target else None
+
+    @property
+    def gate(self) -> Mapping | None:
+        """Its metric gate record (graph/metric_gate.py), where it was built with one."""
+        return self.data.get("gate")
 
     @property
     def failed_validation(self) -> bool:
@@ -119,14 +158,21 @@ class Manifest:
         """The tolerance model.onnx was validated to against PyTorch (the others are held to it too)."""
         return self.record(FP32).validation["atol"]
 
+    @property
+    def left_out(self) -> Mapping:
+        """{variant: why} for the int8 variants a build left out because they missed their target."""
+        return self.data.get("left_out") or {}
+
     def target(self) -> Target:
-        """The folder's fidelity target: per figure, the strictest recorded with its quantized variants."""
+        """The folder's fidelity target: per bound, the strictest recorded with its quantized variants;
+        the head's default target when none is recorded."""
         bounds: dict[str, float] = {}
         for record in self.records.values():
-            for name, value in (record.target.as_data() if record.target else {}).items():
-                if value is not None:
-                    bounds[name] = max(value, bounds.get(name, value))
-        return Target(bounds.get("min_cosine"), bounds.get("min_worst_cosine")) if bounds else Target()
+            for name, value in (record.target.binding if record.target else {}).items():
+                if name in BOUNDS:
+                    stricter = max if BOUNDS[name].at_least else min
+                    bounds[name] = stricter(value, bounds.get(name, value))
+        return Target(bounds) if bounds else Target(target_for(get_task(self.task)))
 
 
 def read_manifest(folder: str | Path) -> Manifest | None:
@@ -182,8 +228,9 @@ def parse_manifest(path: Path, data: dict) -> Manifest:
             if entry.get(part) is not None:
                 parts[part] = expect(entry[part], dict, f'{key}."{part}"', "an object")
         for figures, where in ((parts.get("fidelity"), "fidelity"), ((parts.get("bf16") or {}).get("fidelity"), "bf16")):
-            for figure in ("mean_cosine", "min_cosine") if figures else ():
-                expect(figures.get(figure), (int, float), f'{key}."{where}"."{figure}"', "a number")
+            for figure in FIGURES if figures else ():
+                if figure in figures:
+                    expect(figures[figure], (int, float), f'{key}."{where}"."{figure}"', "a number")
         if name in VARIANTS:  # a variant of a later version is kept on disk, unread
             records[name] = VariantRecord(VARIANTS[name], entry, **parts)
     return Manifest(path, data, task, records)
@@ -211,6 +258,10 @@ def update_manifest(folder: str | Path, variants: Mapping[str, dict] | None = No
     data = dict(require_manifest(folder).data)
     if variants:
         data["variants"] = {**data["variants"], **variants}
+        left_out = {name: why for name, why in (data.get("left_out") or {}).items() if name not in variants}
+        data.pop("left_out", None)
+        if left_out:  # a variant written is no longer left out
+            data["left_out"] = left_out
     data.update(entries)
     return write_manifest(folder, data)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import OptionError, positive_tolerance
+from .errors import OptionError, positive_int, positive_tolerance
 
 # LayerNormalization is a single op from opset 17; below 14 the exporter lacks ops DistilBERT uses.
 SUPPORTED_OPSETS = range(14, 18)
@@ -47,13 +47,21 @@ def _opset(value: int) -> int:
     return value
 
 
-def _cosine(flag: str) -> Callable[[float], float]:
+def _share(flag: str) -> Callable[[float], float]:
+    """The check of a cosine, probability or share bound: a number in (0, 1]."""
+
     def check(value: float) -> float:
         if not 0.0 < value <= 1.0:
             raise OptionError(f"{flag} must be in (0, 1], got {value}")
         return value
 
     return check
+
+
+def _points(value: float) -> float:
+    if not value >= 0:
+        raise OptionError(f"max-metric-drop must be 0 or more points, got {value}")
+    return float(value)
 
 
 def _graph(value: str) -> str:
@@ -64,9 +72,28 @@ def _graph(value: str) -> str:
 
 OPSET = Option("opset", 17, "ONNX opset (14 to 17).", _opset)
 ATOL = Option("atol", 1e-4, "Tolerance of the validation against {reference}.", positive_tolerance)
-MIN_COSINE = Option("min_cosine", 0.995, "Target mean cosine of int8 outputs to fp32", _cosine("min-cosine"))
+# The int8 fidelity targets (targets.py says which heads each applies to and why these defaults).
+MIN_COSINE = Option("min_cosine", 0.995, "Target mean cosine of int8 sentence vectors to fp32's (embeddings)",
+                    _share("min-cosine"))
 MIN_WORST_COSINE = Option(
-    "min_worst_cosine", 0.98, "Target worst-case cosine of int8 outputs to fp32", _cosine("min-worst-cosine")
+    "min_worst_cosine", 0.98, "Target worst-case cosine of int8 sentence vectors to fp32's (embeddings)",
+    _share("min-worst-cosine"),
+)
+MAX_PROB_DIFF = Option(
+    "max_prob_diff", 0.1, "Largest change of any predicted probability from fp32's (classes, tokens, answer spans)",
+    _share("max-prob-diff"),
+)
+MIN_AGREEMENT = Option(
+    "min_agreement", None, "Target share of predictions (top class, token label, answer span) equal to fp32's",
+    _share("min-agreement"),
+)
+CALIBRATION_ROWS = Option(
+    "calibration_rows", 300, "Rows of --calibration-data used, sampled reproducibly (seed 0) when it has more.",
+    lambda value: positive_int("calibration-rows", value),
+)
+MAX_METRIC_DROP = Option(
+    "max_metric_drop", None, "Largest drop of the task's metric from fp32's on --eval-data, in points, for an int8 variant.",
+    _points,
 )
 GRAPH = Option(
     "graph", "auto", "Which fp32 graph to quantize; auto tries both and keeps the faster.", _graph,

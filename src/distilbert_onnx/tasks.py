@@ -3,7 +3,7 @@
 Everything that differs between heads lives here as data, so the exporter, the validator, the
 optimizer, the runtime and every front end (the CLI, a server, a bulk job) read the same facts:
 names, the architecture in config.json, the ONNX inputs and outputs and their dynamic axes, what one
-input record holds, how made-up inputs of a given size look, which fidelity measure applies, and the
+input record holds, how made-up inputs of a given size look, how int8 fidelity is measured, and the
 few graph facts the optimizer checks. Code outside this table and the heads' own pipeline handlers
 asks the spec rather than comparing task names. No torch import.
 """
@@ -26,14 +26,22 @@ CHOICE_AXES = ("batch_size", "num_choices", "sequence_length")
 # Choices per prompt wherever a multiple-choice input is made up rather than given: the export's
 # example input, calibration inputs, benchmark and timing inputs.
 CHOICES = 4
-# How fidelity turns a head's outputs into the vectors it compares by cosine:
-#   "logits"       the logits of each text, token or choice set;
-#   "mean-pooled"  last_hidden_state averaged over each text's real tokens (a sentence vector);
-#   "spans"        start and end logits at real positions, side by side.
-COMPARED_AS = ("logits", "mean-pooled", "spans")
-# The agreement figure fidelity adds: equal argmax ("top1_agreement") or equal best answer span
-# ("span_agreement"); None where neither means anything (embeddings).
-AGREEMENTS = ("top1_agreement", "span_agreement", None)
+# How fidelity compares a head's outputs with fp32's (graph/fidelity.py; targets.py bounds the figures):
+#   "probabilities"  the probabilities of each text's classes, each choice set's choices, or each real
+#                    token's labels / vocabulary (softmax; sigmoid for a multi-label problem_type):
+#                    their largest change and the share of equal top-1 predictions;
+#   "spans"          the best answer span: the share of equal spans, the change of its probability;
+#   "mean-pooled"    last_hidden_state averaged over each text's real tokens (a sentence vector): cosine.
+COMPARED_AS = ("probabilities", "spans", "mean-pooled")
+# How `evaluate` scores a head's predictions on labelled rows (checks/metrics.py, checks/scoring.py):
+#   "classes"      accuracy and macro F1 of the predicted class (multi-label by config problem_type)
+#   "entities"     entity precision / recall / F1 over word-level IOB tags (seqeval's default mode)
+#   "answers"      SQuAD exact match and F1 (several gold answers; no-answer rows as in SQuAD 2.0)
+#   "masked-word"  top-1 and top-5 accuracy of the masked word
+#   "choice"       accuracy of the chosen choice
+#   "similarity"   sentence vectors: Spearman of cosine with gold scores, k-NN accuracy with labels,
+#                  agreement with fp32 without labels
+METRICS = ("classes", "entities", "answers", "masked-word", "choice", "similarity")
 
 
 @dataclass(frozen=True)
@@ -57,16 +65,16 @@ class TaskSpec:
     # A pair too long for the model loses tokens from: both parts ("longest_first"), or the second
     # only ("only_second": a question is kept whole, its context cut).
     pair_truncation: str = "longest_first"
-    compared_as: str = "logits"  # one of COMPARED_AS
-    agreement: str | None = "top1_agreement"  # one of AGREEMENTS
+    compared_as: str = "probabilities"  # one of COMPARED_AS
+    metric: str = "classes"  # one of METRICS
     has_labels: bool = False  # config.json's id2label names the classes of its outputs
     gives_embeddings: bool = False  # its pooled outputs are text vectors (served as /v1/embeddings)
     # GELUs in the head on top of one per encoder layer (the masked-LM transform has one).
     head_gelus: int = 0
 
     def __post_init__(self):
-        if self.compared_as not in COMPARED_AS or self.agreement not in AGREEMENTS:
-            raise ValueError(f"{self.name}: compared_as / agreement outside {COMPARED_AS} / {AGREEMENTS}")
+        if self.compared_as not in COMPARED_AS or self.metric not in METRICS:
+            raise ValueError(f"{self.name}: compared_as / metric outside {COMPARED_AS} / {METRICS}")
         if self.text_field not in self.record_fields or not set(self.required_fields) <= set(self.record_fields):
             raise ValueError(f"{self.name}: text_field and required_fields must be record fields")
 
@@ -150,8 +158,8 @@ TASKS: tuple[TaskSpec, ...] = (
         input_axes=TOKEN_AXES,
         outputs={"last_hidden_state": ("batch_size", "sequence_length", "dim")},
         gives_embeddings=True,
+        metric="similarity",
         compared_as="mean-pooled",
-        agreement=None,
     ),
     TaskSpec(
         name="fill-mask",
@@ -159,6 +167,7 @@ TASKS: tuple[TaskSpec, ...] = (
         architecture="DistilBertForMaskedLM",
         input_axes=TOKEN_AXES,
         outputs={"logits": ("batch_size", "sequence_length", "vocab")},
+        metric="masked-word",
         head_gelus=1,
     ),
     TaskSpec(
@@ -176,6 +185,7 @@ TASKS: tuple[TaskSpec, ...] = (
         architecture="DistilBertForTokenClassification",
         input_axes=TOKEN_AXES,
         outputs={"logits": ("batch_size", "sequence_length", "num_labels")},
+        metric="entities",
         has_labels=True,
     ),
     TaskSpec(
@@ -192,7 +202,7 @@ TASKS: tuple[TaskSpec, ...] = (
         text_field="context",
         pair_truncation="only_second",
         compared_as="spans",
-        agreement="span_agreement",
+        metric="answers",
     ),
     TaskSpec(
         name="multiple-choice",
@@ -203,6 +213,7 @@ TASKS: tuple[TaskSpec, ...] = (
         record_fields=("prompt", "choices"),
         required_fields=("prompt", "choices"),
         text_field="prompt",
+        metric="choice",
     ),
 )
 

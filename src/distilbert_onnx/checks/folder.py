@@ -23,11 +23,12 @@ from ..config import load_config
 from ..errors import ValidationError, first_line
 from ..manifest import Manifest, describe_fidelity, require_manifest
 from ..progress import Stages
-from ..quantize_settings import QuantizeSettings
+from ..quantize_settings import recorded_settings
 from ..tasks import TaskSpec, get_task
 from ..variants import FP16, FP32, OPTIMIZED, QUANTIZED
 from .fidelity import calibration_batches, fidelity, reference_outputs
 from .fp16 import validate_fp16
+from .metric_gate import gate_summary
 from .openvino import openvino_checks
 from .probes import Runner, check, make_probes, onnx_runner
 
@@ -135,15 +136,15 @@ def _fp16(folder, spec, probes, reference) -> str:
 
 
 def _int8(folder, manifest, spec, config, reference, calibration_texts) -> str:
-    settings = QuantizeSettings.for_target(calibration_texts, manifest.record(QUANTIZED).target)
+    record = manifest.record(QUANTIZED)
+    settings, note = recorded_settings(spec, record.target, calibration_texts)
     texts = settings.texts()
     batches = calibration_batches(folder, spec, config, texts)
     figures = fidelity(reference_outputs(reference, batches), onnx_runner(folder / QUANTIZED.file), spec, batches)
-    line = (f"{describe_fidelity(figures)} to fp32 "
-            f"on {len(texts)} texts ({settings.calibration_source})")
+    line = f"{describe_fidelity(figures)} to fp32 on {len(texts)} texts ({settings.calibration_source}){note}"
     if not settings.meets(figures):
         raise ValidationError("int8 fidelity", report=[f"{line}: misses the target {settings.describe_target()}"])
-    return f"{line}; target {settings.describe_target()}"
+    return f"{line}; target {settings.describe_target()}" + (f"; recorded {gate_summary(record.gate)}" if record.gate else "")
 
 
 def _summary(figures: dict) -> str:

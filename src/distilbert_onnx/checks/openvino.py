@@ -15,10 +15,11 @@ from pathlib import Path
 
 from ..errors import MissingExtraError, ValidationError
 from ..manifest import Manifest, Target, describe_fidelity
-from ..quantize_settings import QuantizeSettings
+from ..quantize_settings import recorded_settings
 from ..runtime.openvino_runner import has_native_bf16, import_openvino, openvino_runner
 from ..variants import OPENVINO_INT8, OPENVINO_IR
 from .fidelity import calibration_batches, fidelity, reference_outputs
+from .metric_gate import gate_summary
 from .probes import check
 
 Check = tuple[str, str, Callable[[], str]]  # label, stage name, the check (a line, or a ValidationError)
@@ -37,14 +38,15 @@ def openvino_checks(folder: Path, manifest: Manifest, spec, config, probes, refe
     measured: dict = {}
 
     def measurements(target: Target):
-        """Calibration batches and fp32's outputs on them, made once for both checks."""
-        settings = QuantizeSettings.for_target(calibration_texts, target)
+        """The settings that judge by the recorded `target` (and a note when it is replaced), the
+        calibration batches and fp32's outputs on them (made once for both checks)."""
+        settings, note = recorded_settings(spec, target, calibration_texts)
         if not measured:
             texts = settings.texts()
             measured["batches"] = calibration_batches(folder, spec, config, texts)
             measured["expected"] = reference_outputs(reference, measured["batches"])
             measured["texts"] = f"{len(texts)} texts ({settings.calibration_source})"
-        return settings, measured["batches"], measured["expected"]
+        return settings, note, measured["batches"], measured["expected"]
 
     def fp32_ir() -> str:
         figures = check(reference, openvino_runner(folder / OPENVINO_IR.file, "f32"), spec, probes, atol,
@@ -58,10 +60,9 @@ def openvino_checks(folder: Path, manifest: Manifest, spec, config, probes, refe
             return f"bf16 {record['reason']}"
         if not has_native_bf16():
             return "bf16 not measured again: this CPU has no native bf16 (the runtime runs the IR in fp32 here)"
-        settings, batches, expected = measurements(Target.from_data(record["target"]))
+        settings, note, batches, expected = measurements(Target.from_data(record["target"]))
         figures = fidelity(expected, openvino_runner(folder / OPENVINO_IR.file, "bf16"), spec, batches)
-        line = (f"bf16 {describe_fidelity(figures)} to fp32 on "
-                f"{measured['texts']}")
+        line = f"bf16 {describe_fidelity(figures)} to fp32 on {measured['texts']}{note}"
         if record["meets_target"] and not settings.meets(figures):
             raise ValidationError("bf16", report=[f"{line}: misses the target {settings.describe_target()} it was recorded to meet"])
         verdict = "meets" if settings.meets(figures) else "misses (recorded as missing: the runtime runs fp32)"
@@ -73,13 +74,13 @@ def openvino_checks(folder: Path, manifest: Manifest, spec, config, probes, refe
         precision = record.inference_precision if has_native_bf16() else "f32"
         runner = openvino_runner(path, precision)
         check(reference, runner, spec, probes, float("inf"), path.name, "model.onnx")  # shapes, finite values
-        settings, batches, expected = measurements(record.target)
+        settings, note, batches, expected = measurements(record.target)
         figures = fidelity(expected, runner, spec, batches)
-        line = (f"runs the padded probes; {describe_fidelity(figures)} "
-                f"to fp32 on {measured['texts']} (other ops in {precision})")
+        line = (f"runs the padded probes; {describe_fidelity(figures)} to fp32 on {measured['texts']} "
+                f"(other ops in {precision}){note}")
         if not settings.meets(figures):
             raise ValidationError("int8 fidelity", report=[f"{line}: misses the target {settings.describe_target()}"])
-        return f"{line}; target {settings.describe_target()}"
+        return f"{line}; target {settings.describe_target()}" + (f"; recorded {gate_summary(record.gate)}" if record.gate else "")
 
     checks: list[Check] = []
     if manifest.has(OPENVINO_IR):

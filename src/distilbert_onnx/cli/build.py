@@ -7,11 +7,24 @@ import json
 
 import click
 
+from ..checks.metric_gate import gate_summary
 from ..manifest import describe_fidelity
 from ..tasks import TASK_NAMES, get_task
 from .app import main, progress, with_options
 from .entries import fused_summary, validation_summary, variants_table
-from .options import FOLDER, FORCE, FP16, GRAPH_OPTION, OPSET_OPTION, TARGET_OPTIONS, TASK, atol_option
+from .options import (
+    DATA_OPTIONS,
+    FOLDER,
+    FORCE,
+    FP16,
+    GRAPH_OPTION,
+    OPSET_OPTION,
+    REQUIRE_INT8,
+    TARGET_OPTIONS,
+    TASK,
+    atol_option,
+    settings_options,
+)
 
 
 @main.command()
@@ -25,17 +38,22 @@ from .options import FOLDER, FORCE, FP16, GRAPH_OPTION, OPSET_OPTION, TARGET_OPT
 @click.option("--no-openvino", is_flag=True, help="Skip the OpenVINO IRs (made by default when the [openvino-build] extra is installed).")
 @atol_option("PyTorch")
 @with_options(TARGET_OPTIONS)
+@REQUIRE_INT8
+@with_options(DATA_OPTIONS)
 @click.option("--revision", help="Hub revision (branch, tag or commit) when MODEL is a Hub id.")
 @FORCE
-def export(model, output, task, opset, no_optimize, no_quantize, fp16, no_openvino, atol, calibration_texts, min_cosine,
-           min_worst_cosine, revision, force):
-    """Export checkpoint MODEL (folder or Hub id) to the deployable folder OUTPUT."""
+def export(model, output, task, opset, no_optimize, no_quantize, fp16, no_openvino, atol, require_int8, revision,
+           force, **options):
+    """Export checkpoint MODEL (folder or Hub id) to the deployable folder OUTPUT.
+
+    An int8 variant that cannot meet its fidelity target is left out (one line says by how much it
+    missed) and everything else is written; --require-int8 makes that an error."""
     from .. import export as export_model
 
     result = export_model(model, output, task=task, optimize=not no_optimize, quantize=not no_quantize, fp16=fp16,
                           openvino=False if no_openvino else None, opset=opset, atol=atol,
-                          calibration_texts=calibration_texts, min_cosine=min_cosine,
-                          min_worst_cosine=min_worst_cosine, force=force, revision=revision, echo=progress)
+                          require_int8=require_int8, force=force, revision=revision, echo=progress,
+                          **settings_options(options))
     click.echo(f"exported {result.task} to {result.folder} in {sum(result.seconds.values()):.1f} s")
     click.echo(variants_table(result.manifest))
 
@@ -58,16 +76,19 @@ def optimize(folder, fp16, atol):
 @click.option("--no-target", is_flag=True, help="Quantize every MatMul, whatever the fidelity.")
 @click.option("--per-tensor", is_flag=True, help="One weight scale per tensor instead of per output channel.")
 @GRAPH_OPTION
-def quantize(folder, calibration_texts, min_cosine, min_worst_cosine, no_target, per_tensor, graph):
-    """Add the int8 graph (model_quantized.onnx) to an exported FOLDER, meeting a fidelity target."""
+@with_options(DATA_OPTIONS)
+def quantize(folder, no_target, per_tensor, graph, **options):
+    """Add the int8 graph (model_quantized.onnx) to an exported FOLDER, meeting a fidelity target
+    (and, with --eval-data and --max-metric-drop, the task's metric on your data)."""
     from .. import quantize as quantize_folder
 
-    record = quantize_folder(folder, echo=progress, calibration_texts=calibration_texts, min_cosine=min_cosine,
-                             min_worst_cosine=min_worst_cosine, per_channel=not per_tensor, graph=graph,
-                             target=not no_target)
+    record = quantize_folder(folder, echo=progress, per_channel=not per_tensor, graph=graph, target=not no_target,
+                             **settings_options(options))
     quantization = record["quantization"]
     click.echo(f"{record['file']}: from {quantization['source_graph']} ({quantization['why']})")
     click.echo(f"  fidelity: {describe_fidelity(record['fidelity'], full=True)}")
+    if record.get("gate"):
+        click.echo(f"  {gate_summary(record['gate'])}")
     click.echo(f"  kept in fp32: {len(quantization['kept_fp32'])} MatMul(s), "
                f"{quantization['kept_fp32_compute_share']:.1%} of the compute")
 

@@ -3,7 +3,8 @@ summaries of fusion, validation and fidelity that `optimize`, `quantize` and `op
 
 from __future__ import annotations
 
-from ..manifest import Manifest, describe_fidelity
+from ..checks.metric_gate import gate_summary
+from ..manifest import Manifest, Target, describe_fidelity, describe_target
 
 
 def variants_table(manifest: Manifest) -> str:
@@ -20,10 +21,14 @@ def variants_table(manifest: Manifest) -> str:
             lines.append(f"             {validation_summary(record)}")
         if "fidelity" in record:
             lines.append(f"             fidelity to fp32: {describe_fidelity(record['fidelity'], full=True)}")
+        if record.get("gate"):
+            lines.append(f"             {gate_summary(record['gate'])}")
         if "quantization" in record:
             quantization = record["quantization"]
             lines.append(f"             from {quantization['source_graph']}, {quantization['weights']}, "
                          f"{len(quantization['kept_fp32'])} MatMul(s) kept in fp32")
+    for name, reason in manifest.left_out.items():
+        lines.append(f"  {name:<10} LEFT OUT: {reason}")
     return "\n".join(lines)
 
 
@@ -66,9 +71,10 @@ def ir_lines(record: dict) -> list[str]:
     if "quantization" in record:
         quantization = record["quantization"]
         lines.append(f"fidelity to fp32: {describe_fidelity(record['fidelity'], full=True)}")
-        target = quantization["target"]
+        if record.get("gate"):
+            lines.append(gate_summary(record["gate"]))
         lines.append(f"NNCF {quantization['preset']} preset, {quantization['model_type']}; "
                      f"{len(quantization['kept_fp32'])} op(s) kept in fp32 "
-                     f"({quantization['kept_fp32_compute_share']:.1%} of the compute) to meet mean cosine >= "
-                     f"{target['min_cosine']}, worst >= {target['min_worst_cosine']}")
+                     f"({quantization['kept_fp32_compute_share']:.1%} of the compute) to meet "
+                     f"{describe_target(Target.from_data(quantization['target']))}")
     return lines

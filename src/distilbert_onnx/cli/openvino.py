@@ -7,21 +7,26 @@ import click
 
 from .app import main, progress, with_options
 from .entries import ir_lines
-from .options import FOLDER, TARGET_OPTIONS
+from .options import DATA_OPTIONS, FOLDER, REQUIRE_INT8, TARGET_OPTIONS, settings_options
 
 
 @main.command()
 @FOLDER
 @with_options(TARGET_OPTIONS)
 @click.option("--no-int8", is_flag=True, help="Only the fp32 IR (and its bf16 figure): no NNCF int8 IR.")
-def openvino(folder, calibration_texts, min_cosine, min_worst_cosine, no_int8):
+@REQUIRE_INT8
+@with_options(DATA_OPTIONS)
+def openvino(folder, no_int8, require_int8, **options):
     """Add openvino_model.xml (fp32 IR) and openvino_model_int8.xml (NNCF static int8 meeting the
-    fidelity target) to an exported FOLDER. Needs the [openvino-build] extra (openvino, nncf)."""
+    fidelity target) to an exported FOLDER. Needs the [openvino-build] extra (openvino, nncf).
+
+    An int8 IR that cannot meet its target is left out with a line saying why (the fp32 IR is still
+    written); --require-int8 makes that an error."""
     from ..openvino_build.build import openvino_folder
     from ..quantize_settings import QuantizeSettings
     from ..progress import Stages
 
-    settings = QuantizeSettings.from_options(calibration_texts, min_cosine, min_worst_cosine)
+    settings = QuantizeSettings.from_options(require_int8=require_int8, **settings_options(options))
     records = openvino_folder(folder, settings, int8=not no_int8, stages=Stages(progress))
     for name, record in records.items():
         click.echo(f"{record['file']} + {record['weights']['file']}: {record['size_bytes'] / 1e6:.1f} MB")

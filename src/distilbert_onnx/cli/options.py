@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import click
 
-from ..options import ATOL, GRAPH, MIN_COSINE, MIN_WORST_COSINE, OPSET
+from ..bulk.columns import RECORD_FIELDS
+from ..options import ATOL, CALIBRATION_ROWS, GRAPH, MAX_METRIC_DROP, OPSET
 from ..quantize_settings import BUILT_IN_SAMPLE
+from ..targets import BOUNDS
 from ..tasks import TASK_CHOICES
 
 FOLDER = click.argument("folder", type=click.Path(exists=True, file_okay=False))
@@ -29,9 +31,40 @@ def atol_option(against: str):
                         help=ATOL.help.format(reference=against))
 
 
-# The int8 fidelity target and the texts it is measured on (export, quantize).
+# The int8 fidelity target (its bounds, as targets.py applies them per head) and the texts it is
+# measured on (export, quantize, openvino). A command takes the bounds as keyword arguments named as
+# in targets.BOUNDS.
 TARGET_OPTIONS = [
     click.option("--calibration-texts", type=click.Path(dir_okay=False), help=f"Text file, one text per line, to measure int8 fidelity on [default: {BUILT_IN_SAMPLE}]."),
-    click.option(MIN_COSINE.flag, type=float, help=f"{MIN_COSINE.help} [default: {MIN_COSINE.default}]."),
-    click.option(MIN_WORST_COSINE.flag, type=float, help=f"{MIN_WORST_COSINE.help} [default: {MIN_WORST_COSINE.default}]."),
+    *(click.option(bound.option.flag, type=float,
+                   help=f"{bound.option.help} [default: {'none' if bound.option.default is None else bound.option.default}].")
+      for bound in BOUNDS.values()),
 ]
+REQUIRE_INT8 = click.option("--require-int8", is_flag=True,
+                            help="An int8 variant that cannot meet its target is an error [default: left out, with a line saying why].")
+
+# The user's own data in a build (export, quantize, openvino): calibration rows, and the labelled rows
+# of the metric gate, read with the task's --FIELD-column options (as `predict` and `evaluate` read them).
+DATA_OPTIONS = [
+    click.option("--calibration-data", type=click.Path(dir_okay=False), metavar="FILE",
+                 help="Calibrate int8 on your own rows (.parquet, .csv, .jsonl; the --FIELD-column options) instead of texts."),
+    click.option(CALIBRATION_ROWS.flag, type=int, help=f"{CALIBRATION_ROWS.help} [default: {CALIBRATION_ROWS.default}]."),
+    click.option("--eval-data", type=click.Path(dir_okay=False), metavar="FILE",
+                 help="Labelled rows (.parquet, .csv, .jsonl) for the metric gate: with --max-metric-drop, each int8 "
+                      "variant keeps the task's metric within that drop of fp32's on them."),
+    click.option("--label-column", metavar="COLUMN", help="--eval-data: the column of gold labels [default: label]."),
+    click.option("--eval-rows", type=click.IntRange(min=1), help="--eval-data: its first N rows [default: all]."),
+    click.option(MAX_METRIC_DROP.flag, type=float, metavar="POINTS", help=MAX_METRIC_DROP.help),
+    *(click.option(f"--{name.replace('_', '-')}-column", f"{name}_column", metavar="COLUMN",
+                   help=f"--calibration-data / --eval-data: the column holding {name} [default: {name}]."
+                   if name != "text_pair" else "--calibration-data / --eval-data: the column of a text pair's second text.")
+      for name in RECORD_FIELDS),
+]
+
+
+def settings_options(options: dict) -> dict:
+    """A build command's target and data options as QuantizeSettings.from_options takes them (the
+    --FIELD-column options gathered into `columns`)."""
+    options = dict(options)
+    columns = {name: options.pop(f"{name}_column") for name in RECORD_FIELDS}
+    return {**options, "columns": columns}

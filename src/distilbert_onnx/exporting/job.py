@@ -1,8 +1,10 @@
 """The export job end to end: a checkpoint in, a validated deployable folder out.
 
 load checkpoint -> trace to ONNX -> validate against PyTorch -> tokenizer, config, manifest ->
-(fuse -> quantize -> OpenVINO IRs). Everything is built in a staging folder beside the target and renamed into place
-only when every stage passed, so a failure leaves no half-written output.
+(fuse -> quantize -> OpenVINO IRs). An int8 variant that cannot meet its target is left out, with a
+line saying why, unless the settings require int8. Everything is built in a staging folder beside
+the target and renamed into place only when every stage passed, so a failure leaves no
+half-written output.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from ..onnx_build.write_int8 import Int8Child
 from ..openvino_build.build import export_openvino
 from ..options import ATOL, OPSET
 from ..progress import Stages
-from ..quantize_settings import QuantizeSettings
+from ..quantize_settings import QuantizeSettings, int8_or_left_out
 from ..runtime.choice import record_choice_in_manifest
 from ..tasks import TaskSpec
-from ..variants import FP32
+from ..variants import FP32, QUANTIZED
 from ..versions import tool_versions
 from .checkpoint import Checkpoint, load_checkpoint
 from .exporter import export_onnx
@@ -94,7 +96,8 @@ def export_checkpoint(
             if optimize:
                 optimize_folder(staging, fp16=fp16, atol=atol, reference=reference, against="PyTorch", stages=stages)
             if quantize:
-                quantize_folder(staging, quantize_settings, stages=stages, started=started)
+                int8_or_left_out(lambda: quantize_folder(staging, quantize_settings, stages=stages, started=started),
+                                 QUANTIZED.name, quantize_settings, staging, echo)
             if export_openvino(staging, openvino, quantize, quantize_settings, reference, stages):
                 with stages("time the CPU variants here for variant='auto' (recorded for this kind of machine)"):
                     record_choice_in_manifest(staging)

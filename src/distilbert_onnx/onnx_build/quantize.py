@@ -11,9 +11,11 @@ quantize path). Each head's Gemm is first rewritten as MatMul + Add, as the quan
 so that every node the accuracy search may keep in fp32 has a name it knows.
 
 Accuracy-aware: the int8 graph is compared with fp32 on calibration texts (fidelity.py). If it misses
-the target (mean cosine >= min_cosine and worst cosine >= min_worst_cosine, quantize_settings.py), MatMuls
-are kept in fp32, most sensitive per unit of compute first, until the target is met (search.py). A
-target that cannot be met is an error; no graph is written.
+the head's target (targets.py: probabilities for classifiers, the answer span for QA, cosine for
+embeddings), MatMuls are kept in fp32, most sensitive per unit of compute first, until the target is
+met (search.py). With --eval-data and --max-metric-drop each graph must also keep the task's metric
+within the drop of fp32's (checks/metric_gate.py). A target that cannot be met is a
+QuantizationError; no graph is written.
 
 The fused and the unfused fp32 graphs are both quantized when both exist (one in a child process,
 write_int8.py, while this one works on the other); the faster one that meets the target is
@@ -31,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks.fidelity import calibration_batches, fidelity, reference_outputs
+from ..checks.metric_gate import MetricGate, open_gate
 from ..checks.probes import Runner, onnx_runner
 from ..config import load_config
 from ..errors import ArtifactError, OptionError, QuantizationError
@@ -61,10 +64,10 @@ def quantize_folder(
     `started` holds all-int8 graphs already being written in child processes (by `export`).
     """
     folder = Path(folder)
-    settings = settings or QuantizeSettings()
     stages = stages or Stages()
     manifest = require_manifest(folder)
     spec, config = get_task(manifest.task), load_config(folder)
+    settings = (settings or QuantizeSettings()).for_task(spec)
     sources = _source_graphs(folder, settings.graph)
     texts = settings.texts()
     if not texts:
@@ -85,7 +88,11 @@ def quantize_folder(
                     figures[name] = fidelity(expected, runners[name], spec, batches)
             seconds = _seconds(runners, spec, config) if len(names) > 1 else {}
             del runners
-        attempts, failures = _meet_target(sources, work, firsts, figures, spec, settings, batches, expected, stages)
+        gate = None
+        if settings.gate_file is not None:
+            with stages(f"score fp32 on {settings.gate_file.path.name} for the metric gate"):
+                gate = open_gate(folder, settings.gate_file, settings.max_metric_drop)
+        attempts, failures = _meet_target(sources, work, firsts, figures, spec, settings, batches, expected, stages, gate)
         searched = {name for name, (first, best) in attempts.items() if best is not first}
         if searched:
             with stages("time the int8 graphs"):
@@ -96,25 +103,26 @@ def quantize_folder(
         best = attempts[chosen][1]
         os.replace(best.path, folder / QUANTIZED.file)  # same file system: an atomic rename
     quantization = _quantization_record(folder, settings, sources, texts, attempts, failures, seconds, chosen, searched)
-    record = variant_record(folder, QUANTIZED, quantization=quantization, fidelity=best.fidelity)
+    record = variant_record(folder, QUANTIZED, quantization=quantization, fidelity=best.fidelity,
+                            **({"gate": best.gate} if best.gate else {}))
     update_manifest(folder, {QUANTIZED.name: record})
     return record
 
 
 def _meet_target(sources: dict[str, Path], work: Path, firsts: dict[str, Path], figures: dict[str, dict],
-                 spec: TaskSpec, settings: QuantizeSettings, batches, expected, stages: Stages):
-    """Per source graph, (its all-int8 attempt, the attempt that meets the target), and the reasons of
-    the graphs that cannot meet it; a QuantizationError when none can."""
+                 spec: TaskSpec, settings: QuantizeSettings, batches, expected, stages: Stages, gate: MetricGate | None):
+    """Per source graph, (its all-int8 attempt, the attempt that meets the target and the gate), and
+    the reasons of the graphs that cannot meet them; a QuantizationError when none can."""
     attempts: dict[str, tuple[Attempt, Attempt]] = {}
     failures = []
     for name in sources:
-        first = Attempt(firsts[name], [], 0.0, figures[name])
-        if settings.meets(first.fidelity):
+        first = settings.judged(Attempt(firsts[name], [], 0.0, figures[name]), gate)
+        if settings.accepted(first, gate):
             attempts[name] = (first, first)
             continue
         with stages(f"keep the {name} graph's most sensitive MatMuls in fp32 until the target is met"):
             try:
-                best = keep_fp32_until_target(sources[name], work / name, first, spec, settings, batches, expected)
+                best = keep_fp32_until_target(sources[name], work / name, first, spec, settings, batches, expected, gate)
                 attempts[name] = (first, best)
             except QuantizationError as exc:
                 failures.append(f"{name}: {exc}")
@@ -137,8 +145,8 @@ def _quantization_record(folder: Path, settings: QuantizeSettings, sources: dict
                             else "fp32"),
         "op_types": OP_TYPES,
         "source_graph": sources[chosen].name,
-        "target": {"min_cosine": settings.min_cosine, "min_worst_cosine": settings.min_worst_cosine},
-        "calibration": {"texts": len(texts), "source": settings.calibration_source},
+        "target": settings.target.as_data(),
+        "calibration": settings.calibration_record(),
         "kept_fp32": best.kept_fp32,
         "kept_fp32_compute_share": round(best.fp32_share, 4),
         "speed_cost_of_kept_fp32": None if cost is None else round(cost, 4),
@@ -147,6 +155,7 @@ def _quantization_record(folder: Path, settings: QuantizeSettings, sources: dict
                 "latency_ms": round(seconds[name] * 1000, 3) if name in seconds else None,
                 "kept_fp32": len(best_of.kept_fp32),
                 "fidelity": best_of.fidelity,
+                **({"gate": best_of.gate} if best_of.gate else {}),
             }
             for name, (_, best_of) in attempts.items()
         },

@@ -1,10 +1,12 @@
 """The accuracy search: which MatMuls to keep in fp32 so that int8 meets the fidelity target.
 
-A node's sensitivity is the fidelity lost when it alone runs as int8 (simulated, simulate.py), per
-multiply-accumulate it would save. Nodes are kept in fp32 in that order: the fewest that meet the
+A node's sensitivity is the fidelity lost (targets.loss) when it alone runs as int8 (simulated,
+simulate.py), per multiply-accumulate it would save. Nodes are kept in fp32 in that order: the fewest that meet the
 target in simulation are found by doubling then bisecting, then confirmed on the real int8 graph
-(with more nodes if the real graph misses). Keeping more than MAX_FP32_SHARE of the compute in fp32
-is not worth int8: the search gives up with an error that reports the best it reached.
+(with more nodes if the real graph misses). With a metric gate (checks/metric_gate.py) the real
+graph must also keep the task's metric on the user's data within the drop allowed. Keeping more than
+MAX_FP32_SHARE of the compute in fp32 is not worth int8: the search gives up with an error that
+reports the best it reached.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import targets
 from ..checks.fidelity import Batch, fidelity
+from ..checks.metric_gate import MetricGate, gate_shortfall
 from ..checks.probes import onnx_runner
 from ..errors import QuantizationError
-from ..manifest import describe_fidelity
-from ..quantize_settings import MAX_FP32_SHARE, SENSITIVITY_BATCHES, QuantizeSettings
+from ..quantize_settings import MAX_FP32_SHARE, RELAX_HINT, SENSITIVITY_BATCHES, QuantizeSettings
 from ..tasks import TaskSpec
+from ..variants import QUANTIZED
 from .simulate import SimulatedInt8
 from .write_int8 import OP_TYPES, gemm_to_matmul, write_int8
 
@@ -32,6 +36,11 @@ class Attempt:
     kept_fp32: list[str]
     fp32_share: float
     fidelity: dict
+    gate: dict | None = None  # its metric gate record (metric_gate.py), where the build has a gate
+    names = (QUANTIZED.name, QUANTIZED.backend)  # the variant and backend it becomes
+
+    def runner(self):
+        return onnx_runner(self.path)
 
 
 @dataclass(frozen=True)
@@ -48,8 +57,10 @@ def keep_fp32_until_target(
     settings: QuantizeSettings,
     batches: list[Batch],
     expected: list[dict],
+    gate: MetricGate | None = None,
 ) -> Attempt:
-    """The int8 graph of `source` that meets the target with the fewest MatMuls kept in fp32."""
+    """The int8 graph of `source` that meets the target (and the metric `gate`) with the fewest
+    MatMuls kept in fp32."""
     work.mkdir(parents=True)
     prepared = gemm_to_matmul(source)
     nodes = quantizable_nodes(prepared)
@@ -57,8 +68,9 @@ def keep_fp32_until_target(
 
     def attempt(kept: list[MatMulNode]) -> Attempt:
         path = write_int8(source, work / f"int8-{len(kept)}.onnx", settings.per_channel, [n.name for n in kept])
-        figures = fidelity(expected, onnx_runner(path), spec, batches)
-        return Attempt(path, [node.name for node in kept], sum(n.macs for n in kept) / total_macs, figures)
+        made = Attempt(path, [node.name for node in kept], sum(n.macs for n in kept) / total_macs,
+                       fidelity(expected, onnx_runner(path), spec, batches))
+        return settings.judged(made, gate)
 
     simulated = SimulatedInt8(prepared, [node.name for node in nodes], settings.per_channel)
     everything = {node.name for node in nodes}
@@ -69,25 +81,26 @@ def keep_fp32_until_target(
     # Sensitivity: the fidelity lost when a node alone is int8, per multiply-accumulate it saves.
     sample = min(SENSITIVITY_BATCHES, len(batches))
     loss = {
-        node.name: 1.0 - fidelity(expected[:sample], simulated.runner({node.name}), spec, batches[:sample])["mean_cosine"]
+        node.name: targets.loss(fidelity(expected[:sample], simulated.runner({node.name}), spec, batches[:sample]), spec)
         for node in nodes
     }
     order = sorted(nodes, key=lambda node: loss[node.name] / node.macs, reverse=True)
     shares = np.cumsum([node.macs for node in order]) / total_macs
     affordable = int(np.searchsorted(shares, MAX_FP32_SHARE, side="right"))
     high = _fewest(affordable, lambda count: settings.meets(simulated_figures(order[:count])))
-    # The simulation is close, not bit-exact: confirm on the real int8 graph, adding nodes if it misses.
+    # The simulation is close, not bit-exact: confirm on the real int8 graph (and its metric, with a
+    # gate), adding nodes if it misses.
+    final = None
     for count in _widening(high, affordable) if high else []:
         final = attempt(order[:count])
-        if settings.meets(final.fidelity):
+        if settings.accepted(final, gate):
             return final
-    best = simulated_figures(order[:affordable])
+    best = final.fidelity if final else simulated_figures(order[:affordable])
+    missed = settings.shortfalls(best) or gate_shortfall(final.gate if final else None) or "meets it only in simulation"
     raise QuantizationError(
-        f"int8 misses the target ({settings.describe_target()}) even with the {affordable} most sensitive MatMuls "
+        f"int8 misses the target ({settings.describe_goal(gate)}) even with the {affordable} most sensitive MatMuls "
         f"({shares[affordable - 1] if affordable else 0:.0%} of the compute, the most allowed) kept in fp32: "
-        f"best {describe_fidelity(best, digits=6)} "
-        f"(all int8: {first.fidelity['mean_cosine']:.6f}, {first.fidelity['min_cosine']:.6f}). "
-        "Lower --min-cosine / --min-worst-cosine, or export with --no-quantize"
+        f"best {missed} (all int8: {settings.shortfalls(first.fidelity) or gate_shortfall(first.gate)}). {RELAX_HINT}"
     )
 
 

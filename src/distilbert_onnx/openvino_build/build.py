@@ -22,9 +22,10 @@ from ..checks.fidelity import calibration_batches, fidelity, reference_outputs
 from ..checks.probes import Runner, check, compare, make_probes, onnx_runner
 from ..config import load_config
 from ..errors import MissingExtraError, OptionError, ValidationError
+from ..checks.metric_gate import MetricGate, open_gate
 from ..manifest import require_manifest, update_manifest, variant_record
 from ..progress import Stages
-from ..quantize_settings import QuantizeSettings
+from ..quantize_settings import QuantizeSettings, int8_or_left_out
 from ..runtime.openvino_runner import cpu_name, has_native_bf16, import_openvino, openvino_runner
 from ..tasks import get_task
 from ..variants import FP32, OPENVINO_INT8, OPENVINO_IR
@@ -43,13 +44,13 @@ def openvino_folder(
 ) -> dict[str, dict]:
     """Add the OpenVINO variants to an exported folder; returns their new manifest records."""
     folder = Path(folder)
-    settings = settings or QuantizeSettings()
     stages = stages or Stages()
     ov = import_openvino()
     if int8:
         import_nncf()  # before any work: a missing NNCF is an error, not a half-made result
     manifest = require_manifest(folder)
     spec, config = get_task(manifest.task), load_config(folder)
+    settings = (settings or QuantizeSettings()).for_task(spec)
     texts = settings.texts()
     if not texts:
         raise OptionError("the calibration texts are empty: give a file with one text per line")
@@ -72,20 +73,27 @@ def openvino_folder(
         if bf16["fidelity"] is not None and not bf16["meets_target"]:
             _say(stages, f"  bf16 misses the target ({settings.describe_target()}): the runtime will run the IR in fp32")
         records[OPENVINO_IR] = {"validation": validation, "bf16": bf16}
+        result = None
         if int8:
             int8_ir = work / OPENVINO_INT8.file
             with stages(f"quantize the IR to int8 with NNCF on {len(texts)} calibration texts, to {settings.describe_target()}"):
-                calibration = calibration_batches(folder, spec, config, calibration_texts(texts))
-                result = int8_meeting_target(ir, spec, settings, batches, expected, calibration)
-                ov.save_model(result.model, str(int8_ir), compress_to_fp16=False)
+                nncf_inputs = texts if settings.calibration_records is not None else calibration_texts(texts)
+                calibration = calibration_batches(folder, spec, config, nncf_inputs)
+                gate = open_gate(folder, settings.gate_file, settings.max_metric_drop)
+                result = int8_or_left_out(lambda: int8_meeting_target(ir, spec, settings, batches, expected, calibration, gate),
+                                          OPENVINO_INT8.name, settings, folder, stages.echo)
+                if result is not None:
+                    ov.save_model(result.model, str(int8_ir), compress_to_fp16=False)
+        if int8 and result is not None:
             with stages(f"run {int8_ir.name} on the padded probes; measure it with its other ops in bf16"):
                 probe_check = _probe_check(fp32, openvino_runner(int8_ir, "f32"), spec, probes, int8_ir.name)
-                runs_in, figures = _int8_precision(int8_ir, spec, settings, batches, expected, result.fidelity)
+                runs_in, figures, gate_record = _int8_precision(int8_ir, spec, settings, batches, expected, result, gate)
             records[OPENVINO_INT8] = {
                 "fidelity": figures,
+                **({"gate": gate_record} if gate_record else {}),
                 "inference_precision": runs_in,
                 "probe_check": probe_check,
-                "quantization": _quantization(result, settings, len(texts)),
+                "quantization": _quantization(result, settings),
             }
         for variant in records:
             _move_ir(work / variant.file, folder)
@@ -124,20 +132,27 @@ def _bf16_record(ir: Path, spec, settings: QuantizeSettings, batches, expected) 
     figures = fidelity(expected, openvino_runner(ir, "bf16"), spec, batches)
     return {
         "fidelity": figures,
-        "target": {"min_cosine": settings.min_cosine, "min_worst_cosine": settings.min_worst_cosine},
+        "target": settings.target.as_data(),
         "meets_target": settings.meets(figures),
         "measured_on": cpu_name(),
     }
 
 
-def _int8_precision(ir: Path, spec, settings: QuantizeSettings, batches, expected, f32_figures: dict) -> tuple[str, dict]:
-    """What the int8 IR's other ops compute in, with its fidelity so: bf16 where this CPU has it
-    natively and the int8 IR meets the target that way too (faster on such CPUs), else f32. The
-    runtime reads `inference_precision` and runs f32 on CPUs without native bf16."""
+def _int8_precision(ir: Path, spec, settings: QuantizeSettings, batches, expected, result,
+                    gate: MetricGate | None) -> tuple[str, dict, dict | None]:
+    """What the int8 IR's other ops compute in, with its fidelity and gate record so: bf16 where this
+    CPU has it natively and the int8 IR meets the target (and the gate) that way too (faster on such
+    CPUs), else f32. The runtime reads `inference_precision` and runs f32 on CPUs without native bf16."""
     if not has_native_bf16():
-        return "f32", f32_figures
-    figures = fidelity(expected, openvino_runner(ir, "bf16"), spec, batches)
-    return ("bf16", figures) if settings.meets(figures) else ("f32", f32_figures)
+        return "f32", result.fidelity, result.gate
+    bf16 = openvino_runner(ir, "bf16")
+    figures = fidelity(expected, bf16, spec, batches)
+    if not settings.meets(figures):
+        return "f32", result.fidelity, result.gate
+    gate_record = gate.judge(bf16, OPENVINO_INT8.name, OPENVINO_INT8.backend) if gate else None
+    if gate_record and not gate_record["meets"]:
+        return "f32", result.fidelity, result.gate
+    return "bf16", figures, gate_record
 
 
 def _probe_check(reference: Runner, candidate: Runner, spec, probes, what: str) -> dict:
@@ -151,16 +166,17 @@ def _probe_check(reference: Runner, candidate: Runner, spec, probes, what: str) 
             "passed": True}
 
 
-def _quantization(result, settings: QuantizeSettings, texts: int) -> dict:
+def _quantization(result, settings: QuantizeSettings) -> dict:
     return {
         "method": "NNCF post-training static quantization",
         "source_graph": OPENVINO_IR.file,
         "weights": "int8 symmetric, per output channel",
         "activations": "int8, per tensor, ranges from the calibration texts",
         **NNCF_SETTINGS,
-        "target": {"min_cosine": settings.min_cosine, "min_worst_cosine": settings.min_worst_cosine},
-        "calibration": {"texts": texts, "source": settings.calibration_source,
-                        "ranges_from": f"the texts and runs of {JOINED} of them joined"},
+        "target": settings.target.as_data(),
+        "calibration": {**settings.calibration_record(),
+                        "ranges_from": "the rows of the calibration data" if settings.calibration_records is not None
+                        else f"the texts and runs of {JOINED} of them joined"},
         "kept_fp32": result.kept_fp32,
         "kept_fp32_compute_share": round(result.fp32_share, 4),
         "search": result.steps,

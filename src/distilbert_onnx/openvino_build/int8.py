@@ -13,9 +13,10 @@ The int8 IR is measured with its other float ops in fp32 (openvino_runner's `f32
 Accuracy-aware like the onnxruntime int8 path (search.py), with the same figures and targets: when
 the all-int8 IR misses the target, ops (MatMuls, attentions) are kept in higher precision through
 NNCF's ignored scope, the most sensitive per unit of compute first. Sensitivity is measured on the
-all-int8 IR itself: the fidelity gained when one op alone reads its inputs unquantized (activations
+all-int8 IR itself: the fidelity gained (targets.loss) when one op alone reads its inputs unquantized (activations
 are where static int8 loses most). The fewest ops that meet the target are then found by doubling
-then bisecting, each count a real NNCF run that ignores them. More than MAX_FP32_SHARE of the
+then bisecting, each count a real NNCF run that ignores them; with a metric gate (metric_gate.py)
+each must also keep the task's metric within the drop allowed. More than MAX_FP32_SHARE of the
 compute kept in fp32 is not worth int8: a QuantizationError then reports the best reached, and
 nothing is written.
 """
@@ -30,12 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import targets
 from ..checks.fidelity import Batch, fidelity
+from ..checks.metric_gate import MetricGate, gate_shortfall
 from ..errors import MissingExtraError, QuantizationError
-from ..manifest import describe_fidelity
-from ..quantize_settings import MAX_FP32_SHARE, SENSITIVITY_BATCHES, QuantizeSettings
+from ..quantize_settings import MAX_FP32_SHARE, RELAX_HINT, SENSITIVITY_BATCHES, QuantizeSettings
 from ..runtime.openvino_runner import core, openvino_runner
 from ..tasks import TaskSpec
+from ..variants import OPENVINO_INT8
 
 # What NNCF's ignored scope keeps in fp32: the linear layers, and the attention OpenVINO fuses into one op.
 KEEPABLE = ("MatMul", "ScaledDotProductAttention")
@@ -60,6 +63,11 @@ class Int8Ir:
     fp32_share: float
     fidelity: dict
     steps: list[dict] = field(default_factory=list)
+    gate: dict | None = None  # its metric gate record (metric_gate.py), where the build has a gate
+    names = (OPENVINO_INT8.name, OPENVINO_INT8.backend)  # the variant and backend it becomes
+
+    def runner(self):
+        return openvino_runner(self.model, "f32")
 
 
 def import_nncf():
@@ -89,22 +97,23 @@ def nncf_quantize(ir: Path, batches: list[Batch], kept_fp32: list[str]):
 
 def int8_meeting_target(
     ir: Path, spec: TaskSpec, settings: QuantizeSettings, batches: list[Batch], expected: list[dict],
-    calibration: list[Batch],
+    calibration: list[Batch], gate: MetricGate | None = None,
 ) -> Int8Ir:
-    """The int8 IR of the fp32 IR at `ir` that meets the target with the fewest ops kept in fp32:
-    calibrated on `calibration`, measured on `batches` against fp32's `expected` outputs."""
+    """The int8 IR of the fp32 IR at `ir` that meets the target (and the metric `gate`) with the
+    fewest ops kept in fp32: calibrated on `calibration`, measured on `batches` against fp32's
+    `expected` outputs."""
     everything = nncf_quantize(ir, calibration, [])
-    first = Int8Ir(everything, [], 0.0, _figures(everything, spec, batches, expected))
-    first.steps.append({"kept_fp32": 0, "fidelity": first.fidelity})
-    if settings.meets(first.fidelity):
+    first = settings.judged(Int8Ir(everything, [], 0.0, _figures(everything, spec, batches, expected)), gate)
+    first.steps.append(_step(first))
+    if settings.accepted(first, gate):
         return first
     macs = _op_macs(everything)
     total = sum(macs.values()) or 1
     sample = min(SENSITIVITY_BATCHES, len(batches))
-    base = first.fidelity["mean_cosine"] if sample == len(batches) else _figures(
-        everything, spec, batches[:sample], expected[:sample])["mean_cosine"]
+    base = targets.loss(first.fidelity if sample == len(batches) else _figures(
+        everything, spec, batches[:sample], expected[:sample]), spec)
     gain = {
-        name: _figures(_inputs_unquantized(everything, [name]), spec, batches[:sample], expected[:sample])["mean_cosine"] - base
+        name: base - targets.loss(_figures(_inputs_unquantized(everything, [name]), spec, batches[:sample], expected[:sample]), spec)
         for name in macs
     }
     order = sorted(macs, key=lambda name: gain[name] / macs[name], reverse=True)
@@ -115,32 +124,37 @@ def int8_meeting_target(
 
     def attempt(count: int) -> Int8Ir:
         model = nncf_quantize(ir, calibration, order[:count])
-        figures = _figures(model, spec, batches, expected)
-        steps.append({"kept_fp32": count, "fidelity": figures})
-        return Int8Ir(model, order[:count], float(shares[count - 1]), figures, steps)
+        made = settings.judged(Int8Ir(model, order[:count], float(shares[count - 1]), _figures(model, spec, batches, expected), steps),
+                               gate)
+        steps.append(_step(made))
+        return made
 
-    # The fewest ops that meet the target, NNCF ignoring them: double the count, then bisect.
+    # The fewest ops that meet the target (and the gate), NNCF ignoring them: double the count, then bisect.
     low, best, tried = 0, None, None
     for count in sorted({min(2**i, affordable) for i in range(affordable.bit_length() + 1)} - {0}):
         tried = attempt(count)
-        if settings.meets(tried.fidelity):
+        if settings.accepted(tried, gate):
             best = tried
             break
         low = count
     while best is not None and len(best.kept_fp32) - low > 1:
         middle = attempt((low + len(best.kept_fp32)) // 2)
-        low, best = (low, middle) if settings.meets(middle.fidelity) else (len(middle.kept_fp32), best)
+        low, best = (low, middle) if settings.accepted(middle, gate) else (len(middle.kept_fp32), best)
     if best is not None:
         best.steps = steps
         return best
-    reached = tried.fidelity if tried else first.fidelity
+    reached = tried or first
+    missed = settings.shortfalls(reached.fidelity) or gate_shortfall(reached.gate)
     raise QuantizationError(
-        f"the OpenVINO int8 IR misses the target ({settings.describe_target()}) even with the {affordable} most "
+        f"the OpenVINO int8 IR misses the target ({settings.describe_goal(gate)}) even with the {affordable} most "
         f"sensitive ops ({shares[affordable - 1] if affordable else 0:.0%} of the compute, the most allowed) "
-        f"kept in fp32: {describe_fidelity(reached, digits=6)} "
-        f"(all int8: {first.fidelity['mean_cosine']:.6f}, {first.fidelity['min_cosine']:.6f}). "
-        "Lower --min-cosine / --min-worst-cosine, or export with --no-openvino"
+        f"kept in fp32: {missed} (all int8: {settings.shortfalls(first.fidelity) or gate_shortfall(first.gate)}). {RELAX_HINT}"
     )
+
+
+def _step(made: Int8Ir) -> dict:
+    """One step of the search as the manifest records it."""
+    return {"kept_fp32": len(made.kept_fp32), "fidelity": made.fidelity, **({"gate": made.gate} if made.gate else {})}
 
 
 def calibration_texts(texts: list[str]) -> list[str]:

@@ -3,10 +3,12 @@
 Which variant is fastest depends on the CPU (AMX, AVX-512 VNNI, native bf16 or not) and the library
 versions, not on where the folder was exported, so it is measured where it runs:
 
-1. Candidates: the variants present whose recorded fidelity meets the folder's target (the strictest
-   target recorded with its int8 variants): `quantized` and `openvino-int8` by their fidelity to fp32,
+1. Candidates: the variants present whose recorded fidelity meets the folder's target (per bound, the
+   strictest recorded with its int8 variants; targets.py): `quantized` and `openvino-int8` by their fidelity to fp32,
    `openvino` (bf16 where allowed, else f32; validated against fp32 at export) and `optimized` (else
-   `fp32`). A variant without a manifest record, or one that misses the target, is never a candidate.
+   `fp32`). A variant without a manifest record, or one that misses the target, is never a candidate;
+   nor is an int8 variant that misses its metric gate (graph/metric_gate.py), or one left ungated in
+   a folder whose other int8 variants were gated.
    On a CPU with int8 dot-product instructions (VNNI, AMX) variants that compute in fp32 are not timed
    when an int8 candidate exists: there int8 kernels are 2-4x faster (bench/README.md), and each
    candidate timed costs the first load its compile and runs.
@@ -34,7 +36,9 @@ import numpy as np
 
 from ..artifacts import read_json, staged_file
 from ..errors import ArtifactError
-from ..manifest import Manifest, Target, describe_fidelity, meets, require_manifest, update_manifest
+from ..manifest import Manifest, Target, describe_fidelity, describe_target, require_manifest, shortfalls, update_manifest
+from ..targets import measures
+from ..tasks import get_task
 from ..variants import (AUTO, AUTO_PREFERENCE, CPU_CANDIDATES, FP32, ONNXRUNTIME, OPENVINO, OPENVINO_IR, OPTIMIZED,
                         VARIANTS, Variant, choose_variant, present)
 from .backends import open_variant, openvino_precision
@@ -97,9 +101,33 @@ def _onnxruntime_rule(folder: Path, why: str) -> Choice:
     return Choice(variant, f"{why}: the onnxruntime rule, first present of {names}")
 
 
+def _int8_verdict(fidelity, target: Target) -> str | None:
+    """Why an int8 variant's recorded fidelity keeps it out of auto's candidates, or None. It is held
+    to the bounds of the folder's target it has figures for (a folder quantized again after the
+    per-head measures may hold a variant recorded in cosine terms beside one in probabilities)."""
+    held_to = Target({name: value for name, value in target.binding.items() if fidelity and measures(fidelity, name)})
+    if not held_to.binding:
+        return (f"its recorded fidelity ({describe_fidelity(fidelity)}) is not in the terms of the target "
+                f"{describe_target(target)}")
+    missed = shortfalls(fidelity, held_to)
+    return f"its recorded fidelity misses the target: {'; '.join(missed)}" if missed else None
+
+
+def _gate_verdict(gate, gated: bool) -> str | None:
+    """Why an int8 variant's metric gate keeps it out of auto's candidates, or None: it misses its
+    gate, or the folder's other int8 variants were gated and this one was not."""
+    if gate and not gate["meets"]:
+        return (f"it misses its metric gate: {gate['metric']} drop {gate['drop']:.2f} > {gate['max_drop']:g} points "
+                f"on {gate['data']}")
+    if gated and not gate:
+        return "it was not checked against a metric gate, as the folder's other int8 variants were"
+    return None
+
+
 def fidelity_candidates(folder: Path, manifest: Manifest, backend: str) -> tuple[list[Variant], dict[str, str]]:
     """(the variants auto may pick, {variant: why not} for those present but left out)."""
     target = manifest.target()
+    gated = any(record.gate for record in manifest.records.values())
     candidates, excluded = [], {}
     for variant in CPU_CANDIDATES:
         if not present(folder, variant) or "cpu" not in variant.devices:
@@ -111,8 +139,10 @@ def fidelity_candidates(folder: Path, manifest: Manifest, backend: str) -> tuple
             excluded[name] = "no manifest record, so no recorded fidelity"
         elif variant == FP32 and manifest.has(OPTIMIZED) and present(folder, OPTIMIZED):
             excluded[name] = "the fused graph (optimized) computes the same, faster"
-        elif variant.is_int8 and not meets(record.fidelity, target):
-            excluded[name] = f"its recorded fidelity {_brief(record.fidelity)} misses the target {_brief_target(target)}"
+        elif variant.is_int8 and _int8_verdict(record.fidelity, target):
+            excluded[name] = _int8_verdict(record.fidelity, target)
+        elif variant.is_int8 and _gate_verdict(record.gate, gated):
+            excluded[name] = _gate_verdict(record.gate, gated)
         elif record.failed_validation:
             excluded[name] = "it failed validation against fp32"
         else:
@@ -152,7 +182,6 @@ def machine_key(folder: Path, manifest: Manifest, candidates: list[Variant], thr
 def measure_candidates(folder: Path, manifest: Manifest, candidates: list[Variant], threads: int | None) -> Choice:
     """Time each candidate here, in turns, on synthetic inputs of CHOICE_SHAPE; the fastest wins."""
     from ..config import load_config
-    from ..tasks import get_task
     from ..timing import synthetic_feeds
 
     config = load_config(folder)
@@ -258,13 +287,3 @@ def cpu_flags() -> set[str]:
 def _timings(latency: dict) -> str:
     shape = f"{CHOICE_SHAPE[0]} x {CHOICE_SHAPE[1]} tokens"
     return ", ".join(f"{name} {ms:.1f} ms" for name, ms in sorted(latency.items(), key=lambda item: item[1])) + f" at {shape}"
-
-
-def _brief(fidelity: dict | None) -> str:
-    if not fidelity:
-        return "(none)"
-    return f"({describe_fidelity(fidelity)})"
-
-
-def _brief_target(target: Target) -> str:
-    return f"(mean >= {target.min_cosine or 0}, worst >= {target.min_worst_cosine or 0})"

@@ -37,7 +37,7 @@ HANDLERS: dict[str, TaskHandler] = {
     "multiple-choice": multiple_choice.HANDLER,
 }
 
-__all__ = ["Pipeline", "load_pipeline"]
+__all__ = ["Pipeline", "folder_task", "load_pipeline", "pipeline_on"]
 
 
 def load_pipeline(
@@ -77,6 +77,26 @@ def load_pipeline(
     spec = get_task(manifest.task) if manifest else task_from_graph(model, config)
     tokenizer = TextTokenizer(folder, config.max_position_embeddings)
     return Pipeline(HANDLERS[spec.name], model, Context(spec, config, tokenizer), folder, chosen.name, max_tokens)
+
+
+def pipeline_on(model, folder: str | Path, variant: str, max_tokens: int = DEFAULT_MAX_TOKENS,
+                spec: TaskSpec | None = None) -> Pipeline:
+    """The pipeline of FOLDER's task running `model` in place of one of the folder's graphs: anything
+    with `run(feeds) -> {output name: array}` and `device`, `backend`, `precision` (a candidate graph
+    being built, the PyTorch model). The folder gives config.json, the tokenizer and the task
+    (`spec`, else the manifest's, else config.json architectures'); `variant` is the name the
+    pipeline reports."""
+    folder = Path(folder)
+    config = load_config(folder)
+    spec = spec or folder_task(folder)
+    tokenizer = TextTokenizer(folder, config.max_position_embeddings)
+    return Pipeline(HANDLERS[spec.name], model, Context(spec, config, tokenizer), folder, variant, max_tokens)
+
+
+def folder_task(folder: str | Path) -> TaskSpec:
+    """The task of a folder from its manifest, else from config.json `architectures`."""
+    manifest = read_manifest(folder)
+    return get_task(manifest.task) if manifest else task_from_config(load_config(folder))
 
 
 def _open_model(folder: Path, manifest: Manifest | None, device: str, variant: str, backend: str, threads: int | None):

@@ -40,8 +40,9 @@ def encode(items: list, context: Context, options: dict) -> list[list[Row]]:
     return [[Row(encoding.ids)] for encoding in context.tokenizer.encode(items)]
 
 
-def default_function(context: Context) -> str:
-    config = context.config
+def default_function(config) -> str:
+    """How the logits become scores when not asked: none for regression, sigmoid for multi-label or a
+    single label, else softmax (as transformers)."""
     if config.problem_type == "regression":
         return "none"
     if config.problem_type == "multi_label_classification" or config.num_labels == 1:
@@ -51,7 +52,7 @@ def default_function(context: Context) -> str:
 
 def decode(item, rows: list[Row], outputs: list[dict], context: Context, options: dict):
     logits = outputs[0]["logits"].astype(np.float32)
-    function = options["function_to_apply"] or default_function(context)
+    function = options["function_to_apply"] or default_function(context.config)
     if function == "softmax":
         scores = softmax(logits)
     elif function == "sigmoid":
