@@ -63,6 +63,8 @@ class TaskSpec:
     gives_embeddings: bool = False  # its pooled outputs are text vectors (served as /v1/embeddings)
     # GELUs in the head on top of one per encoder layer (the masked-LM transform has one).
     head_gelus: int = 0
+    # transformers.js has a pipeline of this name (what `package --for transformers.js` serves).
+    in_transformers_js: bool = True
 
     def __post_init__(self):
         if self.compared_as not in COMPARED_AS or self.agreement not in AGREEMENTS:
@@ -203,6 +205,7 @@ TASKS: tuple[TaskSpec, ...] = (
         record_fields=("prompt", "choices"),
         required_fields=("prompt", "choices"),
         text_field="prompt",
+        in_transformers_js=False,
     ),
 )
 

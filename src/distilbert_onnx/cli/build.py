@@ -24,11 +24,17 @@ from .options import FOLDER, FORCE, FP16, GRAPH_OPTION, OPSET_OPTION, TARGET_OPT
 @atol_option("PyTorch")
 @with_options(TARGET_OPTIONS)
 @click.option("--revision", help="Hub revision (branch, tag or commit) when MODEL is a Hub id.")
+@click.option("--transformers-js", "transformers_js", type=click.Path(file_okay=False),
+              help="Also package the export for transformers.js into this folder (as `package --for transformers.js`).")
 @FORCE
 def export(model, output, task, opset, no_optimize, no_quantize, fp16, no_openvino, atol, calibration_texts, min_cosine,
-           min_worst_cosine, revision, force):
+           min_worst_cosine, revision, transformers_js, force):
     """Export checkpoint MODEL (folder or Hub id) to the deployable folder OUTPUT."""
     from .. import export as export_model
+    from ..artifacts import check_target
+
+    if transformers_js:
+        check_target(transformers_js, force)
 
     result = export_model(model, output, task=task, optimize=not no_optimize, quantize=not no_quantize, fp16=fp16,
                           openvino=False if no_openvino else None, opset=opset, atol=atol,
@@ -36,6 +42,12 @@ def export(model, output, task, opset, no_optimize, no_quantize, fp16, no_openvi
                           min_worst_cosine=min_worst_cosine, force=force, revision=revision, echo=progress)
     click.echo(f"exported {result.task} to {result.folder} in {sum(result.seconds.values()):.1f} s")
     click.echo(_variants_table(result.manifest))
+    if transformers_js:
+        from ..transformersjs import package
+        from .package import describe
+
+        click.echo(f"packaged for transformers.js in {transformers_js}")
+        click.echo(describe(package(result.folder, transformers_js, force=force, echo=progress)))
 
 
 @main.command()
