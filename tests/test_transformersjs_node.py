@@ -6,6 +6,7 @@ package step allows are there)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 import distilbert_onnx as dox
-from js_helpers import CALLS, DTYPE_VARIANTS, JS_DIR, TOLERANCE, assert_same, missing_node, package_all, python_answer, require, run_node
+from js_helpers import CALLS, DTYPE_VARIANTS, JS_DIR, REPO, TEXTS, TOLERANCE, assert_same, missing_node, package_all, python_answer, require, run_node
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +74,16 @@ console.log(JSON.stringify(out));
             target = manifest["variants"]["quantized"]["quantization"]["target"]["min_worst_cosine"]
             cosine = on_web @ fp32 / np.linalg.norm(on_web) / np.linalg.norm(fp32)
             assert cosine >= target, f"{path}: int8 on WASM has cosine {cosine:.5f} with fp32, under the target {target}"
+
+
+def test_the_node_example_runs_a_packaged_folder(packaged, exported, tmp_path):
+    """examples/node/predict.mjs, as a user runs it (its node_modules being js/'s packages)."""
+    require("the Node check", missing_node())
+    shutil.copy(REPO / "examples" / "node" / "predict.mjs", tmp_path)
+    (tmp_path / "node_modules").symlink_to(JS_DIR / "node_modules")
+    done = subprocess.run(["node", "predict.mjs", str(packaged / "text-classification"), "--dtype", "q8", *TEXTS[:2]],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    expected = [[result] for result in dox.load(exported["text-classification"], variant="quantized")(TEXTS[:2])]
+    assert_same(answers, expected, TOLERANCE["node", "q8"], "examples/node")
