@@ -24,6 +24,18 @@ from js_common import OPTIONS, exported_folder, node, packaged
 CHUNK = 16  # texts per transformers.js call (padded to the longest of the chunk, as ours)
 
 
+def wasm_vectors(out, texts) -> dict[str, np.ndarray]:
+    """Mean-pooled vectors of the packaged graphs run by onnxruntime-web (WASM) in Node."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
+    tokenizer.enable_truncation(512)
+    ids = [encoding.ids for encoding in tokenizer.encode_batch(texts)]
+    vectors = {dtype: np.array(node("run_wasm.mjs", {"graph": str(out / f"onnx/model{suffix}.onnx"), "inputs": ids}))
+               for dtype, suffix in (("fp32", ""), ("q8", "_quantized"))}
+    return {dtype: array / np.linalg.norm(array, axis=1, keepdims=True) for dtype, array in vectors.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", type=int, default=600)
@@ -42,6 +54,7 @@ def main() -> None:
                for dtype, part in (("fp32", results[:half]), ("q8", results[half:]))}
     in_python = {variant: np.array(dox.load(folder, variant=variant)(texts, batch_size=CHUNK, **py_options))
                  for variant in ("fp32", "quantized")}
+    on_wasm = wasm_vectors(out, texts)
     manifest = json.loads((out / "distilbert_onnx.json").read_text())
     target = manifest["variants"]["quantized"]["quantization"]["target"]
     rows = []
@@ -50,6 +63,9 @@ def main() -> None:
         ("q8 (Node) vs fp32 (Python)", in_node["q8"], in_python["fp32"],
          f"mean >= {target['min_cosine']}, worst >= {target['min_worst_cosine']}"),
         ("q8 (Node) vs int8 (Python)", in_node["q8"], in_python["quantized"], ""),
+        ("fp32 (WASM) vs fp32 (Python)", on_wasm["fp32"], in_python["fp32"], "mean >= 0.9999"),
+        ("q8 (WASM) vs fp32 (Python)", on_wasm["q8"], in_python["fp32"],
+         f"mean >= {target['min_cosine']}, worst >= {target['min_worst_cosine']}"),
     ):
         cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
         rows.append([name, f"{cosine.mean():.6f}", f"{cosine.min():.6f}", f"{np.abs(a - b).max():.2e}", goal])

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import distilbert_onnx as dox
-from js_helpers import CALLS, DTYPE_VARIANTS, JS_DIR, REPO, TEXTS, TOLERANCE, assert_same, missing_node, package_all, python_answer, require, run_node
+from js_helpers import (CALLS, DTYPE_VARIANTS, JS_DIR, REPO, TEXTS, TOLERANCE, assert_same, missing_node, package_all,
+                        python_answer, require, run_node)
 
 
 @pytest.fixture(scope="module")

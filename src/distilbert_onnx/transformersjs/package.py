@@ -109,18 +109,17 @@ def _int8(folder: Path, staging: Path, manifest: dict, contrib_ops: frozenset[st
         return _copy_graph(folder, staging, "q8", record)
     echo(f"q8: {record['file']} uses {', '.join(lacking)}, which onnxruntime-web lacks: "
          "quantizing the unfused model.onnx instead")
-    try:
-        remade, path = _quantize_unfused(folder, manifest, Path(tempfile.mkdtemp(dir=staging)), echo)
-    except QuantizationError as exc:
-        return f"{record['file']} uses {', '.join(lacking)}, which onnxruntime-web lacks, and int8 from model.onnx fails: {exc}"
-    still = unsupported_operators(path, contrib_ops)
-    if still:
-        return f"{record['file']} and int8 from model.onnx use {', '.join(still)}, which onnxruntime-web lacks"
-    remade = {**remade, "replaces": {"file": record["file"], "sha256": record["sha256"],
-                                     "why": f"uses {', '.join(lacking)}, which onnxruntime-web lacks"}}
-    packaged = _copy_graph(folder, staging, "q8", remade, source=path)
-    shutil.rmtree(path.parent)
-    return packaged
+    with tempfile.TemporaryDirectory(prefix="int8-for-web-") as work:
+        try:
+            remade, path = _quantize_unfused(folder, manifest, Path(work), echo)
+        except QuantizationError as exc:
+            return f"{record['file']} uses {', '.join(lacking)}, which onnxruntime-web lacks, and int8 from model.onnx fails: {exc}"
+        still = unsupported_operators(path, contrib_ops)
+        if still:
+            return f"{record['file']} and int8 from model.onnx use {', '.join(still)}, which onnxruntime-web lacks"
+        remade = {**remade, "replaces": {"file": record["file"], "sha256": record["sha256"],
+                                         "why": f"uses {', '.join(lacking)}, which onnxruntime-web lacks"}}
+        return _copy_graph(folder, staging, "q8", remade, source=path)
 
 
 def _quantize_unfused(folder: Path, manifest: dict, work: Path, echo) -> tuple[dict, Path]:
