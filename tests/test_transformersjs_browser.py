@@ -59,14 +59,16 @@ def site(exported, tmp_path):
 
 
 @pytest.fixture
-def browser():
+def browser(monkeypatch):
     require("the browser check", missing_node() or missing_browser())
+    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium never looks for drivers or browsers online
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,700"):
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,700",
+                     "--disable-background-networking", "--disable-component-update"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     yield driver
