@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import distilbert_onnx as dox
 from distilbert_onnx.artifacts import sha256_file
 from distilbert_onnx.cli import main
+from distilbert_onnx.manifest import read_manifest
 from distilbert_onnx.transformersjs import package
 from distilbert_onnx.transformersjs.operators import CHECKED_WITH, graph_operators
 from js_helpers import JS_DIR, require
@@ -39,7 +40,7 @@ def test_the_folder_holds_what_transformers_js_reads(exported, tmp_path):
     assert set(manifest["variants"]) == {"fp32", "quantized"}
     for record in manifest["variants"].values():
         assert record["sha256"] == sha256_file(out / record["file"])
-    assert manifest["variants"]["quantized"]["fidelity"] == dox.artifacts.read_manifest(source)["variants"]["quantized"]["fidelity"]
+    assert manifest["variants"]["quantized"]["fidelity"] == read_manifest(source).data["variants"]["quantized"]["fidelity"]
     assert "dtype q8: quantized" in result.output
 
 

@@ -27,14 +27,16 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..artifacts import CONFIG_NAME, MANIFEST_NAME, TOKENIZER_NAME, VARIANTS, require_manifest, staged_folder
+from ..artifacts import CONFIG_NAME, TOKENIZER_NAME, staged_folder
 from ..errors import ArtifactError, OptionError, QuantizationError
+from ..manifest import Manifest, require_manifest, write_manifest
 from ..tasks import get_task
+from ..variants import FP32, QUANTIZED
 from .operators import CHECKED_WITH, WEB_CONTRIB_OPS, unsupported_operators
 
 TARGETS = ("transformers.js",)
-# transformers.js dtype -> this project's variant; the file is onnx/model{suffix}.onnx.
-DTYPES = {"fp32": "fp32", "q8": "quantized"}
+# transformers.js dtype -> this project's variant, and the suffix of its file onnx/model{suffix}.onnx.
+DTYPES = {"fp32": FP32, "q8": QUANTIZED}
 SUFFIXES = {"fp32": "", "q8": "_quantized"}
 TEXT_FILES = (CONFIG_NAME, TOKENIZER_NAME, "tokenizer_config.json")
 OPTIONAL_TEXT_FILES = ("special_tokens_map.json",)
@@ -55,39 +57,38 @@ def package(folder: str | Path, out: str | Path, *, target: str = "transformers.
         raise OptionError(f"unknown package target {target!r}: choose {', '.join(TARGETS)}")
     folder = Path(folder)
     manifest = require_manifest(folder)
-    spec = get_task(manifest["task"])
+    spec = get_task(manifest.task)
     if not spec.in_transformers_js:
         raise ArtifactError(f"transformers.js has no pipeline for {spec.name}: a {spec.name} folder cannot be packaged for it")
-    missing = [name for name in (*TEXT_FILES, VARIANTS["fp32"].file) if not (folder / name).is_file()]
-    if missing:
-        raise ArtifactError(f"{folder} lacks {', '.join(missing)}: re-export it")
-    lacking = unsupported_operators(folder / VARIANTS["fp32"].file, contrib_ops)
+    missing = [name for name in (*TEXT_FILES, FP32.file) if not (folder / name).is_file()]
+    if missing or not manifest.has(FP32):
+        raise ArtifactError(f"{folder} lacks {', '.join(missing) or 'a manifest record of ' + FP32.file}: re-export it")
+    lacking = unsupported_operators(folder / FP32.file, contrib_ops)
     if lacking:
-        raise ArtifactError(f"{folder / VARIANTS['fp32'].file} uses {', '.join(lacking)}, which onnxruntime-web lacks: "
+        raise ArtifactError(f"{folder / FP32.file} uses {', '.join(lacking)}, which onnxruntime-web lacks: "
                             "it cannot go to transformers.js")
     with staged_folder(out, force) as staging:
         (staging / "onnx").mkdir()
         variants, left_out = {}, {}
-        variants["fp32"] = _copy_graph(folder, staging, "fp32", manifest["variants"]["fp32"])
-        echo(f"fp32: {VARIANTS['fp32'].file} -> {packaged_file('fp32')}")
+        variants[FP32.name] = _copy_graph(folder, staging, "fp32", manifest.record(FP32).data)
+        echo(f"fp32: {FP32.file} -> {packaged_file('fp32')}")
         int8 = _int8(folder, staging, manifest, contrib_ops, echo)
         if isinstance(int8, str):
             left_out["q8"] = int8
             echo(f"q8: left out: {int8}")
         else:
-            variants["quantized"] = int8
-        _write_text_files(folder, staging, has_int8="quantized" in variants)
+            variants[QUANTIZED.name] = int8
+        _write_text_files(folder, staging, has_int8=QUANTIZED.name in variants)
         record = {
             "for": target,
             "from": str(folder.resolve()),
-            "dtypes": {dtype: variant for dtype, variant in DTYPES.items() if variant in variants},
+            "dtypes": {dtype: variant.name for dtype, variant in DTYPES.items() if variant.name in variants},
             "left_out": left_out,
             "operators_checked_with": CHECKED_WITH,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        packaged = {key: value for key, value in manifest.items() if key not in ("variants", "auto_choice")}
-        packaged.update(variants=variants, package=record)
-        (staging / MANIFEST_NAME).write_text(json.dumps(packaged, indent=2) + "\n", encoding="utf-8")
+        packaged = {key: value for key, value in manifest.data.items() if key not in ("variants", "auto_choice")}
+        write_manifest(staging, {**packaged, "variants": variants, "package": record})
     return record
 
 
@@ -97,12 +98,12 @@ def _copy_graph(folder: Path, staging: Path, dtype: str, record: dict, source: P
     return {**record, "file": packaged_file(dtype)}
 
 
-def _int8(folder: Path, staging: Path, manifest: dict, contrib_ops: frozenset[str], echo) -> dict | str:
+def _int8(folder: Path, staging: Path, manifest: Manifest, contrib_ops: frozenset[str], echo) -> dict | str:
     """Package the int8 graph that runs on the web: the folder's own, or one quantized from the
     unfused fp32 graph. Its manifest entry, or why q8 is left out."""
-    record = manifest["variants"].get("quantized")
-    if record is None or not (folder / record["file"]).is_file():
+    if not manifest.has(QUANTIZED) or not (folder / QUANTIZED.file).is_file():
         return f"{folder} has no int8 graph (distilbert-onnx quantize {folder} adds one)"
+    record = manifest.record(QUANTIZED).data
     lacking = unsupported_operators(folder / record["file"], contrib_ops)
     if not lacking:
         echo(f"q8: {record['file']} -> {packaged_file('q8')}")
@@ -122,25 +123,25 @@ def _int8(folder: Path, staging: Path, manifest: dict, contrib_ops: frozenset[st
         return _copy_graph(folder, staging, "q8", remade, source=path)
 
 
-def _quantize_unfused(folder: Path, manifest: dict, work: Path, echo) -> tuple[dict, Path]:
+def _quantize_unfused(folder: Path, manifest: Manifest, work: Path, echo) -> tuple[dict, Path]:
     """int8 from model.onnx alone, to the target (and on the calibration texts) the folder's int8 was
     made for, by this project's quantize step; its manifest entry and file."""
     from .. import quantize
 
-    for name in (*TEXT_FILES, *OPTIONAL_TEXT_FILES, VARIANTS["fp32"].file):
+    for name in (*TEXT_FILES, *OPTIONAL_TEXT_FILES, FP32.file):
         if (folder / name).is_file():
             shutil.copyfile(folder / name, work / name)
-    (work / MANIFEST_NAME).write_text(json.dumps({**manifest, "variants": {"fp32": manifest["variants"]["fp32"]}}),
-                                      encoding="utf-8")
-    quantization = manifest["variants"]["quantized"].get("quantization", {})
-    target = quantization.get("target") or {}
+    write_manifest(work, {**manifest.data, "variants": {FP32.name: manifest.record(FP32).data}})
+    int8 = manifest.record(QUANTIZED)
+    quantization = int8.quantization or {}
+    target = int8.target
     texts = quantization.get("calibration", {}).get("source")
-    options = {"min_cosine": target.get("min_cosine"), "min_worst_cosine": target.get("min_worst_cosine"),
-               "target": bool(target), "graph": "unfused",
+    options = {"min_cosine": target and target.min_cosine, "min_worst_cosine": target and target.min_worst_cosine,
+               "target": target is not None, "graph": "unfused",
                "per_channel": "per tensor" not in quantization.get("weights", ""),
                "calibration_texts": texts if texts and Path(texts).is_file() else None}
     record = quantize(work, echo=echo, **{key: value for key, value in options.items() if value is not None})
-    return record, work / VARIANTS["quantized"].file
+    return record, work / QUANTIZED.file
 
 
 def _write_text_files(folder: Path, staging: Path, has_int8: bool) -> None:
