@@ -71,6 +71,8 @@ class TaskSpec:
     gives_embeddings: bool = False  # its pooled outputs are text vectors (served as /v1/embeddings)
     # GELUs in the head on top of one per encoder layer (the masked-LM transform has one).
     head_gelus: int = 0
+    # transformers.js has a pipeline of this name (what `package --for transformers.js` serves).
+    in_transformers_js: bool = True
 
     def __post_init__(self):
         if self.compared_as not in COMPARED_AS or self.metric not in METRICS:
@@ -214,6 +216,7 @@ TASKS: tuple[TaskSpec, ...] = (
         required_fields=("prompt", "choices"),
         text_field="prompt",
         metric="choice",
+        in_transformers_js=False,
     ),
 )
 

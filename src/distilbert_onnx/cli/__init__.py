@@ -4,7 +4,7 @@ predict; benchmark; serve). `app.py` holds the group and the error handling they
 
 from __future__ import annotations
 
-from . import benchmark, build, choose, evaluate, openvino, predict, serve  # noqa: F401  (each module registers its commands on main)
+from . import benchmark, build, choose, evaluate, openvino, package, predict, serve  # noqa: F401  (each module registers its commands on main)
 from .app import main
 
 __all__ = ["main"]

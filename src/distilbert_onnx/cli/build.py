@@ -41,14 +41,20 @@ from .options import (
 @REQUIRE_INT8
 @with_options(DATA_OPTIONS)
 @click.option("--revision", help="Hub revision (branch, tag or commit) when MODEL is a Hub id.")
+@click.option("--transformers-js", "transformers_js", type=click.Path(file_okay=False),
+              help="Also package the export for transformers.js into this folder (as `package --for transformers.js`).")
 @FORCE
 def export(model, output, task, opset, no_optimize, no_quantize, fp16, no_openvino, atol, require_int8, revision,
-           force, **options):
+           transformers_js, force, **options):
     """Export checkpoint MODEL (folder or Hub id) to the deployable folder OUTPUT.
 
     An int8 variant that cannot meet its fidelity target is left out (one line says by how much it
     missed) and everything else is written; --require-int8 makes that an error."""
     from .. import export as export_model
+    from ..artifacts import check_target
+
+    if transformers_js:
+        check_target(transformers_js, force)
 
     result = export_model(model, output, task=task, optimize=not no_optimize, quantize=not no_quantize, fp16=fp16,
                           openvino=False if no_openvino else None, opset=opset, atol=atol,
@@ -56,6 +62,12 @@ def export(model, output, task, opset, no_optimize, no_quantize, fp16, no_openvi
                           **settings_options(options))
     click.echo(f"exported {result.task} to {result.folder} in {sum(result.seconds.values()):.1f} s")
     click.echo(variants_table(result.manifest))
+    if transformers_js:
+        from ..transformersjs import package
+        from .package import describe
+
+        click.echo(f"packaged for transformers.js in {transformers_js}")
+        click.echo(describe(package(result.folder, transformers_js, force=force, echo=progress)))
 
 
 @main.command()
