@@ -73,7 +73,7 @@ def evaluate_pipeline(pipe, labelled: LabelledRows, reference: VariantResult | N
 
 @dataclass
 class Evaluation:
-    """Every variant's result on one labelled file, the reference first."""
+    """Every variant's result on one labelled file: torch-fp32 (when asked), fp32, then the others."""
 
     task: str
     data: Path
