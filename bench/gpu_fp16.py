@@ -14,14 +14,13 @@ import json
 import distilbert_onnx as dox
 from common import WORK, base_classifier, table
 from distilbert_onnx.benchmark import benchmark_folder, format_table
-from distilbert_onnx.graph.revalidate import validate_folder
 
 
 def main() -> None:
     checkpoint = base_classifier()
     folder = WORK / "ours-fp16"
     dox.export(checkpoint, folder, fp16=True, quantize=False, force=True, echo=print)
-    for line in validate_folder(folder):
+    for line in dox.validate(folder):
         print(line)
     result = benchmark_folder(folder, variants=["fp16", "optimized"], batch_sizes=(1, 64), sequence_lengths=(128,),
                               device="cuda", compare_torch=checkpoint, min_seconds=5.0, echo=print)

@@ -22,13 +22,13 @@ import time
 import numpy as np
 
 from common import WORK, machine, minilm_as_distilbert, real_texts, table
+from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
+from distilbert_onnx.checks.probes import onnx_runner
 from distilbert_onnx.config import load_config
-from distilbert_onnx.graph.fidelity import calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.graph.openvino_build import openvino_folder
-from distilbert_onnx.graph.openvino_int8 import _quiet, calibration_texts, int8_meeting_target
-from distilbert_onnx.graph.openvino_runner import core, openvino_runner
-from distilbert_onnx.graph.settings import QuantizeSettings
-from distilbert_onnx.probes import onnx_runner
+from distilbert_onnx.openvino_build.build import openvino_folder
+from distilbert_onnx.openvino_build.int8 import _quiet, calibration_texts, int8_meeting_target
+from distilbert_onnx.quantize_settings import QuantizeSettings
+from distilbert_onnx.runtime.openvino_runner import core, openvino_runner
 from distilbert_onnx.tasks import get_task
 from distilbert_onnx.timing import measure, synthetic_feeds
 

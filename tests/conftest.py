@@ -15,6 +15,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from distilbert_onnx.exporting.demo import make_checkpoint, sample_texts, train_tokenizer  # noqa: E402
 from distilbert_onnx.tasks import TASK_NAMES  # noqa: E402
+from export_helpers import Exports  # noqa: E402
 from runtime_helpers import RecordingSession  # noqa: E402
 
 TINY = {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64}
@@ -47,23 +48,6 @@ def make_tiny(tmp_path_factory, tokenizer):
 def checkpoints(make_tiny) -> dict[str, Path]:
     """One tiny checkpoint per task, each with its own random weights."""
     return {task: make_tiny(task, seed=index) for index, task in enumerate(TASK_NAMES)}
-
-
-class Exports:
-    """Exported folders of the tiny checkpoints, made on first use and shared by the session."""
-
-    def __init__(self, checkpoints: dict[str, Path], root: Path, openvino: bool = False):
-        self.checkpoints = checkpoints
-        self.root = root
-        self.openvino = openvino
-        self.folders: dict[str, Path] = {}
-
-    def __getitem__(self, task: str) -> Path:
-        if task not in self.folders:
-            import distilbert_onnx as dox
-
-            self.folders[task] = dox.export(self.checkpoints[task], self.root / task, openvino=self.openvino).folder
-        return self.folders[task]
 
 
 @pytest.fixture(scope="session")

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distilbert_onnx.artifacts import VARIANTS, read_manifest, sha256_file, write_manifest
+from distilbert_onnx.artifacts import sha256_file
+from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
+from distilbert_onnx.checks.probes import onnx_runner
 from distilbert_onnx.config import load_config
-from distilbert_onnx.graph.fidelity import calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.graph.settings import QuantizeSettings
-from distilbert_onnx.probes import onnx_runner
+from distilbert_onnx.manifest import read_manifest, write_manifest
+from distilbert_onnx.quantize_settings import QuantizeSettings
 from distilbert_onnx.runtime.openvino_model import OpenVinoModel, native_bf16
 from distilbert_onnx.samples import sample_texts
 from distilbert_onnx.tasks import get_task
+from distilbert_onnx.variants import VARIANTS
 
 
 def add_openvino_variants(folder: Path, int8: bool = True, int8_fidelity: dict | None = None,
@@ -33,7 +35,7 @@ def add_openvino_variants(folder: Path, int8: bool = True, int8_fidelity: dict |
     import openvino as ov
 
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder).data
     spec, config = get_task(manifest["task"]), load_config(folder)
     batches = calibration_batches(folder, spec, config, sample_texts()[:24])
     expected = reference_outputs(onnx_runner(folder / VARIANTS["fp32"].file), batches)

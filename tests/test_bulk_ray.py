@@ -13,7 +13,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 import ray.data  # noqa: E402
-from test_bulk import BAD_JSONL, assert_close, assert_ok, bulk, read_output, rows_of, write_table  # noqa: E402
+from bulk_helpers import BAD_JSONL, assert_close, assert_ok, bulk, read_output, rows_of, write_table  # noqa: E402
 
 import distilbert_onnx as dox  # noqa: E402
 

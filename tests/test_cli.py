@@ -11,7 +11,7 @@ from devices import without_cuda
 
 from distilbert_onnx.cli import main
 
-COMMANDS = ["export", "optimize", "quantize", "validate", "info", "predict", "benchmark", "demo-checkpoint", "openvino"]
+COMMANDS = sorted(main.commands)
 
 
 def run(*args):
@@ -125,3 +125,23 @@ def test_demo_checkpoint_exports_and_predicts(tmp_path):
     assert run("export", tmp_path / "demo", tmp_path / "out", "--no-quantize").exit_code == 0
     result = run("predict", tmp_path / "out", "I love this!")
     assert result.exit_code == 0 and '"label": "' in result.stdout
+
+
+@pytest.mark.parametrize("broken, key", [
+    ({"variants": "nope"}, '"variants"'),
+    ({"task": 3}, '"task"'),
+    ({"variants": {"fp32": []}}, '"variants"."fp32"'),
+    ({"variants": {"fp32": {"file": "model.onnx", "fidelity": {"mean_cosine": "high", "min_cosine": 1}}}},
+     '"variants"."fp32"."fidelity"."mean_cosine"'),
+])
+def test_a_manifest_of_the_wrong_shape_is_one_error_naming_the_key(exported, tmp_path, broken, key):
+    import json
+
+    from distilbert_onnx.manifest import MANIFEST_NAME
+
+    folder = tmp_path / "broken"
+    shutil.copytree(exported["text-classification"], folder)
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    (folder / MANIFEST_NAME).write_text(json.dumps({**manifest, **broken}))
+    for command in (["info"], ["validate"], ["optimize"], ["predict", "--variant", "fp32"], ["benchmark"]):
+        assert_one_line_error(run(*command, folder, *(["hello"] if command[0] == "predict" else [])), MANIFEST_NAME, key)

@@ -1,4 +1,4 @@
-"""The int8 graph stores its word-embedding table as int8 with a scale per row (graph/embedding_int8.py):
+"""The int8 graph stores its word-embedding table as int8 with a scale per row (onnx_build/embedding_int8.py):
 smaller, the manifest says so, and the lookup gives the table's rows to within half a step."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
 
-from distilbert_onnx.artifacts import read_manifest
-from distilbert_onnx.graph.embedding_int8 import store_word_embeddings_int8
+from distilbert_onnx.manifest import read_manifest
+from distilbert_onnx.onnx_build.embedding_int8 import store_word_embeddings_int8
 
 
 @pytest.mark.parametrize("task", ["text-classification", "fill-mask"])
@@ -21,7 +21,7 @@ def test_exported_int8_graph_has_an_int8_table(exported, task):
     table = next(name for name in types if name.endswith("word_embeddings.weight_int8"))
     assert types[table] == onnx.TensorProto.INT8
     assert table.removesuffix("_int8") not in types  # the fp32 table is gone
-    record = read_manifest(folder)["variants"]["quantized"]
+    record = read_manifest(folder).data["variants"]["quantized"]
     assert record["quantization"]["word_embeddings"] == "int8 symmetric, one scale per row"
 
 

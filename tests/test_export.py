@@ -10,7 +10,8 @@ import onnxruntime as ort
 import pytest
 
 import distilbert_onnx as dox
-from distilbert_onnx.artifacts import MANIFEST_NAME, read_manifest, sha256_file
+from distilbert_onnx.artifacts import sha256_file
+from distilbert_onnx.manifest import MANIFEST_NAME, read_manifest
 from distilbert_onnx.errors import ArtifactError, OptionError, ValidationError
 from distilbert_onnx.tasks import TASK_NAMES, get_task
 
@@ -23,7 +24,7 @@ def export_fp32(checkpoint, output, **options):
 def test_every_head_exports_and_validates_on_new_shapes(checkpoints, tmp_path, task):
     result = export_fp32(checkpoints[task], tmp_path / "out")
     spec = get_task(task)
-    manifest = read_manifest(result.folder)
+    manifest = read_manifest(result.folder).data
     assert manifest["task"] == task and result.variants == ["fp32"]
     validation = manifest["variants"]["fp32"]["validation"]
     assert validation["passed"] and validation["reference"] == "PyTorch" and validation["atol"] == 1e-4
@@ -98,7 +99,7 @@ def test_empty_existing_folder_is_fine(checkpoints, tmp_path):
 @pytest.mark.parametrize("opset", [14, 17])
 def test_supported_opsets(checkpoints, tmp_path, opset):
     folder = export_fp32(checkpoints["token-classification"], tmp_path / "out", opset=opset).folder
-    assert read_manifest(folder)["opset"] == opset
+    assert read_manifest(folder).data["opset"] == opset
     assert {o.version for o in onnx.load(str(folder / "model.onnx")).opset_import if o.domain in ("", "ai.onnx")} == {opset}
 
 
@@ -117,12 +118,12 @@ def test_exporter_chatter_stays_off_the_terminal(checkpoints, tmp_path, capfd):
 def test_config_names_the_exported_head(checkpoints, tmp_path):
     folder = export_fp32(checkpoints["question-answering"], tmp_path / "out", task="feature-extraction").folder
     assert json.loads((folder / "config.json").read_text())["architectures"] == ["DistilBertModel"]
-    assert read_manifest(folder)["outputs"]["last_hidden_state"]["axes"] == ["batch_size", "sequence_length", 32]
+    assert read_manifest(folder).data["outputs"]["last_hidden_state"]["axes"] == ["batch_size", "sequence_length", 32]
 
 
 def test_export_without_openvino_has_the_onnx_variants_only(exported):
     folder = exported["text-classification"]  # conftest exports with openvino=False
-    assert list(read_manifest(folder)["variants"]) == ["fp32", "optimized", "quantized"]
+    assert list(read_manifest(folder).data["variants"]) == ["fp32", "optimized", "quantized"]
     assert sorted(path.name for path in folder.iterdir()) == [
         "config.json", "distilbert_onnx.json", "model.onnx", "model_optimized.onnx", "model_quantized.onnx",
         "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"]

@@ -10,15 +10,15 @@ import pytest
 from devices import needs_cuda, without_cuda
 
 import distilbert_onnx as dox
-from distilbert_onnx.artifacts import VARIANTS, choose_variant, read_manifest, write_manifest
+from distilbert_onnx.checks.probes import check, make_probes, onnx_runner
 from distilbert_onnx.config import load_config
 from distilbert_onnx.errors import ArtifactError, DeviceError, FusionError, OptionError, QuantizationError, ValidationError
-from distilbert_onnx.graph.optimize import expected_fusions
-from distilbert_onnx.graph.revalidate import validate_folder
-from distilbert_onnx.graph.settings import QuantizeSettings
+from distilbert_onnx.manifest import read_manifest, write_manifest
+from distilbert_onnx.onnx_build.optimize import expected_fusions
 from distilbert_onnx.options import ATOL
-from distilbert_onnx.probes import check, make_probes, onnx_runner
+from distilbert_onnx.quantize_settings import QuantizeSettings
 from distilbert_onnx.tasks import TASK_NAMES, get_task
+from distilbert_onnx.variants import VARIANTS, choose_variant
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def fp32_folder(checkpoints, tmp_path):
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_fused_graph_has_one_attention_two_skip_norms_one_gelu_per_layer(exported, task):
     folder = exported[task]
-    record = read_manifest(folder)["variants"]["optimized"]
+    record = read_manifest(folder).data["variants"]["optimized"]
     counts = record["fused_ops"]["counts"]
     assert counts["Attention"] == 2 and counts["SkipLayerNormalization"] == 4
     assert counts["BiasGelu"] == (3 if task == "fill-mask" else 2)
@@ -64,7 +64,7 @@ def test_raw_attention_mask_is_what_keeps_left_padding_right(fp32_folder):
 def test_optimize_an_existing_folder_validates_against_model_onnx(fp32_folder):
     records = dox.optimize(fp32_folder)
     assert list(records) == ["optimized"]
-    manifest = read_manifest(fp32_folder)
+    manifest = read_manifest(fp32_folder).data
     assert manifest["variants"]["optimized"]["validation"]["reference"] == "model.onnx"
     assert manifest["variants"]["optimized"]["validation"]["atol"] == ATOL.default
 
@@ -92,7 +92,7 @@ def test_fp16_graph_is_validated_on_cuda(fp32_folder):
 
 def test_relu_model_fuses_without_gelu(make_tiny, tmp_path):
     folder = dox.export(make_tiny("text-classification", "relu", activation="relu"), tmp_path / "out", quantize=False).folder
-    counts = read_manifest(folder)["variants"]["optimized"]["fused_ops"]["counts"]
+    counts = read_manifest(folder).data["variants"]["optimized"]["fused_ops"]["counts"]
     assert counts["Attention"] == 2 and "BiasGelu" not in counts
     assert expected_fusions(get_task("text-classification"), load_config(folder)) == {
         "Attention": 2, "SkipLayerNormalization": 4}
@@ -111,13 +111,13 @@ def test_incomplete_fusion_is_an_error_and_writes_nothing(fp32_folder, monkeypat
     with pytest.raises(FusionError, match="Attention 0 of 2"):
         dox.optimize(fp32_folder)
     assert not (fp32_folder / "model_optimized.onnx").exists()
-    assert "optimized" not in read_manifest(fp32_folder)["variants"]
+    assert "optimized" not in read_manifest(fp32_folder).data["variants"]
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_int8_meets_its_target_and_matches_fp32_on_padded_probes(exported, task):
     folder = exported[task]
-    record = read_manifest(folder)["variants"]["quantized"]
+    record = read_manifest(folder).data["variants"]["quantized"]
     quantization, fidelity = record["quantization"], record["fidelity"]
     assert quantization["target"] == {"min_cosine": 0.995, "min_worst_cosine": 0.98}
     assert fidelity["mean_cosine"] >= 0.995 and fidelity["min_cosine"] >= 0.98
@@ -157,7 +157,7 @@ def test_unreachable_target_is_reported_not_faked(fp32_folder):
     with pytest.raises(QuantizationError, match=r"misses the target .*best mean cosine"):
         dox.quantize(fp32_folder, min_cosine=1.0, min_worst_cosine=1.0)
     assert not (fp32_folder / "model_quantized.onnx").exists()
-    assert "quantized" not in read_manifest(fp32_folder)["variants"]
+    assert "quantized" not in read_manifest(fp32_folder).data["variants"]
 
 
 def test_a_strict_target_keeps_the_most_sensitive_matmuls_in_fp32(fp32_folder):
@@ -227,11 +227,11 @@ def test_graph_tools_need_a_distilbert_onnx_folder(tmp_path):
 def test_validate_holds_the_int8_graph_to_its_recorded_target(exported, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(exported["text-classification"], folder)
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder).data
     manifest["variants"]["quantized"]["quantization"]["target"]["min_cosine"] = 1.0
     write_manifest(folder, manifest)
     with pytest.raises(ValidationError) as error:
-        validate_folder(folder)
+        dox.validate(folder)
     assert len(error.value.report) == 1
     assert error.value.report[0].startswith("model_quantized.onnx: mean cosine")
     assert error.value.report[0].endswith("misses the target mean cosine >= 1.0 and worst cosine >= 0.98")
@@ -240,7 +240,7 @@ def test_validate_holds_the_int8_graph_to_its_recorded_target(exported, tmp_path
 def test_validate_rechecks_every_variant(exported, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(exported["token-classification"], folder)
-    lines = validate_folder(folder)
+    lines = dox.validate(folder)
     assert any(line.startswith("model.onnx: max abs diff") and "PyTorch" in line for line in lines)
     assert any(line.startswith("model_optimized.onnx: max abs diff") for line in lines)
     assert any(line.startswith("model_quantized.onnx: mean cosine") for line in lines)
@@ -249,7 +249,7 @@ def test_validate_rechecks_every_variant(exported, tmp_path):
     (folder / "model_optimized.onnx").write_bytes(bytes(data))
     (folder / "model_quantized.onnx").unlink()
     with pytest.raises(ValidationError) as error:
-        validate_folder(folder)
+        dox.validate(folder)
     assert error.value.report == [
         "model_optimized.onnx: sha256 differs from the manifest: the file changed since export",
         "model_quantized.onnx: the file is missing",

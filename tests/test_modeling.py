@@ -40,7 +40,7 @@ def compare(folder, task):
         outputs = ours.model(input_ids, attention_mask)
         expected = theirs(input_ids=input_ids, attention_mask=attention_mask)
     mask = attention_mask.bool()
-    for name, value in zip(ours.task.output_names, outputs):
+    for name, value in zip(ours.task.output_names, outputs, strict=True):
         want = expected[name]
         assert value.shape == want.shape
         if name in ours.task.per_token_outputs():  # padded positions mean nothing

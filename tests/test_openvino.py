@@ -11,14 +11,15 @@ import textwrap
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import Exports
+from export_helpers import Exports
 
-from distilbert_onnx.artifacts import read_manifest, sha256_file
+from distilbert_onnx.artifacts import sha256_file
+from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
+from distilbert_onnx.checks.probes import make_probes, onnx_runner
 from distilbert_onnx.cli import main
-from distilbert_onnx.graph.fidelity import calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.graph.openvino_runner import has_native_bf16, openvino_runner
 from distilbert_onnx.config import load_config
-from distilbert_onnx.probes import make_probes, onnx_runner
+from distilbert_onnx.manifest import read_manifest
+from distilbert_onnx.runtime.openvino_runner import has_native_bf16, openvino_runner
 from distilbert_onnx.samples import sample_texts
 from distilbert_onnx.tasks import get_task
 
@@ -68,7 +69,7 @@ def folder_copy(source, target):
 @pytest.mark.parametrize("task", TASKS)
 def test_export_writes_validated_and_recorded_openvino_variants(exported, task):
     folder = exported[task]
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder).data
     assert set(IR_FILES) <= {path.name for path in folder.iterdir()}
     spec, config = get_task(task), load_config(folder)
     for name, xml in (("openvino", "openvino_model.xml"), ("openvino-int8", "openvino_model_int8.xml")):
@@ -133,11 +134,11 @@ def test_export_output_is_only_its_own_lines(one_layer):
 
 def test_openvino_command_meets_a_target_the_all_int8_ir_misses(one_layer, calibration_file, tmp_path):
     folder = folder_copy(one_layer[0], tmp_path / "folder")
-    first = read_manifest(folder)["variants"]["openvino-int8"]["quantization"]["search"][0]["fidelity"]
+    first = read_manifest(folder).data["variants"]["openvino-int8"]["quantization"]["search"][0]["fidelity"]
     target = round(1 - (1 - first["mean_cosine"]) / 4, 9)  # a quarter of all-int8's loss
     result = run("openvino", folder, "--min-cosine", target, "--min-worst-cosine", 0.9, "--calibration-texts", calibration_file)
     assert result.exit_code == 0, result.output
-    int8 = read_manifest(folder)["variants"]["openvino-int8"]
+    int8 = read_manifest(folder).data["variants"]["openvino-int8"]
     quantization = int8["quantization"]
     assert quantization["kept_fp32"] and quantization["target"]["min_cosine"] == target
     assert int8["fidelity"]["mean_cosine"] >= target and quantization["calibration"]["texts"] == 24
@@ -186,7 +187,7 @@ def test_export_without_openvino_and_validate_info_on_such_folders(checkpoints, 
     result = run("export", checkpoints["fill-mask"], tmp_path / "out", "--no-openvino", "--no-optimize")
     assert result.exit_code == 0, result.output
     assert "OpenVINO" not in result.stderr and not list((tmp_path / "out").glob("openvino_*"))
-    assert list(read_manifest(tmp_path / "out")["variants"]) == ["fp32", "quantized"]
+    assert list(read_manifest(tmp_path / "out").data["variants"]) == ["fp32", "quantized"]
     info = run("info", tmp_path / "out").stdout
     assert "openvino" not in info.split("variants:")[1]
     validated = run("validate", tmp_path / "out")
@@ -194,7 +195,7 @@ def test_export_without_openvino_and_validate_info_on_such_folders(checkpoints, 
 
     added = run("openvino", tmp_path / "out", "--no-int8")
     assert added.exit_code == 0, added.output
-    assert list(read_manifest(tmp_path / "out")["variants"]) == ["fp32", "quantized", "openvino"]
+    assert list(read_manifest(tmp_path / "out").data["variants"]) == ["fp32", "quantized", "openvino"]
     assert "validated against model.onnx" in added.stdout
 
 
@@ -240,7 +241,7 @@ def test_openvino_command_on_a_folder_that_is_not_an_export(tmp_path):
 
 def test_default_export_has_every_cpu_variant_and_nothing_else(exported):
     folder = exported["text-classification"]
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder).data
     assert list(manifest["variants"]) == ["fp32", "optimized", "quantized", "openvino", "openvino-int8"]
     # The auto choice was timed on this machine at export, so a first load here decides at once.
     [choice] = manifest["auto_choice"].values()

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 pytest.importorskip("openvino")
 
 import distilbert_onnx as dox  # noqa: E402
-from distilbert_onnx.artifacts import read_manifest, write_manifest  # noqa: E402
+from distilbert_onnx.manifest import read_manifest, write_manifest  # noqa: E402
 from distilbert_onnx.benchmark import benchmark_folder  # noqa: E402
 from distilbert_onnx.cli import main  # noqa: E402
 from distilbert_onnx.errors import ArtifactError, DeviceError, OptionError  # noqa: E402
@@ -25,7 +25,7 @@ from distilbert_onnx.runtime.backends import check_backend  # noqa: E402
 from distilbert_onnx.runtime.choice import CHOICES_FILE, fidelity_candidates, record_choice  # noqa: E402
 from distilbert_onnx.runtime.openvino_model import native_bf16  # noqa: E402
 from runtime_helpers import assert_same  # noqa: E402
-from test_runtime_import import BLOCKER  # noqa: E402
+from import_blocker import BLOCKER  # noqa: E402
 
 INPUTS = {
     "text-classification": ((["I love Paris.", {"text": "a", "text_pair": "b"}],), {"top_k": None}),
@@ -134,7 +134,7 @@ def test_backend_and_variant_must_agree(openvino_exported):
 
 
 def test_openvino_variants_are_refused_on_cuda(openvino_exported):
-    from distilbert_onnx.artifacts import choose_variant
+    from distilbert_onnx.variants import choose_variant
 
     folder = openvino_exported("text-classification", **F32)
     with pytest.raises(DeviceError, match="runs on OpenVINO's CPU plugin only, not cuda"):
@@ -179,7 +179,7 @@ def test_auto_uses_a_choice_recorded_in_the_manifest(openvino_exported, tmp_path
     assert list(recorded) == [key]
     # The recorded choice is used as recorded, not measured again: make it one measurement would not pick.
     recorded[key] = {**recorded[key], "variant": "quantized", "latency_ms": {"quantized": 1.0, "openvino-int8": 2.0}}
-    write_manifest(folder, {**manifest, "auto_choice": recorded})
+    write_manifest(folder, {**manifest.data, "auto_choice": recorded})
     with caplog.at_level(logging.INFO, logger="distilbert_onnx"):
         pipe = dox.load(folder)
     assert pipe.variant == "quantized"
@@ -193,7 +193,7 @@ def test_choose_command_records_the_choice_in_the_manifest(openvino_exported, tm
     shutil.copytree(openvino_exported("text-classification"), folder)
     done = CliRunner().invoke(main, ["choose", str(folder), "--threads", "1"])
     assert done.exit_code == 0, done.output
-    (record,) = read_manifest(folder)["auto_choice"].values()
+    (record,) = read_manifest(folder).data["auto_choice"].values()
     assert done.stdout.strip() == record["variant"] and record["machine"]["threads"] == 1
     assert "recorded for" in done.stderr
 

@@ -7,11 +7,11 @@ import pytest
 from click.testing import CliRunner
 
 import distilbert_onnx as dox
-from distilbert_onnx.artifacts import read_manifest
 from distilbert_onnx.cli import main
 from distilbert_onnx.errors import OptionError
-from distilbert_onnx.graph.settings import QuantizeSettings
+from distilbert_onnx.manifest import read_manifest
 from distilbert_onnx.options import ATOL, GRAPH, MIN_COSINE, MIN_WORST_COSINE, OPSET
+from distilbert_onnx.quantize_settings import QuantizeSettings
 
 
 def help_of(command: str) -> str:
@@ -28,7 +28,7 @@ def test_the_cli_shows_the_defaults_of_the_table():
 
 
 def test_the_api_and_the_jobs_take_the_same_defaults(exported):
-    manifest = read_manifest(exported["text-classification"])  # made by dox.export with no options
+    manifest = read_manifest(exported["text-classification"]).data  # made by dox.export with no options
     assert manifest["opset"] == OPSET.default
     assert manifest["variants"]["fp32"]["validation"]["atol"] == ATOL.default
     assert manifest["variants"]["optimized"]["validation"]["atol"] == ATOL.default

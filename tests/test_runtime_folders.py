@@ -16,7 +16,8 @@ from runtime_helpers import LONG_TEXT, TEXTS, assert_same, call, copy_folder, sa
 from tokenizers import Tokenizer
 
 import distilbert_onnx as dox
-from distilbert_onnx.artifacts import MANIFEST_NAME, choose_variant
+from distilbert_onnx.manifest import MANIFEST_NAME
+from distilbert_onnx.variants import choose_variant
 from distilbert_onnx.errors import ArtifactError, ConfigError, DeviceError, OptionError
 from distilbert_onnx.runtime.session import default_threads
 

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+from import_blocker import BLOCKER
 
 TASKS = ["text-classification", "token-classification", "question-answering", "fill-mask", "multiple-choice",
          "feature-extraction"]
@@ -16,19 +17,6 @@ TASKS = ["text-classification", "token-classification", "question-answering", "f
 EXTRAS = ["torch", "transformers", "onnx", "safetensors", "sympy", "huggingface_hub", "openvino", "nncf"]
 EXTRAS += ["starlette", "uvicorn", "prometheus_client", "yaml"]  # [serve]
 EXTRAS += ["pyarrow", "ray"]  # [files], [ray]
-
-BLOCKER = """
-import importlib.abc, sys
-BLOCKED = {blocked!r}
-
-class Blocker(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
-            raise ImportError(f"No module named {{name!r}} (blocked: not in a base install)", name=name)
-        return None
-
-sys.meta_path.insert(0, Blocker())
-"""
 
 RUN_EVERY_TASK = """
 import json, sys

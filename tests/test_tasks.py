@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import distilbert_onnx
+from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
+from distilbert_onnx.checks.probes import PROBE_SHAPES, make_probes, onnx_runner
 from distilbert_onnx.config import DistilBertConfig, load_config
-from distilbert_onnx.graph.fidelity import calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.graph.optimize import expected_fusions
-from distilbert_onnx.probes import PROBE_SHAPES, make_probes, onnx_runner
+from distilbert_onnx.onnx_build.optimize import expected_fusions
 from distilbert_onnx.tasks import CHOICES, TASK_CHOICES, TASK_NAMES, TASKS, get_task
 
 PACKAGE = Path(distilbert_onnx.__file__).parent
@@ -101,9 +101,9 @@ def test_calibration_batches_and_the_fidelity_measure_of_each_head(exported, tas
         assert broken[agreement] < 0.5
 
 
-def test_only_the_task_table_and_the_pipelines_compare_task_names():
-    """Front ends (CLI, server, bulk jobs) and graph tools ask the TaskSpec instead."""
-    allowed = {PACKAGE / "tasks.py", *(PACKAGE / "runtime" / "pipelines").glob("*.py")}
+def literals_compared(names, allowed: set[Path], subscripts: bool = False) -> list[str]:
+    """path:line of every comparison (and with `subscripts`, every subscript) outside `allowed` that
+    has one of `names` as a string literal."""
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
         if path in allowed:
@@ -111,7 +111,24 @@ def test_only_the_task_table_and_the_pipelines_compare_task_names():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Compare):
                 operands = [node.left, *node.comparators]
-                values = [item for operand in operands for item in getattr(operand, "elts", [operand])]
-                if any(isinstance(value, ast.Constant) and value.value in TASK_CHOICES for value in values):
-                    offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
-    assert offenders == []
+            elif subscripts and isinstance(node, ast.Subscript):  # records["quantized"], VARIANTS["fp32"]
+                operands = [node.slice]
+            else:
+                continue
+            values = [item for operand in operands for item in getattr(operand, "elts", [operand])]
+            if any(isinstance(value, ast.Constant) and value.value in names for value in values):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    return offenders
+
+
+def test_only_the_task_table_and_the_pipelines_compare_task_names():
+    """Front ends (CLI, server, bulk jobs) and graph tools ask the TaskSpec instead."""
+    allowed = {PACKAGE / "tasks.py", *(PACKAGE / "runtime" / "pipelines").glob("*.py")}
+    assert literals_compared(TASK_CHOICES, allowed) == []
+
+
+def test_only_the_variant_table_compares_variant_names():
+    """Code asks the Variant row (backend, is_int8, precision_rule) or names it by its constant."""
+    from distilbert_onnx.variants import VARIANTS
+
+    assert literals_compared(set(VARIANTS), {PACKAGE / "variants.py"}, subscripts=True) == []

@@ -17,7 +17,7 @@ from .versions import package_version
 
 __version__ = package_version("distilbert-onnx") or "0+unknown"
 
-__all__ = ["export", "optimize", "quantize", "load", "serve", "bulk", "__version__"]
+__all__ = ["export", "optimize", "quantize", "validate", "load", "serve", "bulk", "__version__"]
 # Front ends whose extras the base import never loads: dox.serve (the [serve] extra) and dox.bulk
 # ([files] / [ray]) are imported on first use.
 LAZY_MODULES = {"serve": "serving", "bulk": "bulk"}
@@ -64,7 +64,7 @@ def export(
         raise MissingExtraError(
             f"export needs PyTorch and onnx ({exc.name} is missing): pip install 'distilbert-onnx[export]'"
         ) from None
-    from .graph.settings import QuantizeSettings
+    from .quantize_settings import QuantizeSettings
 
     return export_checkpoint(
         model,
@@ -85,7 +85,7 @@ def export(
 
 def optimize(folder: str | Path, fp16: bool = False, *, atol: float | None = None, echo=None) -> dict:
     """Add the fused fp32 graph (and the fp16 one with `fp16`) to an exported folder."""
-    from .graph.optimize import optimize_folder
+    from .onnx_build.optimize import optimize_folder
     from .progress import Stages
 
     return optimize_folder(folder, fp16=fp16, atol=atol, stages=Stages(echo))
@@ -93,11 +93,24 @@ def optimize(folder: str | Path, fp16: bool = False, *, atol: float | None = Non
 
 def quantize(folder: str | Path, *, echo=None, **options) -> dict:
     """Add the int8 graph to an exported folder; `options` as QuantizeSettings.from_options takes them."""
-    from .graph.quantize import quantize_folder
-    from .graph.settings import QuantizeSettings
+    from .onnx_build.quantize import quantize_folder
+    from .quantize_settings import QuantizeSettings
     from .progress import Stages
 
     return quantize_folder(folder, QuantizeSettings.from_options(**options), stages=Stages(echo))
+
+
+def validate(folder: str | Path, calibration_texts: str | Path | None = None, *, echo=None) -> list[str]:
+    """Re-check every variant of an exported folder (checks/folder.py): one line per check passed, a
+    ValidationError listing every failure. model.onnx is checked against PyTorch again where the
+    [export] extra is installed and the source checkpoint is unchanged."""
+    from .checks.folder import validate_folder
+
+    try:
+        from .exporting.checkpoint import pytorch_reference
+    except ImportError:  # no PyTorch: model.onnx is only run on the probes
+        pytorch_reference = None
+    return validate_folder(folder, calibration_texts, echo=echo, pytorch=pytorch_reference)
 
 
 def load(folder: str | Path, device: str = "cpu", variant: str = "auto", backend: str = "auto", **options):

@@ -22,15 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import AUTO_PREFERENCE, VARIANTS, choose_variant, read_manifest
 from .config import load_config
 from .errors import ArtifactError, MissingExtraError, OptionError
+from .manifest import read_manifest
 from .runtime.backends import open_variant
 from .runtime.choice import cpu_model
 from .runtime.openvino_model import import_openvino, openvino_available
 from .runtime.session import check_threads, resolve_device
 from .tasks import get_task
 from .timing import measure, synthetic_feeds
+from .variants import AUTO_PREFERENCE, OPENVINO, VARIANTS, choose_variant, present
 from .versions import package_version
 
 
@@ -85,31 +86,31 @@ def benchmark_folder(
                 rows.append(_row(name, batch_size, length, measure(lambda: model.run(feeds), **timing), echo))
     if compare_torch is not None:
         rows += _torch_rows(compare_torch, spec, config, device, threads, batch_sizes, sequence_lengths, timing, echo)
-    openvino_used = any(VARIANTS[name].backend == "openvino" for name in names)
+    openvino_used = any(VARIANTS[name].backend == OPENVINO for name in names)
     return {"rows": [asdict(row) for row in rows], "machine": machine(device, threads, openvino_used), "precisions": precisions}
 
 
 def _variants(folder: Path, device: str, wanted: list[str] | None, echo) -> list[str]:
     if wanted:
         chosen = [choose_variant(folder, device, name) for name in wanted]
-        if any(variant.backend == "openvino" for variant in chosen):
+        if any(variant.backend == OPENVINO for variant in chosen):
             import_openvino()
         return [variant.name for variant in chosen]
-    present = [name for name in VARIANTS if device in VARIANTS[name].devices and (folder / VARIANTS[name].file).is_file()]
-    skipped = [name for name in present if VARIANTS[name].backend == "openvino" and not openvino_available()]
+    held = [variant for variant in VARIANTS.values() if device in variant.devices and present(folder, variant)]
+    skipped = [variant.name for variant in held if variant.backend == OPENVINO and not openvino_available()]
     if skipped and echo:
         echo(f"openvino is not installed: {', '.join(skipped)} not measured (pip install 'distilbert-onnx[openvino]')")
-    present = [name for name in present if name not in skipped]
-    if not present:
-        files = ", ".join(VARIANTS[name].file for name in AUTO_PREFERENCE[device])
+    names = [variant.name for variant in held if variant.name not in skipped]
+    if not names:
+        files = ", ".join(variant.file for variant in AUTO_PREFERENCE[device])
         raise ArtifactError(f"{folder} holds no ONNX model to benchmark on {device} (looked for {files})")
-    return present
+    return names
 
 
 def _task(folder: Path, variant: str, device: str, config):
     manifest = read_manifest(folder)
     if manifest:
-        return get_task(manifest["task"])
+        return get_task(manifest.task)
     from .runtime.pipelines import task_from_graph
 
     return task_from_graph(open_variant(folder, VARIANTS[variant], device, None, None), config)
@@ -169,7 +170,7 @@ def machine(device: str, threads: int, openvino: bool = False) -> dict:
         "distilbert_onnx": package_version("distilbert-onnx"),
     }
     if openvino:
-        info["openvino"] = import_openvino().get_version()
+        info[OPENVINO] = import_openvino().get_version()
     torch_version = package_version("torch")
     if torch_version:
         info["torch"] = torch_version
@@ -184,9 +185,9 @@ def format_table(result: dict) -> str:
         lines.append(f"{row['variant']:<14}{row['batch_size']:>6}{row['sequence_length']:>6}{row['p50_ms']:>10.2f}"
                      f"{row['p90_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['throughput']:>11.1f}")
     machine_info = result["machine"]
-    versions = f"onnxruntime {machine_info['onnxruntime']}" + (f", openvino {machine_info['openvino']}" if "openvino" in machine_info else "")
+    versions = f"onnxruntime {machine_info['onnxruntime']}" + (f", openvino {machine_info[OPENVINO]}" if OPENVINO in machine_info else "")
     lines.append(f"{machine_info['cpu']}, {machine_info['threads']} threads, {machine_info['device']}, {versions}")
-    openvino_precisions = {name: precision for name, precision in result.get("precisions", {}).items() if VARIANTS[name].backend == "openvino"}
+    openvino_precisions = {name: precision for name, precision in result.get("precisions", {}).items() if VARIANTS[name].backend == OPENVINO}
     if openvino_precisions:
         lines.append("OpenVINO ran in: " + ", ".join(f"{name} {precision}" for name, precision in openvino_precisions.items()))
     return "\n".join(lines)

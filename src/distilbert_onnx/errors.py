@@ -85,3 +85,7 @@ class DeviceError(DistilbertOnnxError, RuntimeError):
 
 class MissingExtraError(DistilbertOnnxError, RuntimeError):
     """A feature needs an optional dependency that is not installed."""
+
+
+class ManifestError(ArtifactError):
+    """A manifest whose JSON has the wrong shape under a key (the message names the key)."""

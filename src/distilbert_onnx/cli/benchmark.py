@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..artifacts import VARIANTS
+from ..variants import VARIANTS
 from .app import main, progress
 from .options import DEVICE, FOLDER, THREADS
 

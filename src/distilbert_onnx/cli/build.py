@@ -7,8 +7,10 @@ import json
 
 import click
 
+from ..manifest import describe_fidelity
 from ..tasks import TASK_NAMES, get_task
 from .app import main, progress, with_options
+from .entries import fused_summary, validation_summary, variants_table
 from .options import FOLDER, FORCE, FP16, GRAPH_OPTION, OPSET_OPTION, TARGET_OPTIONS, TASK, atol_option
 
 
@@ -35,7 +37,7 @@ def export(model, output, task, opset, no_optimize, no_quantize, fp16, no_openvi
                           calibration_texts=calibration_texts, min_cosine=min_cosine,
                           min_worst_cosine=min_worst_cosine, force=force, revision=revision, echo=progress)
     click.echo(f"exported {result.task} to {result.folder} in {sum(result.seconds.values()):.1f} s")
-    click.echo(_variants_table(result.manifest))
+    click.echo(variants_table(result.manifest))
 
 
 @main.command()
@@ -47,7 +49,7 @@ def optimize(folder, fp16, atol):
     from .. import optimize as optimize_folder
 
     for record in optimize_folder(folder, fp16=fp16, atol=atol, echo=progress).values():
-        click.echo(f"{record['file']}: {_fused_summary(record)}; {_validation_summary(record)}")
+        click.echo(f"{record['file']}: {fused_summary(record)}; {validation_summary(record)}")
 
 
 @main.command()
@@ -65,7 +67,7 @@ def quantize(folder, calibration_texts, min_cosine, min_worst_cosine, no_target,
                              target=not no_target)
     quantization = record["quantization"]
     click.echo(f"{record['file']}: from {quantization['source_graph']} ({quantization['why']})")
-    click.echo(f"  fidelity: {_fidelity_summary(record['fidelity'])}")
+    click.echo(f"  fidelity: {describe_fidelity(record['fidelity'], full=True)}")
     click.echo(f"  kept in fp32: {len(quantization['kept_fp32'])} MatMul(s), "
                f"{quantization['kept_fp32_compute_share']:.1%} of the compute")
 
@@ -75,7 +77,7 @@ def quantize(folder, calibration_texts, min_cosine, min_worst_cosine, no_target,
 @click.option("--calibration-texts", type=click.Path(exists=True, dir_okay=False), help="Texts to measure the int8 graph on [default: built-in sample].")
 def validate(folder, calibration_texts):
     """Re-check every variant of FOLDER: files, checksums, outputs against fp32 (and PyTorch if it can)."""
-    from ..graph.revalidate import validate_folder
+    from .. import validate as validate_folder
 
     for line in validate_folder(folder, calibration_texts, echo=progress):
         click.echo(line)
@@ -86,76 +88,25 @@ def validate(folder, calibration_texts):
 @click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
 def info(folder, as_json):
     """Show FOLDER's task, labels, variants with sizes and validation / fidelity figures."""
-    from ..artifacts import require_manifest
     from ..config import load_config
+    from ..manifest import require_manifest
 
     manifest = require_manifest(folder)
     if as_json:
-        click.echo(json.dumps(manifest, indent=2))
+        click.echo(json.dumps(manifest.data, indent=2))
         return
     config = load_config(folder)
-    source = manifest["source"]
-    click.echo(f"task: {manifest['task']} ({manifest['architecture']})")
-    if get_task(manifest["task"]).has_labels:
+    data = manifest.data
+    source = manifest.source
+    click.echo(f"task: {manifest.task} ({data['architecture']})")
+    if get_task(manifest.task).has_labels:
         click.echo(f"labels: {', '.join(config.id2label[i] for i in sorted(config.id2label))}")
     click.echo(f"model: {config.n_layers} layers, dim {config.dim}, {config.n_heads} heads, vocab {config.vocab_size}, "
                f"max length {config.max_position_embeddings}")
     click.echo(f"source: {source['checkpoint']}" + (f" @ {source['revision']}" if source.get("revision") else ""))
-    click.echo(f"opset {manifest['opset']}, exported {manifest['created']} with "
-               + ", ".join(f"{name} {version}" for name, version in manifest["tools"].items()))
-    click.echo(_variants_table(manifest))
-
-
-def _variants_table(manifest: dict) -> str:
-    lines = ["variants:"]
-    for name, record in manifest["variants"].items():
-        lines.append(f"  {name:<10} {record['file']:<27} {record['size_bytes'] / 1e6:8.1f} MB  {record['precision']}")
-        if record.get("weights"):  # an OpenVINO IR: its own lines
-            from .openvino import ir_lines
-
-            lines += [f"{'':13}{line}" for line in [f"+ {record['weights']['file']} (weights)", *ir_lines(record)]]
-            continue
-        if "fused_ops" in record:
-            lines.append(f"             fused: {_fused_summary(record)}")
-        if "validation" in record:
-            lines.append(f"             {_validation_summary(record)}")
-        if "fidelity" in record:
-            lines.append(f"             fidelity to fp32: {_fidelity_summary(record['fidelity'])}")
-        if "quantization" in record:
-            quantization = record["quantization"]
-            lines.append(f"             from {quantization['source_graph']}, {quantization['weights']}, "
-                         f"{len(quantization['kept_fp32'])} MatMul(s) kept in fp32")
-    return "\n".join(lines)
-
-
-def _fused_summary(record: dict) -> str:
-    fused = record["fused_ops"]
-    text = ", ".join(f"{op} {count}" for op, count in fused["counts"].items())
-    if "embed_layer_norm_not_fused" in fused:
-        text += f" (embedding layer norm not fused: {fused['embed_layer_norm_not_fused']})"
-    return text
-
-
-def _validation_summary(record: dict) -> str:
-    validation = record["validation"]
-    if validation.get("passed") is None:
-        text = f"UNVALIDATED: {validation['reason']}"
-        cpu_check = validation.get("cpu_check")
-        if isinstance(cpu_check, dict):
-            text += f" (on the CPU provider: max abs diff {max(cpu_check['max_abs_diff'].values()):.1e} <= {cpu_check['atol']:g})"
-        return text
-    worst = max(validation["max_abs_diff"].values())
-    return (f"validated against {validation['reference']}: max abs diff {worst:.1e} <= atol {validation['atol']:g} "
-            f"on {', '.join(validation['probes'])}")
-
-
-def _fidelity_summary(figures: dict) -> str:
-    parts = [f"mean cosine {figures['mean_cosine']:.5f}", f"worst {figures['min_cosine']:.5f}",
-             f"max abs diff {figures['max_abs_diff']:.2e}"]
-    for key in ("top1_agreement", "span_agreement"):
-        if key in figures:
-            parts.append(f"{key.replace('_', ' ')} {figures[key]:.1%}")
-    return ", ".join(parts) + f" ({figures['rows']} rows)"
+    click.echo(f"opset {data['opset']}, exported {data['created']} with "
+               + ", ".join(f"{name} {version}" for name, version in data["tools"].items()))
+    click.echo(variants_table(manifest))
 
 
 @main.command("demo-checkpoint")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from .app import main, progress, with_options
-from .build import _fidelity_summary, _validation_summary
+from .entries import ir_lines
 from .options import FOLDER, TARGET_OPTIONS
 
 
@@ -17,8 +17,8 @@ from .options import FOLDER, TARGET_OPTIONS
 def openvino(folder, calibration_texts, min_cosine, min_worst_cosine, no_int8):
     """Add openvino_model.xml (fp32 IR) and openvino_model_int8.xml (NNCF static int8 meeting the
     fidelity target) to an exported FOLDER. Needs the [openvino-build] extra (openvino, nncf)."""
-    from ..graph.openvino_build import openvino_folder
-    from ..graph.settings import QuantizeSettings
+    from ..openvino_build.build import openvino_folder
+    from ..quantize_settings import QuantizeSettings
     from ..progress import Stages
 
     settings = QuantizeSettings.from_options(calibration_texts, min_cosine, min_worst_cosine)
@@ -27,27 +27,3 @@ def openvino(folder, calibration_texts, min_cosine, min_worst_cosine, no_int8):
         click.echo(f"{record['file']} + {record['weights']['file']}: {record['size_bytes'] / 1e6:.1f} MB")
         for line in ir_lines(record):
             click.echo(f"  {line}")
-
-
-def ir_lines(record: dict) -> list[str]:
-    """What an OpenVINO variant's record says, one line per figure (shared with `info`)."""
-    lines = []
-    if "validation" in record:
-        lines.append(_validation_summary(record))
-    bf16 = record.get("bf16")
-    if bf16 is not None:
-        if bf16["fidelity"] is None:
-            lines.append(f"bf16: {bf16['reason']}")
-        else:
-            verdict = "meets the target" if bf16["meets_target"] else "MISSES the target: runs in fp32"
-            lines.append(f"bf16 fidelity to fp32: {_fidelity_summary(bf16['fidelity'])}; {verdict} "
-                         f"(measured on {bf16['measured_on']})")
-    if "quantization" in record:
-        quantization = record["quantization"]
-        lines.append(f"fidelity to fp32: {_fidelity_summary(record['fidelity'])}")
-        target = quantization["target"]
-        lines.append(f"NNCF {quantization['preset']} preset, {quantization['model_type']}; "
-                     f"{len(quantization['kept_fp32'])} op(s) kept in fp32 "
-                     f"({quantization['kept_fp32_compute_share']:.1%} of the compute) to meet mean cosine >= "
-                     f"{target['min_cosine']}, worst >= {target['min_worst_cosine']}")
-    return lines

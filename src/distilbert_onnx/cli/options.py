@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import click
 
-from ..artifacts import VARIANTS
-from ..graph.settings import BUILT_IN_SAMPLE
 from ..options import ATOL, GRAPH, MIN_COSINE, MIN_WORST_COSINE, OPSET
+from ..quantize_settings import BUILT_IN_SAMPLE
 from ..tasks import TASK_CHOICES
 
 FOLDER = click.argument("folder", type=click.Path(exists=True, file_okay=False))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..artifacts import BACKENDS, VARIANTS
+from ..variants import AUTO, BACKENDS, VARIANTS
 from ..runtime.pipelines.base import plain
 from ..tasks import TaskSpec
 from . import bulk
@@ -27,7 +27,7 @@ PREDICT_OPTIONS = (
 @click.argument("texts", nargs=-1)
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False), help=".txt (one text per line) or .jsonl (one JSON object per line with the task's fields); with --output a .parquet, .csv or .jsonl table.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
-@click.option("--variant", type=click.Choice(["auto", *VARIANTS]), default="auto", show_default=True)
+@click.option("--variant", type=click.Choice([AUTO, *VARIANTS]), default=AUTO, show_default=True)
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="Runtime: auto picks per variant (openvino needs the [openvino] extra).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all cores].")

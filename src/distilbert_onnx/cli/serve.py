@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..serving.limits import Limits
+from ..variants import AUTO, VARIANTS
 from .app import main, progress
 
 DEFAULTS = Limits()
@@ -15,7 +16,7 @@ DEFAULTS = Limits()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0 takes a free port.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
-@click.option("--variant", type=click.Choice(["auto", "fp32", "optimized", "quantized", "fp16"]), default="auto", show_default=True)
+@click.option("--variant", type=click.Choice([AUTO, *VARIANTS]), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads per model [default: all cores].")
 @click.option("--max-batch-tokens", type=click.IntRange(min=1), default=DEFAULTS.max_batch_tokens, show_default=True,
               help="Tokens in one batch (padded tokens in one model call); 1 turns batching off.")

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 
 from ..artifacts import sha256_file
+from ..checks.probes import Runner
+from ..checks.pytorch import pytorch_runner
 from ..config import DistilBertConfig, load_config
 from ..errors import CheckpointError, MissingExtraError, MissingWeightsError, first_line
 from ..tasks import TaskSpec, task_from_config
@@ -59,6 +61,12 @@ def load_checkpoint(model_id: str | Path, task: str | None = None, revision: str
         source=str(model_id),
         weight_files={path.name: sha256_file(path) for path in files},
     )
+
+
+def pytorch_reference(source: Path, spec: TaskSpec, revision: str | None) -> Runner:
+    """The PyTorch model of checkpoint folder `source` for `spec`, as a Runner (what `validate` checks
+    model.onnx against again)."""
+    return pytorch_runner(load_checkpoint(source, spec.name, revision).model, spec)
 
 
 def resolve_checkpoint(model_id: str | Path, revision: str | None = None) -> Path:

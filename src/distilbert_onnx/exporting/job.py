@@ -12,32 +12,25 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..artifacts import (
-    CONFIG_NAME,
-    FORMAT_VERSION,
-    VARIANTS,
-    check_target,
-    read_manifest,
-    staged_folder,
-    variant_record,
-    write_manifest,
-)
+from ..artifacts import CONFIG_NAME, check_target, staged_folder
+from ..checks.pytorch import pytorch_runner, validate_against_pytorch
 from ..config import DistilBertConfig
 from ..errors import OptionError
-from ..graph.openvino_build import export_openvino
-from ..runtime.choice import record_choice_in_manifest
-from ..graph.optimize import optimize_folder
-from ..graph.quantize import quantize_folder
-from ..graph.settings import QuantizeSettings
-from ..graph.write_int8 import Int8Child
+from ..manifest import FORMAT_VERSION, Manifest, require_manifest, variant_record, write_manifest
+from ..onnx_build.optimize import optimize_folder
+from ..onnx_build.quantize import quantize_folder
+from ..onnx_build.write_int8 import Int8Child
+from ..openvino_build.build import export_openvino
 from ..options import ATOL, OPSET
 from ..progress import Stages
+from ..quantize_settings import QuantizeSettings
+from ..runtime.choice import record_choice_in_manifest
 from ..tasks import TaskSpec
+from ..variants import FP32
 from ..versions import tool_versions
 from .checkpoint import Checkpoint, load_checkpoint
 from .exporter import export_onnx
 from .tokenizer_files import write_tokenizer_files
-from .validate import pytorch_runner, validate_against_pytorch
 
 
 @dataclass
@@ -47,7 +40,7 @@ class ExportResult:
     folder: Path
     task: str
     variants: list[str]
-    manifest: dict
+    manifest: Manifest
     seconds: dict[str, float]
 
 
@@ -82,7 +75,7 @@ def export_checkpoint(
     spec, config = checkpoint.task, checkpoint.config
     reference = pytorch_runner(checkpoint.model, spec)
     with staged_folder(output, force) as staging:
-        onnx_path = staging / VARIANTS["fp32"].file
+        onnx_path = staging / FP32.file
         with stages(f"export {spec.name} head to ONNX (opset {opset})"):
             export_onnx(checkpoint.model, spec, config, onnx_path, opset)
         started = {}
@@ -107,11 +100,11 @@ def export_checkpoint(
         finally:
             for child in started.values():
                 child.cancel()
-        manifest = read_manifest(staging)
+        manifest = require_manifest(staging)
     return ExportResult(
         folder=Path(output),
         task=spec.name,
-        variants=list(manifest["variants"]),
+        variants=list(manifest.data["variants"]),
         manifest=manifest,
         seconds=stages.seconds,
     )
@@ -134,7 +127,7 @@ def _new_manifest(
             "weights": [{"file": name, "sha256": digest} for name, digest in checkpoint.weight_files.items()],
         },
         "tokenizer": tokenizer,
-        "variants": {"fp32": variant_record(folder, VARIANTS["fp32"], validation=validation)},
+        "variants": {FP32.name: variant_record(folder, FP32, validation=validation)},
         "tools": tool_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -1,6 +1,6 @@
 """The two runtimes a variant may run on, onnxruntime and OpenVINO, behind one `open_variant` call.
 
-Which backend runs a variant is part of the variant (artifacts.VARIANTS); `backend=` in `load` only
+Which backend runs a variant is part of the variant (variants.VARIANTS); `backend=` in `load` only
 narrows what `variant="auto"` may pick and refuses an explicit variant of the other backend, so a
 backend is never swapped without saying so. The OpenVINO variant `openvino` (the fp32 IR) computes in
 bf16 only where the CPU has native bf16 and the folder records that bf16 met the fidelity target at
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifacts import BACKENDS, Variant
 from ..config import load_config
 from ..errors import DeviceError, OptionError
+from ..manifest import Manifest, describe_fidelity
+from ..variants import AS_MEASURED, AUTO, BACKENDS, OPENVINO, Variant
 from .openvino_model import OpenVinoModel, import_openvino, native_bf16
 from .session import OnnxModel, logger
 
@@ -23,7 +24,7 @@ def check_backend(backend: str, device: str) -> str:
     OpenVINO where openvino is not installed is a MissingExtraError."""
     if backend not in BACKENDS:
         raise OptionError(f"unknown backend {backend!r}: choose {', '.join(BACKENDS)}")
-    if backend == "openvino":
+    if backend == OPENVINO:
         if device != "cpu":
             raise DeviceError(f"the OpenVINO backend runs on the CPU only, not {device}: use device='cpu' or backend='onnxruntime'")
         import_openvino()
@@ -32,27 +33,27 @@ def check_backend(backend: str, device: str) -> str:
 
 def check_variant_backend(variant: Variant, backend: str) -> None:
     """An explicit variant must belong to the backend asked for."""
-    if backend not in ("auto", variant.backend):
+    if backend not in (AUTO, variant.backend):
         raise OptionError(
             f"variant {variant.name} runs on the {variant.backend} backend, not {backend}: "
             f"pass backend='{variant.backend}' or 'auto', or choose a variant of {backend}"
         )
 
 
-def openvino_precision(variant: Variant, manifest: dict | None) -> tuple[str, str]:
+def openvino_precision(variant: Variant, manifest: Manifest | None) -> tuple[str, str]:
     """(inference precision, why) for an OpenVINO variant on this CPU: "bf16" or "f32".
 
-    `openvino`: bf16 where native and the manifest's `bf16.meets_target` is true. `openvino-int8`: the
-    record's `inference_precision` (what its fidelity was measured with; "f32" when absent), f32
-    where that was bf16 but this CPU has no native bf16.
+    By the variant's precision rule: bf16 where native and the manifest's `bf16.meets_target` is true
+    (the fp32 IR); or the record's `inference_precision` (what its fidelity was measured with; "f32"
+    when absent), f32 where that was bf16 but this CPU has no native bf16 (the int8 IR).
     """
-    record = (manifest or {}).get("variants", {}).get(variant.name, {})
-    if variant.precision == "int8":
-        measured = record.get("inference_precision", "f32")
+    record = manifest.record(variant) if manifest else None
+    if variant.precision_rule == AS_MEASURED:
+        measured = record.inference_precision if record else "f32"
         if measured == "bf16" and not native_bf16():
             return "f32", "its fidelity was measured with bf16, which this CPU has no native support for: f32 is at least as close"
         return measured, f"the precision its fidelity was measured in ({measured})"
-    bf16 = record.get("bf16") or {}
+    bf16 = (record.bf16 if record else None) or {}
     if not native_bf16():
         return "f32", "this CPU has no native bf16"
     if bf16.get("meets_target") is True:
@@ -62,9 +63,9 @@ def openvino_precision(variant: Variant, manifest: dict | None) -> tuple[str, st
     return "f32", f"bf16 missed the fidelity target at export ({_figures(bf16.get('fidelity'))})"
 
 
-def open_variant(folder: Path, variant: Variant, device: str, threads: int | None, manifest: dict | None):
+def open_variant(folder: Path, variant: Variant, device: str, threads: int | None, manifest: Manifest | None):
     """The model object of `variant` in `folder`: an OnnxModel or an OpenVinoModel."""
-    if variant.backend == "openvino":
+    if variant.backend == OPENVINO:
         precision, why = openvino_precision(variant, manifest)
         logger.info("%s computes in %s: %s", variant.name, precision, why)
         max_length = load_config(folder).max_position_embeddings
@@ -76,4 +77,4 @@ def open_variant(folder: Path, variant: Variant, device: str, threads: int | Non
 def _figures(fidelity: dict | None) -> str:
     if not fidelity:
         return "no figures"
-    return f"mean cosine {fidelity['mean_cosine']:.5f}, worst {fidelity['min_cosine']:.5f}"
+    return describe_fidelity(fidelity)

@@ -18,7 +18,7 @@ versions, not on where the folder was exported, so it is measured where it runs:
    CHOICE_ROUNDS rounds; the fastest by median wins and the choice is written to the per-user cache.
 
 Where openvino is not installed, or the folder has no OpenVINO variant or no manifest, auto keeps the
-onnxruntime rule (artifacts.AUTO_PREFERENCE: quantized, optimized, fp32) and the log says so.
+onnxruntime rule (variants.AUTO_PREFERENCE: quantized, optimized, fp32) and the log says so.
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import AUTO_PREFERENCE, VARIANTS, Variant, choose_variant, read_json, staged_file
+from ..artifacts import read_json, staged_file
 from ..errors import ArtifactError
-from ..options import MIN_COSINE, MIN_WORST_COSINE
+from ..manifest import Manifest, Target, describe_fidelity, meets, require_manifest, update_manifest
+from ..variants import (AUTO, AUTO_PREFERENCE, CPU_CANDIDATES, FP32, ONNXRUNTIME, OPENVINO, OPENVINO_IR, OPTIMIZED,
+                        VARIANTS, Variant, choose_variant, present)
 from .backends import open_variant, openvino_precision
 from .openvino_model import cache_root, openvino_available, openvino_version
 from .session import check_threads, logger
@@ -45,9 +47,6 @@ CHOICES_FILE = "choices.json"
 # CPU flags that decide which int8 / bf16 kernels run.
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "avx512_fp16")
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
-# Candidates in order of preference when timings tie exactly (never in practice: a stable order).
-CANDIDATE_ORDER = ("openvino-int8", "quantized", "openvino", "optimized", "fp32")
-DEFAULT_TARGET = {"min_cosine": MIN_COSINE.default, "min_worst_cosine": MIN_WORST_COSINE.default}
 
 
 @dataclass
@@ -60,18 +59,18 @@ class Choice:
     latency_ms: dict[str, float] = field(default_factory=dict)
 
 
-def choose_auto_cpu(folder: Path, manifest: dict | None, backend: str, threads: int | None) -> Choice:
+def choose_auto_cpu(folder: Path, manifest: Manifest | None, backend: str, threads: int | None) -> Choice:
     """The variant auto runs on the CPU for `backend` (auto, onnxruntime or openvino)."""
-    has_openvino_files = any(VARIANTS[name].backend == "openvino" and (folder / VARIANTS[name].file).is_file() for name in VARIANTS)
-    if backend == "onnxruntime":
+    has_openvino_files = any(variant.backend == OPENVINO and present(folder, variant) for variant in VARIANTS.values())
+    if backend == ONNXRUNTIME:
         return _onnxruntime_rule(folder, "backend='onnxruntime' asked for")
-    if backend == "auto" and not has_openvino_files:
+    if backend == AUTO and not has_openvino_files:
         return _onnxruntime_rule(folder, "the folder has no OpenVINO variant")
-    if backend == "auto" and not openvino_available():
+    if backend == AUTO and not openvino_available():
         return _onnxruntime_rule(folder, "openvino is not installed (pip install 'distilbert-onnx[openvino]' to consider the OpenVINO variants)")
     if manifest is None:
-        if backend == "openvino":
-            return Choice(choose_variant(folder, "cpu", "openvino"), "the folder has no manifest: the OpenVINO fp32 IR")
+        if backend == OPENVINO:
+            return Choice(choose_variant(folder, "cpu", OPENVINO_IR.name), "the folder has no manifest: the OpenVINO fp32 IR")
         return _onnxruntime_rule(folder, "the folder has no manifest, so no recorded fidelity to choose by")
     candidates, excluded = fidelity_candidates(folder, manifest, backend)
     for name, why in excluded.items():
@@ -93,63 +92,46 @@ def choose_auto_cpu(folder: Path, manifest: dict | None, backend: str, threads: 
 
 
 def _onnxruntime_rule(folder: Path, why: str) -> Choice:
-    variant = choose_variant(folder, "cpu", "auto")
-    return Choice(variant, f"{why}: the onnxruntime rule, first present of {', '.join(AUTO_PREFERENCE['cpu'])}")
+    variant = choose_variant(folder, "cpu", AUTO)
+    names = ", ".join(variant.name for variant in AUTO_PREFERENCE["cpu"])
+    return Choice(variant, f"{why}: the onnxruntime rule, first present of {names}")
 
 
-def folder_target(manifest: dict) -> dict:
-    """The folder's fidelity target: per figure, the strictest recorded with its quantized variants."""
-    target = {}
-    for record in manifest.get("variants", {}).values():
-        for name, value in ((record.get("quantization") or {}).get("target") or {}).items():
-            if value is not None:
-                target[name] = max(value, target.get(name, value))
-    return target or dict(DEFAULT_TARGET)
-
-
-def meets(fidelity: dict | None, target: dict) -> bool:
-    if not fidelity:
-        return False
-    return fidelity["mean_cosine"] >= target.get("min_cosine", 0.0) and fidelity["min_cosine"] >= target.get("min_worst_cosine", 0.0)
-
-
-def fidelity_candidates(folder: Path, manifest: dict, backend: str) -> tuple[list[Variant], dict[str, str]]:
+def fidelity_candidates(folder: Path, manifest: Manifest, backend: str) -> tuple[list[Variant], dict[str, str]]:
     """(the variants auto may pick, {variant: why not} for those present but left out)."""
-    records = manifest.get("variants", {})
-    target = folder_target(manifest)
+    target = manifest.target()
     candidates, excluded = [], {}
-    for name in CANDIDATE_ORDER:
-        variant = VARIANTS[name]
-        if not (folder / variant.file).is_file() or "cpu" not in variant.devices:
+    for variant in CPU_CANDIDATES:
+        if not present(folder, variant) or "cpu" not in variant.devices:
             continue
-        record = records.get(name)
-        if backend not in ("auto", variant.backend):
+        name, record = variant.name, manifest.record(variant)
+        if backend not in (AUTO, variant.backend):
             excluded[name] = f"backend={backend!r} asked for"
         elif record is None:
             excluded[name] = "no manifest record, so no recorded fidelity"
-        elif name == "fp32" and "optimized" in records and (folder / VARIANTS["optimized"].file).is_file():
+        elif variant == FP32 and manifest.has(OPTIMIZED) and present(folder, OPTIMIZED):
             excluded[name] = "the fused graph (optimized) computes the same, faster"
-        elif variant.precision == "int8" and not meets(record.get("fidelity"), target):
-            excluded[name] = f"its recorded fidelity {_brief(record.get('fidelity'))} misses the target {_brief_target(target)}"
-        elif (record.get("validation") or {}).get("passed") is False:
+        elif variant.is_int8 and not meets(record.fidelity, target):
+            excluded[name] = f"its recorded fidelity {_brief(record.fidelity)} misses the target {_brief_target(target)}"
+        elif record.failed_validation:
             excluded[name] = "it failed validation against fp32"
         else:
             candidates.append(variant)
     return candidates, excluded
 
 
-def _without_fp32_beside_int8(candidates: list[Variant], manifest: dict) -> list[Variant]:
-    if not cpu_flags() & set(INT8_DOT_FLAGS) or not any(variant.precision == "int8" for variant in candidates):
+def _without_fp32_beside_int8(candidates: list[Variant], manifest: Manifest) -> list[Variant]:
+    if not cpu_flags() & set(INT8_DOT_FLAGS) or not any(variant.is_int8 for variant in candidates):
         return candidates
-    kept = [variant for variant in candidates if variant.precision == "int8"
-            or (variant.backend == "openvino" and openvino_precision(variant, manifest)[0] == "bf16")]
+    kept = [variant for variant in candidates if variant.is_int8
+            or (variant.backend == OPENVINO and openvino_precision(variant, manifest)[0] == "bf16")]
     for variant in candidates:
         if variant not in kept:
             logger.info("auto: not timed: %s (fp32 kernels, and this CPU has int8 dot products for the int8 candidates)", variant.name)
     return kept
 
 
-def machine_key(folder: Path, manifest: dict, candidates: list[Variant], threads: int | None) -> tuple[str, dict]:
+def machine_key(folder: Path, manifest: Manifest, candidates: list[Variant], threads: int | None) -> tuple[str, dict]:
     """(the key a measured choice is cached under, what went into it)."""
     import onnxruntime
 
@@ -160,14 +142,14 @@ def machine_key(folder: Path, manifest: dict, candidates: list[Variant], threads
         "onnxruntime": onnxruntime.__version__,
         "openvino": openvino_version(),
     }
-    shas = {variant.name: manifest["variants"][variant.name].get("sha256") for variant in candidates}
+    shas = {variant.name: manifest.record(variant).sha256 for variant in candidates}
     shas.update({variant.name + " precision": openvino_precision(variant, manifest)[0]
-                 for variant in candidates if variant.backend == "openvino"})
+                 for variant in candidates if variant.backend == OPENVINO})
     material = json.dumps({"machine": machine, "variants": shas, "shape": CHOICE_SHAPE}, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()[:32], machine
 
 
-def measure_candidates(folder: Path, manifest: dict, candidates: list[Variant], threads: int | None) -> Choice:
+def measure_candidates(folder: Path, manifest: Manifest, candidates: list[Variant], threads: int | None) -> Choice:
     """Time each candidate here, in turns, on synthetic inputs of CHOICE_SHAPE; the fastest wins."""
     from ..config import load_config
     from ..tasks import get_task
@@ -175,7 +157,7 @@ def measure_candidates(folder: Path, manifest: dict, candidates: list[Variant], 
 
     config = load_config(folder)
     batch, length = CHOICE_SHAPE
-    feeds = synthetic_feeds(get_task(manifest["task"]), config.vocab_size, batch, min(length, config.max_position_embeddings))
+    feeds = synthetic_feeds(get_task(manifest.task), config.vocab_size, batch, min(length, config.max_position_embeddings))
     started = time.perf_counter()
     models = {variant.name: open_variant(folder, variant, "cpu", threads, manifest) for variant in candidates}
     for model in models.values():
@@ -187,12 +169,13 @@ def measure_candidates(folder: Path, manifest: dict, candidates: list[Variant], 
             model.run(feeds)
             times[name].append(time.perf_counter() - begin)
     latency = {name: round(float(np.median(values)) * 1000, 3) for name, values in times.items()}
-    fastest = min(latency, key=lambda name: (latency[name], CANDIDATE_ORDER.index(name)))
+    order = [variant.name for variant in CPU_CANDIDATES]
+    fastest = min(latency, key=lambda name: (latency[name], order.index(name)))
     seconds = time.perf_counter() - started
     return Choice(VARIANTS[fastest], f"measured now in {seconds:.1f} s: {_timings(latency)}", models[fastest], latency)
 
 
-def record_choice(folder: Path, manifest: dict, threads: int | None = None) -> tuple[str, dict] | None:
+def record_choice(folder: Path, manifest: Manifest, threads: int | None = None) -> tuple[str, dict] | None:
     """Measure the auto choice on this machine: (its key, the manifest's `auto_choice` mapping with it
     added; the caller writes the manifest), or None when there is nothing to choose between."""
     candidates = _without_fp32_beside_int8(fidelity_candidates(folder, manifest, "auto")[0], manifest)
@@ -200,7 +183,7 @@ def record_choice(folder: Path, manifest: dict, threads: int | None = None) -> t
         return None
     key, machine = machine_key(folder, manifest, candidates, threads)
     choice = measure_candidates(folder, manifest, candidates, threads)
-    recorded = dict(manifest.get("auto_choice") or {})
+    recorded = dict(manifest.auto_choice)
     recorded[key] = {"variant": choice.variant.name, "latency_ms": choice.latency_ms, "machine": machine}
     return key, recorded
 
@@ -208,21 +191,19 @@ def record_choice(folder: Path, manifest: dict, threads: int | None = None) -> t
 def record_choice_in_manifest(folder: Path, threads: int | None = None) -> dict | None:
     """record_choice, written into the folder's manifest: the machine's new `auto_choice` entry, or
     None when there is nothing to choose between (the manifest is then left as it is)."""
-    from ..artifacts import require_manifest, write_manifest
-
     measured = record_choice(folder, require_manifest(folder), threads)
     if measured is None:
         return None
     key, recorded = measured
-    write_manifest(folder, {**require_manifest(folder), "auto_choice": recorded})
+    update_manifest(folder, auto_choice=recorded)
     return recorded[key]
 
 
-def _recorded(folder: Path, manifest: dict, key: str) -> tuple[dict | None, str]:
+def _recorded(folder: Path, manifest: Manifest, key: str) -> tuple[dict | None, str]:
     cached = _read_choices().get(key)
     if _usable(cached):
         return cached, f"cached in {cache_root() / CHOICES_FILE}"
-    in_manifest = (manifest.get("auto_choice") or {}).get(key)
+    in_manifest = manifest.auto_choice.get(key)
     if _usable(in_manifest):
         return in_manifest, "recorded in the folder's manifest"
     return None, ""
@@ -282,8 +263,8 @@ def _timings(latency: dict) -> str:
 def _brief(fidelity: dict | None) -> str:
     if not fidelity:
         return "(none)"
-    return f"(mean cosine {fidelity['mean_cosine']:.5f}, worst {fidelity['min_cosine']:.5f})"
+    return f"({describe_fidelity(fidelity)})"
 
 
-def _brief_target(target: dict) -> str:
-    return f"(mean >= {target.get('min_cosine', 0)}, worst >= {target.get('min_worst_cosine', 0)})"
+def _brief_target(target: Target) -> str:
+    return f"(mean >= {target.min_cosine or 0}, worst >= {target.min_worst_cosine or 0})"

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArtifactError, MissingExtraError
+from ..variants import INT8
 from .session import check_threads
 
 logger = logging.getLogger("distilbert_onnx")
@@ -132,7 +133,7 @@ class OpenVinoModel:
             raise ArtifactError(f"cannot load {path} ({reason}): the IR is damaged or not a DistilBERT model") from None
         self.path = path
         self.inference_precision = precision
-        self.precision = precision if stored == "fp32" else f"{stored}+{precision}"
+        self.precision = f"{stored}+{precision}" if stored == INT8 else precision
         self.threads = config["INFERENCE_NUM_THREADS"]
         self.input_names = [port.get_any_name() for port in self.compiled.inputs]
         self.output_names = [port.get_any_name() for port in self.compiled.outputs]

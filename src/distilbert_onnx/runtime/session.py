@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,9 @@ import onnxruntime as ort
 from ..errors import ArtifactError, DeviceError, first_line, positive_int
 
 logger = logging.getLogger("distilbert_onnx")
+
+# What checks and builders run a graph as: feeds in, outputs by name out (a model's `run`).
+Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"

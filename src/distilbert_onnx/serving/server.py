@@ -199,15 +199,15 @@ def _named(folders) -> dict[str, str | Path | Pipeline]:
 
 def _folder_task(folder) -> str:
     """The task of a folder, read cheaply (manifest or config.json) before it is loaded."""
-    from ..artifacts import read_manifest
     from ..config import load_config
+    from ..manifest import read_manifest
     from ..tasks import task_from_config
 
     folder = Path(folder)
     if not folder.is_dir():
         raise ArtifactError(f"no folder at {folder}: pass a folder made by distilbert-onnx export (or Optimum)")
     manifest = read_manifest(folder)
-    return manifest["task"] if manifest else task_from_config(load_config(folder)).name
+    return manifest.task if manifest else task_from_config(load_config(folder)).name
 
 
 def _paths(routes) -> set[str]:

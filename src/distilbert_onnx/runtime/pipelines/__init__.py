@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...artifacts import VARIANTS, choose_variant, read_manifest
 from ...config import DistilBertConfig, load_config
 from ...errors import ArtifactError, DeviceError, positive_int
+from ...manifest import Manifest, read_manifest
 from ...tasks import INPUT_NAMES, TaskSpec, get_task, task_from_config
+from ...variants import AUTO, OPENVINO, VARIANTS, choose_variant
 from ..backends import check_backend, check_variant_backend, open_variant
 from ..batching import DEFAULT_MAX_TOKENS
 from ..choice import choose_auto_cpu
@@ -56,7 +57,7 @@ def load_pipeline(
     config = load_config(folder)
     manifest = read_manifest(folder)
     resolved = resolve_device(device)
-    wants_openvino = backend == "openvino" or (variant in VARIANTS and VARIANTS[variant].backend == "openvino")
+    wants_openvino = backend == OPENVINO or (variant in VARIANTS and VARIANTS[variant].backend == OPENVINO)
     if device == "auto" and resolved == "cuda" and wants_openvino:
         logger.info("device=auto: OpenVINO runs on the CPU, so the CPU")
         resolved = "cpu"
@@ -73,7 +74,7 @@ def load_pipeline(
         raise ArtifactError(
             f"{chosen.file} takes inputs {model.input_names}; a DistilBERT graph takes input_ids and attention_mask only"
         )
-    spec = get_task(manifest["task"]) if manifest else task_from_graph(model, config)
+    spec = get_task(manifest.task) if manifest else task_from_graph(model, config)
     tokenizer = TextTokenizer(folder, config.max_position_embeddings)
     return Pipeline(HANDLERS[spec.name], model, Context(spec, config, tokenizer), folder, chosen.name, max_tokens)
 
@@ -95,12 +96,12 @@ def pipeline_on(model, folder: str | Path, variant: str, max_tokens: int = DEFAU
 def folder_task(folder: str | Path) -> TaskSpec:
     """The task of a folder from its manifest, else from config.json `architectures`."""
     manifest = read_manifest(folder)
-    return get_task(manifest["task"]) if manifest else task_from_config(load_config(folder))
+    return get_task(manifest.task) if manifest else task_from_config(load_config(folder))
 
 
-def _open_model(folder: Path, manifest: dict | None, device: str, variant: str, backend: str, threads: int | None):
+def _open_model(folder: Path, manifest: Manifest | None, device: str, variant: str, backend: str, threads: int | None):
     """(the model, its Variant) for `variant` on `device`: auto on the CPU is chosen per machine (choice.py)."""
-    if variant == "auto" and device == "cpu":
+    if variant == AUTO and device == "cpu":
         choice = choose_auto_cpu(folder, manifest, backend, threads)
         logger.info("variant=auto picked %s on the CPU: %s", choice.variant.name, choice.reason)
         model = choice.model or open_variant(folder, choice.variant, device, threads, manifest)

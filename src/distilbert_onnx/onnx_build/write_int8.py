@@ -1,7 +1,7 @@
 """Write one int8 graph with onnxruntime's dynamic quantizer, here or in a child process.
 
 onnxruntime's quantizer is single-threaded Python, so `quantize` writes the all-int8 graph of one
-fp32 graph in a child process (`python -m distilbert_onnx.graph.write_int8 SOURCE TARGET
+fp32 graph in a child process (`python -m distilbert_onnx.onnx_build.write_int8 SOURCE TARGET
 --per-channel`) while it works on the other; `export` starts the unfused one as soon as model.onnx
 is validated, so that it runs while the graph is being fused.
 """
@@ -84,7 +84,7 @@ class Int8Child:
         package_root = str(Path(__file__).resolve().parents[2])
         paths = [package_root, os.environ.get("PYTHONPATH")]
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in paths if path)}
-        command = [sys.executable, "-m", "distilbert_onnx.graph.write_int8", str(source), str(target)]
+        command = [sys.executable, "-m", "distilbert_onnx.onnx_build.write_int8", str(source), str(target)]
         if per_channel:
             command.append("--per-channel")
         self.process = subprocess.Popen(

@@ -6,11 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import OptionError
-from ..options import GRAPH, MIN_COSINE, MIN_WORST_COSINE
-from ..samples import sample_texts
+from .errors import OptionError
+from .manifest import Target, meets
+from .options import GRAPH, MIN_COSINE, MIN_WORST_COSINE
+from .samples import sample_texts
 
 BUILT_IN_SAMPLE = "built-in sample of varied English"
+# Both int8 searches (onnx_build/search.py, openvino_build/int8.py): keeping more than this share of
+# the compute in fp32 is not worth int8; node sensitivities are measured on this many batches.
+MAX_FP32_SHARE = 0.5
+SENSITIVITY_BATCHES = 4
 
 
 @dataclass(frozen=True)
@@ -47,15 +52,23 @@ class QuantizeSettings:
             settings = replace(settings, per_channel=per_channel)
         return settings
 
+    @classmethod
+    def for_target(cls, calibration_texts: str | Path | None, target: Target) -> QuantizeSettings:
+        """Settings that measure against a recorded `target` (no bound at all: no target)."""
+        return cls.from_options(calibration_texts, target.min_cosine, target.min_worst_cosine,
+                                target=target.min_cosine is not None or target.min_worst_cosine is not None)
+
+    @property
+    def target(self) -> Target:
+        return Target(self.min_cosine, self.min_worst_cosine)
+
     def texts(self) -> list[str]:
         if self.calibration_texts is not None:
             return list(self.calibration_texts)
         return sample_texts()
 
     def meets(self, figures: dict) -> bool:
-        return (self.min_cosine is None or figures["mean_cosine"] >= self.min_cosine) and (
-            self.min_worst_cosine is None or figures["min_cosine"] >= self.min_worst_cosine
-        )
+        return meets(figures, self.target)
 
     def describe_target(self) -> str:
         parts = []

@@ -6,39 +6,48 @@
 - the fused graph against model.onnx within the manifest's tolerance;
 - the fp16 graph against model.onnx on CUDA (reported as unvalidated without a GPU);
 - the int8 graph's fidelity on the built-in sample against its recorded target;
-- the OpenVINO IRs (openvino_checks.py): their .bin checksums too, the fp32 IR against model.onnx,
+- the OpenVINO IRs (openvino.py): their .bin checksums too, the fp32 IR against model.onnx,
   its bf16 figure, the int8 IR's fidelity against its target.
 Every failure is collected; one ValidationError lists them all.
 """
 
 from __future__ import annotations
 
-import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import VARIANTS, require_manifest, sha256_file
+from ..artifacts import sha256_file
 from ..config import load_config
 from ..errors import ValidationError, first_line
-from ..probes import check, make_probes, onnx_runner
+from ..manifest import Manifest, describe_fidelity, require_manifest
 from ..progress import Stages
-from ..tasks import get_task
+from ..quantize_settings import QuantizeSettings
+from ..tasks import TaskSpec, get_task
+from ..variants import FP16, FP32, OPTIMIZED, QUANTIZED
 from .fidelity import calibration_batches, fidelity, reference_outputs
-from .openvino_checks import openvino_checks
-from .optimize import validate_fp16
-from .settings import QuantizeSettings
+from .fp16 import validate_fp16
+from .openvino import openvino_checks
+from .probes import Runner, check, make_probes, onnx_runner
 
 
-def validate_folder(folder: str | Path, calibration_texts: str | Path | None = None, echo=None) -> list[str]:
+# (source checkpoint folder, task, revision) -> a Runner over its PyTorch model
+PytorchReference = Callable[[Path, TaskSpec, "str | None"], Runner]
+
+
+def validate_folder(folder: str | Path, calibration_texts: str | Path | None = None, echo=None,
+                    pytorch: PytorchReference | None = None) -> list[str]:
     """One line per check that passed; a ValidationError listing every failure otherwise.
 
-    The int8 graph is measured on `calibration_texts` (default: the built-in sample).
+    The int8 graph is measured on `calibration_texts` (default: the built-in sample). `pytorch` makes
+    the PyTorch model of the source checkpoint (exporting.checkpoint.pytorch_reference, given by the
+    front end); without it model.onnx is only run on the probes.
     """
     folder = Path(folder)
     stages = Stages(echo)
     manifest = require_manifest(folder)
-    spec, config = get_task(manifest["task"]), load_config(folder)
+    spec, config = get_task(manifest.task), load_config(folder)
     probes = make_probes(spec, config.vocab_size, config.pad_token_id)
     passed, failed = [], []
 
@@ -51,26 +60,25 @@ def validate_folder(folder: str | Path, calibration_texts: str | Path | None = N
             failed.append(f"{label}: {type(exc).__name__}: {first_line(exc)}")
 
     with stages("check files and checksums"):
-        for name, record in manifest["variants"].items():
+        for record in manifest.data["variants"].values():
             attempt(record["file"], lambda record=record: _checksum(folder, record))
             if "weights" in record:  # an OpenVINO IR's .bin
                 attempt(record["weights"]["file"], lambda record=record: _checksum(folder, record["weights"]))
     if failed:
         raise ValidationError(f"{folder}: {len(failed)} check(s) failed", report=failed)
-    fp32 = folder / VARIANTS["fp32"].file
-    reference = onnx_runner(fp32)
-    atol = manifest["variants"]["fp32"]["validation"]["atol"]
+    reference = onnx_runner(folder / FP32.file)
+    atol = manifest.fp32_atol
     with stages("validate model.onnx"):
-        attempt("model.onnx", lambda: _fp32(folder, manifest, spec, config, probes, reference, atol))
-    if "optimized" in manifest["variants"]:
+        attempt("model.onnx", lambda: _fp32(folder, manifest, spec, config, probes, reference, atol, pytorch))
+    if manifest.has(OPTIMIZED):
         with stages("validate model_optimized.onnx against model.onnx"):
             attempt("model_optimized.onnx", lambda: _summary(check(
-                reference, onnx_runner(folder / VARIANTS["optimized"].file), spec, probes, atol,
+                reference, onnx_runner(folder / OPTIMIZED.file), spec, probes, atol,
                 "model_optimized.onnx", "model.onnx")))
-    if "fp16" in manifest["variants"]:
+    if manifest.has(FP16):
         with stages("validate model_optimized_fp16.onnx"):
             attempt("model_optimized_fp16.onnx", lambda: _fp16(folder, spec, probes, reference))
-    if "quantized" in manifest["variants"]:
+    if manifest.has(QUANTIZED):
         with stages("measure model_quantized.onnx against model.onnx"):
             attempt("model_quantized.onnx", lambda: _int8(folder, manifest, spec, config, reference, calibration_texts))
     for label, stage, run in openvino_checks(folder, manifest, spec, config, probes, reference, atol, calibration_texts):
@@ -90,28 +98,24 @@ def _checksum(folder: Path, record: dict) -> str:
     return "present, sha256 matches"
 
 
-def _fp32(folder, manifest, spec, config, probes, reference, atol) -> str:
-    checkpoint = _source_checkpoint(manifest)
+def _fp32(folder, manifest, spec, config, probes, reference, atol, pytorch: PytorchReference | None) -> str:
+    checkpoint = _source_checkpoint(manifest) if pytorch else None
     if checkpoint is None:
         for probe in probes:
             outputs = reference(probe.feeds)
             if not all(np.isfinite(value).all() for value in outputs.values()):
                 raise ValidationError("non-finite", report=[f"non-finite outputs on probe {probe.name}"])
         return "runs on every probe (PyTorch check skipped: needs the [export] extra and the source checkpoint)"
-    from ..exporting.checkpoint import load_checkpoint
-    from ..exporting.validate import pytorch_runner, validate_against_pytorch
+    from .pytorch import validate_against_pytorch
 
-    loaded = load_checkpoint(checkpoint, spec.name, manifest["source"].get("revision"))
-    pytorch = pytorch_runner(loaded.model, spec)
-    return _summary(validate_against_pytorch(folder / VARIANTS["fp32"].file, pytorch, spec, config, atol))
+    model = pytorch(checkpoint, spec, manifest.source.get("revision"))
+    return _summary(validate_against_pytorch(folder / FP32.file, model, spec, config, atol))
 
 
-def _source_checkpoint(manifest: dict) -> Path | None:
-    """The source checkpoint folder, if PyTorch is installed and its weights are unchanged."""
-    if importlib.util.find_spec("torch") is None:
-        return None
-    source = Path(manifest["source"]["checkpoint"])
-    weights = manifest["source"]["weights"]
+def _source_checkpoint(manifest: Manifest) -> Path | None:
+    """The source checkpoint folder, if it is still there with its weights unchanged."""
+    source = Path(manifest.source["checkpoint"])
+    weights = manifest.source["weights"]
     if not source.is_dir() or not all((source / w["file"]).is_file() for w in weights):
         return None
     if any(sha256_file(source / w["file"]) != w["sha256"] for w in weights):
@@ -120,7 +124,7 @@ def _source_checkpoint(manifest: dict) -> Path | None:
 
 
 def _fp16(folder, spec, probes, reference) -> str:
-    record = validate_fp16(folder / VARIANTS["fp16"].file, reference, spec, probes, "model.onnx")
+    record = validate_fp16(folder / FP16.file, reference, spec, probes, "model.onnx")
     if record.get("passed"):
         return _summary(record)
     cpu_check = record.get("cpu_check")
@@ -131,13 +135,11 @@ def _fp16(folder, spec, probes, reference) -> str:
 
 
 def _int8(folder, manifest, spec, config, reference, calibration_texts) -> str:
-    target = manifest["variants"]["quantized"]["quantization"]["target"]
-    settings = QuantizeSettings.from_options(calibration_texts, target["min_cosine"], target["min_worst_cosine"],
-                                             target=any(value is not None for value in target.values()))
+    settings = QuantizeSettings.for_target(calibration_texts, manifest.record(QUANTIZED).target)
     texts = settings.texts()
     batches = calibration_batches(folder, spec, config, texts)
-    figures = fidelity(reference_outputs(reference, batches), onnx_runner(folder / VARIANTS["quantized"].file), spec, batches)
-    line = (f"mean cosine {figures['mean_cosine']:.5f}, worst {figures['min_cosine']:.5f} to fp32 "
+    figures = fidelity(reference_outputs(reference, batches), onnx_runner(folder / QUANTIZED.file), spec, batches)
+    line = (f"{describe_fidelity(figures)} to fp32 "
             f"on {len(texts)} texts ({settings.calibration_source})")
     if not settings.meets(figures):
         raise ValidationError("int8 fidelity", report=[f"{line}: misses the target {settings.describe_target()}"])

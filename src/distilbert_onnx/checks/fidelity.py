@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DistilBertConfig
-from ..probes import Runner
 from ..runtime.batching import pad, plan_batches
 from ..runtime.tokenizer import TextTokenizer
 from ..tasks import TaskSpec
+from .probes import Runner
 
 CALIBRATION_MAX_LENGTH = 256
 CALIBRATION_BATCH_SIZE = 16

@@ -14,16 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks.fidelity import Batch, fidelity
+from ..checks.probes import onnx_runner
 from ..errors import QuantizationError
-from ..probes import onnx_runner
+from ..manifest import describe_fidelity
+from ..quantize_settings import MAX_FP32_SHARE, SENSITIVITY_BATCHES, QuantizeSettings
 from ..tasks import TaskSpec
-from .fidelity import Batch, fidelity
-from .settings import QuantizeSettings
 from .simulate import SimulatedInt8
 from .write_int8 import OP_TYPES, gemm_to_matmul, write_int8
-
-MAX_FP32_SHARE = 0.5
-SENSITIVITY_BATCHES = 4
 
 
 @dataclass
@@ -87,7 +85,7 @@ def keep_fp32_until_target(
     raise QuantizationError(
         f"int8 misses the target ({settings.describe_target()}) even with the {affordable} most sensitive MatMuls "
         f"({shares[affordable - 1] if affordable else 0:.0%} of the compute, the most allowed) kept in fp32: "
-        f"best mean cosine {best['mean_cosine']:.6f}, worst {best['min_cosine']:.6f} "
+        f"best {describe_fidelity(best, digits=6)} "
         f"(all int8: {first.fidelity['mean_cosine']:.6f}, {first.fidelity['min_cosine']:.6f}). "
         "Lower --min-cosine / --min-worst-cosine, or export with --no-quantize"
     )

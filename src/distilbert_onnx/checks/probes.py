@@ -9,21 +9,19 @@ before a ValidationError is raised. Needs only numpy and onnxruntime.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DeviceError, ValidationError
-from .tasks import TaskSpec
+from ..errors import DeviceError, ValidationError
+from ..runtime.session import Runner
+from ..tasks import TaskSpec
 
 # (batch, sequence, choices) of each probe (choices for multiple choice only). The exporter traces
 # 2 rows of 16 tokens (tasks.CHOICES choices each): no probe has the traced size on any axis.
 PROBE_SHAPES = ((4, 23, 3), (3, 61, 2), (1, 7, 5))
 ROW_KINDS = ("full", "right-padded", "left-padded", "short right-padded")
-
-Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)

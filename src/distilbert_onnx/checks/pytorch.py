@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from ..config import DistilBertConfig
-from ..probes import Runner, check, make_probes, onnx_runner
 from ..options import ATOL
 from ..tasks import TaskSpec
+from .probes import Runner, check, make_probes, onnx_runner
 
 
 def pytorch_runner(model: torch.nn.Module, spec: TaskSpec) -> Runner:

@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks.fidelity import Batch, fidelity
 from ..errors import MissingExtraError, QuantizationError
+from ..manifest import describe_fidelity
+from ..quantize_settings import MAX_FP32_SHARE, SENSITIVITY_BATCHES, QuantizeSettings
+from ..runtime.openvino_runner import core, openvino_runner
 from ..tasks import TaskSpec
-from .fidelity import Batch, fidelity
-from .openvino_runner import core, openvino_runner
-from .search import MAX_FP32_SHARE, SENSITIVITY_BATCHES
-from .settings import QuantizeSettings
 
 # What NNCF's ignored scope keeps in fp32: the linear layers, and the attention OpenVINO fuses into one op.
 KEEPABLE = ("MatMul", "ScaledDotProductAttention")
@@ -137,7 +137,7 @@ def int8_meeting_target(
     raise QuantizationError(
         f"the OpenVINO int8 IR misses the target ({settings.describe_target()}) even with the {affordable} most "
         f"sensitive ops ({shares[affordable - 1] if affordable else 0:.0%} of the compute, the most allowed) "
-        f"kept in fp32: mean cosine {reached['mean_cosine']:.6f}, worst {reached['min_cosine']:.6f} "
+        f"kept in fp32: {describe_fidelity(reached, digits=6)} "
         f"(all int8: {first.fidelity['mean_cosine']:.6f}, {first.fidelity['min_cosine']:.6f}). "
         "Lower --min-cosine / --min-worst-cosine, or export with --no-openvino"
     )

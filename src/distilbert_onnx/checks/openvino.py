@@ -13,32 +13,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..artifacts import VARIANTS
 from ..errors import MissingExtraError, ValidationError
-from ..probes import check
+from ..manifest import Manifest, Target, describe_fidelity
+from ..quantize_settings import QuantizeSettings
+from ..runtime.openvino_runner import has_native_bf16, import_openvino, openvino_runner
+from ..variants import OPENVINO_INT8, OPENVINO_IR
 from .fidelity import calibration_batches, fidelity, reference_outputs
-from .openvino_runner import has_native_bf16, import_openvino, openvino_runner
-from .settings import QuantizeSettings
+from .probes import check
 
 Check = tuple[str, str, Callable[[], str]]  # label, stage name, the check (a line, or a ValidationError)
 
 
-def openvino_checks(folder: Path, manifest: dict, spec, config, probes, reference, atol: float,
+def openvino_checks(folder: Path, manifest: Manifest, spec, config, probes, reference, atol: float,
                     calibration_texts) -> list[Check]:
     """The checks for the OpenVINO variants the manifest lists, in order."""
-    names = [name for name in ("openvino", "openvino-int8") if name in manifest["variants"]]
-    if not names:
+    listed = [variant for variant in (OPENVINO_IR, OPENVINO_INT8) if manifest.has(variant)]
+    if not listed:
         return []
     try:
         import_openvino()
     except MissingExtraError as exc:
-        return [(VARIANTS[name].file, f"check {VARIANTS[name].file}", lambda exc=exc: f"NOT CHECKED: {exc}") for name in names]
+        return [(variant.file, f"check {variant.file}", lambda exc=exc: f"NOT CHECKED: {exc}") for variant in listed]
     measured: dict = {}
 
-    def measurements(target: dict):
+    def measurements(target: Target):
         """Calibration batches and fp32's outputs on them, made once for both checks."""
-        settings = QuantizeSettings.from_options(calibration_texts, target["min_cosine"], target["min_worst_cosine"],
-                                                 target=any(value is not None for value in target.values()))
+        settings = QuantizeSettings.for_target(calibration_texts, target)
         if not measured:
             texts = settings.texts()
             measured["batches"] = calibration_batches(folder, spec, config, texts)
@@ -47,20 +47,20 @@ def openvino_checks(folder: Path, manifest: dict, spec, config, probes, referenc
         return settings, measured["batches"], measured["expected"]
 
     def fp32_ir() -> str:
-        figures = check(reference, openvino_runner(folder / VARIANTS["openvino"].file, "f32"), spec, probes, atol,
-                        VARIANTS["openvino"].file, "model.onnx")
+        figures = check(reference, openvino_runner(folder / OPENVINO_IR.file, "f32"), spec, probes, atol,
+                        OPENVINO_IR.file, "model.onnx")
         worst = max(figures["max_abs_diff"].values())
         return f"fp32 inference: max abs diff {worst:.1e} <= {atol:g} against model.onnx on {', '.join(figures['probes'])}"
 
     def bf16() -> str:
-        record = manifest["variants"]["openvino"].get("bf16") or {"fidelity": None, "reason": "not recorded"}
+        record = manifest.record(OPENVINO_IR).bf16 or {"fidelity": None, "reason": "not recorded"}
         if record["fidelity"] is None:
             return f"bf16 {record['reason']}"
         if not has_native_bf16():
             return "bf16 not measured again: this CPU has no native bf16 (the runtime runs the IR in fp32 here)"
-        settings, batches, expected = measurements(record["target"])
-        figures = fidelity(expected, openvino_runner(folder / VARIANTS["openvino"].file, "bf16"), spec, batches)
-        line = (f"bf16 mean cosine {figures['mean_cosine']:.5f}, worst {figures['min_cosine']:.5f} to fp32 on "
+        settings, batches, expected = measurements(Target.from_data(record["target"]))
+        figures = fidelity(expected, openvino_runner(folder / OPENVINO_IR.file, "bf16"), spec, batches)
+        line = (f"bf16 {describe_fidelity(figures)} to fp32 on "
                 f"{measured['texts']}")
         if record["meets_target"] and not settings.meets(figures):
             raise ValidationError("bf16", report=[f"{line}: misses the target {settings.describe_target()} it was recorded to meet"])
@@ -68,24 +68,24 @@ def openvino_checks(folder: Path, manifest: dict, spec, config, probes, referenc
         return f"{line}; {verdict} the target {settings.describe_target()}"
 
     def int8_ir() -> str:
-        path, record = folder / VARIANTS["openvino-int8"].file, manifest["variants"]["openvino-int8"]
+        path, record = folder / OPENVINO_INT8.file, manifest.record(OPENVINO_INT8)
         # As the runtime runs it: its other ops in the recorded precision where this CPU has it natively.
-        precision = record.get("inference_precision", "f32") if has_native_bf16() else "f32"
+        precision = record.inference_precision if has_native_bf16() else "f32"
         runner = openvino_runner(path, precision)
         check(reference, runner, spec, probes, float("inf"), path.name, "model.onnx")  # shapes, finite values
-        settings, batches, expected = measurements(record["quantization"]["target"])
+        settings, batches, expected = measurements(record.target)
         figures = fidelity(expected, runner, spec, batches)
-        line = (f"runs the padded probes; mean cosine {figures['mean_cosine']:.5f}, worst {figures['min_cosine']:.5f} "
+        line = (f"runs the padded probes; {describe_fidelity(figures)} "
                 f"to fp32 on {measured['texts']} (other ops in {precision})")
         if not settings.meets(figures):
             raise ValidationError("int8 fidelity", report=[f"{line}: misses the target {settings.describe_target()}"])
         return f"{line}; target {settings.describe_target()}"
 
     checks: list[Check] = []
-    if "openvino" in names:
-        xml = VARIANTS["openvino"].file
+    if manifest.has(OPENVINO_IR):
+        xml = OPENVINO_IR.file
         checks += [(xml, f"validate {xml} against model.onnx", fp32_ir), (f"{xml} in bf16", f"measure {xml} in bf16", bf16)]
-    if "openvino-int8" in names:
-        xml = VARIANTS["openvino-int8"].file
+    if manifest.has(OPENVINO_INT8):
+        xml = OPENVINO_INT8.file
         checks.append((xml, f"measure {xml} against model.onnx", int8_ir))
     return checks

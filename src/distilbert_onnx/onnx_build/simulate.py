@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..probes import Runner
+from ..checks.probes import Runner
 
 INT8_LIMIT = 127  # symmetric int8 weights use [-127, 127], as onnxruntime's quantizer does
 

@@ -11,7 +11,7 @@ quantize path). Each head's Gemm is first rewritten as MatMul + Add, as the quan
 so that every node the accuracy search may keep in fp32 has a name it knows.
 
 Accuracy-aware: the int8 graph is compared with fp32 on calibration texts (fidelity.py). If it misses
-the target (mean cosine >= min_cosine and worst cosine >= min_worst_cosine, settings.py), MatMuls
+the target (mean cosine >= min_cosine and worst cosine >= min_worst_cosine, quantize_settings.py), MatMuls
 are kept in fp32, most sensitive per unit of compute first, until the target is met (search.py). A
 target that cannot be met is an error; no graph is written.
 
@@ -30,22 +30,23 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import VARIANTS, require_manifest, variant_record, write_manifest
+from ..checks.fidelity import calibration_batches, fidelity, reference_outputs
+from ..checks.probes import Runner, onnx_runner
 from ..config import load_config
 from ..errors import ArtifactError, OptionError, QuantizationError
-from ..probes import Runner, onnx_runner
+from ..manifest import require_manifest, update_manifest, variant_record
 from ..progress import Stages
+from ..quantize_settings import QuantizeSettings
 from ..tasks import TaskSpec, get_task
 from ..timing import synthetic_feeds
-from .fidelity import calibration_batches, fidelity, reference_outputs
+from ..variants import FP32, OPTIMIZED, QUANTIZED
 from .search import Attempt, keep_fp32_until_target
-from .settings import QuantizeSettings
 from .write_int8 import OP_TYPES, Int8Child, write_int8
 
 # The int8 candidates are timed on this shape, taking TIMING_ROUNDS turns each.
 TIMING_SHAPE = (4, 128)
 TIMING_ROUNDS = 7
-GRAPHS = {"fused": VARIANTS["optimized"].file, "unfused": VARIANTS["fp32"].file}
+GRAPHS = {"fused": OPTIMIZED.file, "unfused": FP32.file}
 
 
 def quantize_folder(
@@ -63,7 +64,7 @@ def quantize_folder(
     settings = settings or QuantizeSettings()
     stages = stages or Stages()
     manifest = require_manifest(folder)
-    spec, config = get_task(manifest["task"]), load_config(folder)
+    spec, config = get_task(manifest.task), load_config(folder)
     sources = _source_graphs(folder, settings.graph)
     texts = settings.texts()
     if not texts:
@@ -93,12 +94,10 @@ def quantize_folder(
                 seconds = _seconds({name: onnx_runner(path) for name, path in graphs.items()}, spec, config)
         chosen = min(attempts, key=lambda name: seconds.get(name, 0.0))
         best = attempts[chosen][1]
-        os.replace(best.path, folder / VARIANTS["quantized"].file)  # same file system: an atomic rename
+        os.replace(best.path, folder / QUANTIZED.file)  # same file system: an atomic rename
     quantization = _quantization_record(folder, settings, sources, texts, attempts, failures, seconds, chosen, searched)
-    record = variant_record(folder, VARIANTS["quantized"], quantization=quantization, fidelity=best.fidelity)
-    manifest = require_manifest(folder)
-    manifest["variants"]["quantized"] = record
-    write_manifest(folder, manifest)
+    record = variant_record(folder, QUANTIZED, quantization=quantization, fidelity=best.fidelity)
+    update_manifest(folder, {QUANTIZED.name: record})
     return record
 
 
@@ -134,7 +133,7 @@ def _quantization_record(folder: Path, settings: QuantizeSettings, sources: dict
         "method": "onnxruntime dynamic quantization",
         "weights": f"int8 symmetric, {'per output channel' if settings.per_channel else 'per tensor'}",
         "activations": "uint8, per tensor, computed at run time",
-        "word_embeddings": ("int8 symmetric, one scale per row" if _embeddings_int8(folder / VARIANTS["quantized"].file)
+        "word_embeddings": ("int8 symmetric, one scale per row" if _embeddings_int8(folder / QUANTIZED.file)
                             else "fp32"),
         "op_types": OP_TYPES,
         "source_graph": sources[chosen].name,
@@ -193,7 +192,7 @@ def _reference_and_early(folder: Path, spec: TaskSpec, config, texts: list[str],
     """The calibration batches, model.onnx's outputs on them, and for the `early` int8 graphs their
     fidelity and their runners."""
     batches = calibration_batches(folder, spec, config, texts)
-    expected = reference_outputs(onnx_runner(folder / VARIANTS["fp32"].file), batches)
+    expected = reference_outputs(onnx_runner(folder / FP32.file), batches)
     runners = {name: onnx_runner(child.result()) for name, child in early.items()}
     figures = {name: fidelity(expected, runner, spec, batches) for name, runner in runners.items()}
     return batches, expected, figures, runners

@@ -6,7 +6,7 @@
 - bf16 is an inference setting, not a file: where this CPU has native bf16 the fp32 IR is run in bf16
   on the calibration texts and measured against fp32 with the int8 figures and targets; the runtime
   uses bf16 only where the recorded figures meet the target.
-- openvino_model_int8.xml/.bin: NNCF static int8, accuracy-aware (openvino_int8.py).
+- openvino_model_int8.xml/.bin: NNCF static int8, accuracy-aware (int8.py).
 
 Both IRs are written in a temporary folder inside the target and renamed into place only when every
 step passed; then the manifest gains their records. A failure leaves the folder as it was.
@@ -18,17 +18,18 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..artifacts import VARIANTS, require_manifest, sha256_file, write_manifest
+from ..checks.fidelity import calibration_batches, fidelity, reference_outputs
+from ..checks.probes import Runner, check, compare, make_probes, onnx_runner
 from ..config import load_config
 from ..errors import MissingExtraError, OptionError, ValidationError
-from ..probes import Runner, check, compare, make_probes, onnx_runner
+from ..manifest import require_manifest, update_manifest, variant_record
 from ..progress import Stages
+from ..quantize_settings import QuantizeSettings
+from ..runtime.openvino_runner import cpu_name, has_native_bf16, import_openvino, openvino_runner
 from ..tasks import get_task
+from ..variants import FP32, OPENVINO_INT8, OPENVINO_IR
 from ..versions import package_version
-from .fidelity import calibration_batches, fidelity, reference_outputs
-from .openvino_int8 import JOINED, NNCF_SETTINGS, calibration_texts, import_nncf, int8_meeting_target
-from .openvino_runner import cpu_name, has_native_bf16, import_openvino, openvino_runner
-from .settings import QuantizeSettings
+from .int8 import JOINED, NNCF_SETTINGS, calibration_texts, import_nncf, int8_meeting_target
 
 
 def openvino_folder(
@@ -48,18 +49,18 @@ def openvino_folder(
     if int8:
         import_nncf()  # before any work: a missing NNCF is an error, not a half-made result
     manifest = require_manifest(folder)
-    spec, config = get_task(manifest["task"]), load_config(folder)
+    spec, config = get_task(manifest.task), load_config(folder)
     texts = settings.texts()
     if not texts:
         raise OptionError("the calibration texts are empty: give a file with one text per line")
-    source = folder / VARIANTS["fp32"].file
+    source = folder / FP32.file
     fp32 = onnx_runner(source)
     probes = make_probes(spec, config.vocab_size, config.pad_token_id)
-    atol = manifest["variants"]["fp32"]["validation"]["atol"]
-    records: dict[str, dict] = {}
+    atol = manifest.fp32_atol
+    records: dict = {}
     with tempfile.TemporaryDirectory(prefix=".openvino-", dir=folder) as work_dir:
         work = Path(work_dir)
-        ir = work / VARIANTS["openvino"].file
+        ir = work / OPENVINO_IR.file
         with stages("convert model.onnx to OpenVINO IR (fp32 weights)"):
             ov.save_model(ov.convert_model(str(source)), str(ir), compress_to_fp16=False)
         with stages(f"validate {ir.name} (fp32 inference) against {against}"):
@@ -70,9 +71,9 @@ def openvino_folder(
             bf16 = _bf16_record(ir, spec, settings, batches, expected)
         if bf16["fidelity"] is not None and not bf16["meets_target"]:
             _say(stages, f"  bf16 misses the target ({settings.describe_target()}): the runtime will run the IR in fp32")
-        records["openvino"] = {"validation": validation, "bf16": bf16}
+        records[OPENVINO_IR] = {"validation": validation, "bf16": bf16}
         if int8:
-            int8_ir = work / VARIANTS["openvino-int8"].file
+            int8_ir = work / OPENVINO_INT8.file
             with stages(f"quantize the IR to int8 with NNCF on {len(texts)} calibration texts, to {settings.describe_target()}"):
                 calibration = calibration_batches(folder, spec, config, calibration_texts(texts))
                 result = int8_meeting_target(ir, spec, settings, batches, expected, calibration)
@@ -80,20 +81,17 @@ def openvino_folder(
             with stages(f"run {int8_ir.name} on the padded probes; measure it with its other ops in bf16"):
                 probe_check = _probe_check(fp32, openvino_runner(int8_ir, "f32"), spec, probes, int8_ir.name)
                 runs_in, figures = _int8_precision(int8_ir, spec, settings, batches, expected, result.fidelity)
-            records["openvino-int8"] = {
+            records[OPENVINO_INT8] = {
                 "fidelity": figures,
                 "inference_precision": runs_in,
                 "probe_check": probe_check,
                 "quantization": _quantization(result, settings, len(texts)),
             }
-        for name in records:
-            _move_ir(work / VARIANTS[name].file, folder)
-    manifest = require_manifest(folder)
-    for name, details in records.items():
-        records[name] = ir_record(folder, name, **details)
-        manifest["variants"][name] = records[name]
-    write_manifest(folder, manifest)
-    return records
+        for variant in records:
+            _move_ir(work / variant.file, folder)
+    entries = {variant.name: variant_record(folder, variant, **details) for variant, details in records.items()}
+    update_manifest(folder, entries)
+    return entries
 
 
 def export_openvino(folder: Path, wanted: bool | None, int8: bool, settings: QuantizeSettings,
@@ -118,25 +116,6 @@ def export_openvino(folder: Path, wanted: bool | None, int8: bool, settings: Qua
             _say(stages, f"- openvino-int8 skipped: {exc}")
             int8 = False
     return openvino_folder(folder, settings, int8=int8, reference=reference, against="PyTorch", stages=stages)
-
-
-def ir_record(folder: Path, name: str, **details) -> dict:
-    """The manifest entry of an IR: the .xml's file, precision and sha256, the .bin's, their joint size."""
-    variant = VARIANTS[name]
-    xml, weights = folder / variant.file, folder / weights_file(variant.file)
-    return {
-        "file": variant.file,
-        "precision": variant.precision,
-        "sha256": sha256_file(xml),
-        "size_bytes": xml.stat().st_size + weights.stat().st_size,
-        "weights": {"file": weights.name, "sha256": sha256_file(weights)},
-        **details,
-    }
-
-
-def weights_file(xml: str) -> str:
-    """The .bin that holds an IR's weights."""
-    return str(Path(xml).with_suffix(".bin"))
 
 
 def _bf16_record(ir: Path, spec, settings: QuantizeSettings, batches, expected) -> dict:
@@ -175,7 +154,7 @@ def _probe_check(reference: Runner, candidate: Runner, spec, probes, what: str) 
 def _quantization(result, settings: QuantizeSettings, texts: int) -> dict:
     return {
         "method": "NNCF post-training static quantization",
-        "source_graph": VARIANTS["openvino"].file,
+        "source_graph": OPENVINO_IR.file,
         "weights": "int8 symmetric, per output channel",
         "activations": "int8, per tensor, ranges from the calibration texts",
         **NNCF_SETTINGS,

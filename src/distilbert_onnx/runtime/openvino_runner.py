@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MissingExtraError, OptionError
-from ..probes import Runner
+from .session import Runner
 
 PRECISIONS = {"f32": "f32", "bf16": "bf16"}
 INSTALL_HINT = "pip install 'distilbert-onnx[openvino]'"

@@ -16,17 +16,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifacts import VARIANTS, require_manifest, staged_file, variant_record, write_manifest
+from ..artifacts import staged_file
+from ..checks.fp16 import validate_fp16
+from ..checks.probes import Runner, check, make_probes, onnx_runner
 from ..config import DistilBertConfig, load_config
-from ..errors import FusionError, first_line
+from ..errors import FusionError
+from ..manifest import require_manifest, update_manifest, variant_record
 from ..options import ATOL
-from ..probes import Runner, check, make_probes, onnx_runner
 from ..progress import Stages
 from ..tasks import TaskSpec, get_task
+from ..variants import FP16, FP32, OPTIMIZED, Variant
 from .logs import captured_logs
-
-FP16_ATOL = 5e-2  # float16 keeps ~3 significant digits; outputs of a few units differ in the 2nd decimal
-CUDA_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 
 def optimize_folder(
@@ -48,33 +48,31 @@ def optimize_folder(
     atol = ATOL.value(atol)
     stages = stages or Stages()
     manifest = require_manifest(folder)
-    spec, config = get_task(manifest["task"]), load_config(folder)
-    source = folder / VARIANTS["fp32"].file
+    spec, config = get_task(manifest.task), load_config(folder)
+    source = folder / FP32.file
     reference = reference or onnx_runner(source)
     probes = make_probes(spec, config.vocab_size, config.pad_token_id)
     records = {}
-    with staged_file(folder / VARIANTS["optimized"].file) as tmp:
+    with staged_file(folder / OPTIMIZED.file) as tmp:
         with stages("fuse attention, layer norms and GELU"):
             fused_ops = fuse(source, tmp, spec, config)
         with stages(f"validate model_optimized.onnx against {against}"):
             validation = check(reference, onnx_runner(tmp), spec, probes, atol, "model_optimized.onnx", against)
-    records["optimized"] = _record(folder, "optimized", fused_ops=fused_ops, validation=validation)
+    records[OPTIMIZED.name] = _record(folder, OPTIMIZED, fused_ops=fused_ops, validation=validation)
     if fp16:
-        with staged_file(folder / VARIANTS["fp16"].file) as tmp:
+        with staged_file(folder / FP16.file) as tmp:
             with stages("fuse for CUDA and convert to float16"):
                 fused_ops = fuse(source, tmp, spec, config, fp16=True)
             with stages("validate model_optimized_fp16.onnx"):
                 validation = validate_fp16(tmp, reference, spec, probes, against)
-        records["fp16"] = _record(folder, "fp16", fused_ops=fused_ops, validation=validation)
+        records[FP16.name] = _record(folder, FP16, fused_ops=fused_ops, validation=validation)
     return records
 
 
-def _record(folder: Path, variant: str, **details) -> dict:
+def _record(folder: Path, variant: Variant, **details) -> dict:
     """Enter a graph that is now in the folder into the manifest, at once (a later step may fail)."""
-    record = variant_record(folder, VARIANTS[variant], **details)
-    manifest = require_manifest(folder)
-    manifest["variants"][variant] = record
-    write_manifest(folder, manifest)
+    record = variant_record(folder, variant, **details)
+    update_manifest(folder, {variant.name: record})
     return record
 
 
@@ -130,26 +128,3 @@ def _check_fusion(counts: dict, spec: TaskSpec, config: DistilBertConfig, fp16: 
         reasons = [line for line in logs if "EmbedLayerNormalization" in line]
         result["embed_layer_norm_not_fused"] = reasons[0] if reasons else "the optimizer did not match the embedding subgraph"
     return result
-
-
-def validate_fp16(path: Path, reference: Runner, spec: TaskSpec, probes, against: str) -> dict:
-    """On CUDA when there is one. Without, the graph is marked unvalidated, and checked on the CPU
-    provider instead where onnxruntime has CPU kernels for it: a graph that disagrees there is broken."""
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" in ort.get_available_providers():
-        candidate = onnx_runner(path, providers=CUDA_PROVIDERS)
-        return {**check(reference, candidate, spec, probes, FP16_ATOL, path.name, against), "device": "cuda"}
-    record = {
-        "passed": None,
-        "reason": "not validated on CUDA: no CUDA provider on the machine that exported it; run "
-                  "`distilbert-onnx validate` on a GPU",
-    }
-    try:
-        candidate = onnx_runner(path)
-    except Exception as exc:  # onnxruntime without CPU kernels for some float16 op: nothing to check here
-        record["cpu_check"] = f"not run: {first_line(exc)}"
-        return record
-    figures = check(reference, candidate, spec, probes, FP16_ATOL, path.name, f"{against} (on the CPU provider)")
-    record["cpu_check"] = {key: figures[key] for key in ("atol", "probes", "max_abs_diff")}
-    return record

@@ -1,0 +1,122 @@
+"""The variant table: every graph a deployable folder may hold, one frozen row each.
+
+A row says what a variant is (its file, stored precision, backend and devices), how it computes
+(its precision rule), how it is made (the builder and the command that runs it) and what a user who
+asks for it on the wrong device is told. Code elsewhere asks the row (`variant.backend`,
+`variant.is_int8`, `variant.precision_rule`) or names a row by its constant (`FP32`, `QUANTIZED`);
+no other module compares variant names as strings (tests/test_tasks.py keeps it so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ArtifactError, DeviceError
+
+DEVICES = ("cpu", "cuda")
+AUTO = "auto"
+ONNXRUNTIME = "onnxruntime"
+OPENVINO = "openvino"
+# The runtimes a variant runs on; "auto" in load() means whichever runs the chosen variant.
+BACKENDS = (AUTO, ONNXRUNTIME, OPENVINO)
+INT8 = "int8"
+
+# How a variant computes when it runs (the precision rule, read by runtime/backends.openvino_precision):
+AS_STORED = "as stored"  # the graph's own precision
+BF16_WHERE_RECORDED = "bf16 where native and recorded to meet the target"  # OpenVINO fp32 IR
+AS_MEASURED = "as its fidelity was measured"  # OpenVINO int8 IR: its recorded inference_precision
+
+_ORT_ON_CUDA = "use variant fp16, optimized or fp32 on CUDA, or device cpu"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One graph of the folder. An OpenVINO variant's `file` is its IR's .xml; the weights are the
+    .bin of the same name (`weights`). `builder` is the function (module:name) that writes it into a folder,
+    `make_with` the command a user runs for it, `wrong_device` what asking for it on another device
+    says ({device} filled in)."""
+
+    name: str
+    file: str
+    precision: str
+    devices: tuple[str, ...]
+    builder: str
+    make_with: str
+    wrong_device: str = "the {name} graph is built for {devices}, not {device}: choose another variant"
+    backend: str = ONNXRUNTIME
+    precision_rule: str = AS_STORED
+
+    @property
+    def weights(self) -> str | None:
+        """The file of an OpenVINO IR's weights (the .bin beside its .xml); None for an ONNX graph."""
+        return str(Path(self.file).with_suffix(".bin")) if self.backend == OPENVINO else None
+
+    @property
+    def is_int8(self) -> bool:
+        return self.precision == INT8
+
+    def wrong_device_message(self, device: str) -> str:
+        return self.wrong_device.format(name=self.name, devices=", ".join(self.devices), device=device)
+
+
+FP32 = Variant("fp32", "model.onnx", "fp32", ("cpu", "cuda"), "distilbert_onnx.exporting.job:export",
+               "re-export the checkpoint")
+OPTIMIZED = Variant("optimized", "model_optimized.onnx", "fp32", ("cpu", "cuda"),
+                    "distilbert_onnx.onnx_build.optimize:optimize_folder", "make it with: distilbert-onnx optimize DIR")
+QUANTIZED = Variant(
+    "quantized", "model_quantized.onnx", INT8, ("cpu",), "distilbert_onnx.onnx_build.quantize:quantize_folder",
+    "make it with: distilbert-onnx quantize DIR",
+    wrong_device="the int8 (quantized) graph cannot run on CUDA: onnxruntime has no CUDA kernels for its dynamic "
+                 "int8 ops; " + _ORT_ON_CUDA,
+)
+FP16 = Variant("fp16", "model_optimized_fp16.onnx", "fp16", ("cuda",), "distilbert_onnx.onnx_build.optimize:optimize_folder",
+               "make it with: distilbert-onnx optimize DIR --fp16")
+_OPENVINO_ON_CUDA = ("the {name} variant runs on OpenVINO's CPU plugin only, not {device}: "
+                     "use device cpu, or a variant onnxruntime runs on CUDA (fp16, optimized, fp32)")
+_MAKE_OPENVINO = "make it with: distilbert-onnx openvino DIR (needs the [openvino] extra)"
+OPENVINO_IR = Variant("openvino", "openvino_model.xml", "fp32", ("cpu",),
+                      "distilbert_onnx.openvino_build.build:openvino_folder", _MAKE_OPENVINO, _OPENVINO_ON_CUDA,
+                      backend=OPENVINO, precision_rule=BF16_WHERE_RECORDED)
+OPENVINO_INT8 = Variant("openvino-int8", "openvino_model_int8.xml", INT8, ("cpu",),
+                        "distilbert_onnx.openvino_build.build:openvino_folder", _MAKE_OPENVINO, _OPENVINO_ON_CUDA,
+                        backend=OPENVINO, precision_rule=AS_MEASURED)
+
+VARIANTS: dict[str, Variant] = {
+    variant.name: variant for variant in (FP32, OPTIMIZED, QUANTIZED, FP16, OPENVINO_IR, OPENVINO_INT8)
+}
+# variant="auto" with onnxruntime only: the first of these the folder has, per device.
+AUTO_PREFERENCE = {"cpu": (QUANTIZED, OPTIMIZED, FP32), "cuda": (FP16, OPTIMIZED, FP32)}
+# The CPU variants auto may time, in order of preference when timings tie exactly (runtime/choice.py).
+CPU_CANDIDATES = (OPENVINO_INT8, QUANTIZED, OPENVINO_IR, OPTIMIZED, FP32)
+
+
+def get_variant(name: str) -> Variant:
+    """The row of variant `name`; an ArtifactError listing the choices for an unknown one."""
+    if name not in VARIANTS:
+        raise ArtifactError(f"unknown variant {name!r}: choose auto, {', '.join(VARIANTS)}")
+    return VARIANTS[name]
+
+
+def present(folder: str | Path, variant: Variant) -> bool:
+    """Whether `folder` holds `variant`'s graph file."""
+    return (Path(folder) / variant.file).is_file()
+
+
+def choose_variant(folder: str | Path, device: str, variant: str = AUTO) -> Variant:
+    """The variant to run on `device`: as asked, or by AUTO_PREFERENCE; clear errors otherwise."""
+    folder = Path(folder)
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}: choose cpu or cuda")
+    if variant == AUTO:
+        for candidate in AUTO_PREFERENCE[device]:
+            if present(folder, candidate):
+                return candidate
+        files = ", ".join(candidate.file for candidate in AUTO_PREFERENCE[device])
+        raise ArtifactError(f"{folder} holds no ONNX model for {device} (looked for {files})")
+    chosen = get_variant(variant)
+    if device not in chosen.devices:
+        raise DeviceError(chosen.wrong_device_message(device))
+    if not present(folder, chosen):
+        raise ArtifactError(f"{folder} has no {variant} variant ({chosen.file}); {chosen.make_with}")
+    return chosen
