@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..variants import OPENVINO, VARIANTS
 from ..errors import OptionError
+from ..variants import OPENVINO, VARIANTS, present
 from .labelled import DEFAULT_LABEL_COLUMN, LABELS_OPTIONAL, LabelledRows, load_labelled
 from .metrics import TaskScore, metric_drop
 from .scoring import FAMILIES, Outcome, gold_labels, predict
@@ -73,7 +73,7 @@ def evaluate_pipeline(pipe, labelled: LabelledRows, reference: VariantResult | N
 
 @dataclass
 class Evaluation:
-    """Every variant's result on one labelled file, the reference first."""
+    """Every variant's result on one labelled file: torch-fp32 (when asked), fp32, then the others."""
 
     task: str
     data: Path
@@ -102,7 +102,7 @@ def evaluate_folder(folder, data, *, columns: dict | None = None, label_column: 
     """Score FOLDER's variants (all it has that run on `device`, or `variants`) on the labelled file
     `data`, with the PyTorch `checkpoint` as an extra row when given (load_labelled says what the
     column arguments mean)."""
-    from .. import load
+    from ..runtime.pipelines import load_pipeline as load
 
     echo = progress or (lambda message: None)
     folder = Path(folder)
@@ -144,7 +144,7 @@ def _variants_to_run(folder: Path, device: str, wanted: list[str] | None) -> tup
         return list(dict.fromkeys(wanted)), skipped
     names = []
     for name, variant in VARIANTS.items():
-        if not (folder / variant.file).is_file():
+        if not present(folder, variant):
             continue
         if device not in variant.devices:
             skipped[name] = f"runs on {', '.join(variant.devices)}, not {device}"

@@ -1,6 +1,6 @@
 """The `distilbert-onnx` command: thin click commands over the package's functions, one module per
 group of commands (build: export / optimize / quantize / validate / info / demo-checkpoint; openvino;
-predict; benchmark; serve). `app.py` holds the group and the error handling they share."""
+predict; benchmark; choose; evaluate; package; serve). `app.py` holds the group and the error handling they share."""
 
 from __future__ import annotations
 
