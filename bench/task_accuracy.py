@@ -1,0 +1,187 @@
+"""Accuracy on real tasks: every variant's metric against PyTorch fp32, default and gated export.
+
+For each fine-tuned model of finetune.py (sentence polarity, SMS spam, WNUT 2016 NER):
+  1. PyTorch fp32's metric on the held-out test split (the checkpoint reloaded by the exporter's
+     loader; scikit-learn accuracy / seqeval entity F1), computed here independently of `evaluate`;
+  2. the default `distilbert-onnx export` (it must succeed and write an int8 variant): its exit code,
+     last lines and variants;
+  3. `distilbert-onnx evaluate` of every variant of that folder on the test split, with the checkpoint
+     as the torch-fp32 row: each variant's metric, its drop from PyTorch fp32, and variant="auto"'s;
+  4. the gated export (`--eval-data` the gate split, `--max-metric-drop 0.3`) evaluated the same way
+     on the test split (rows it was not built on), and the auto choice's rows/s against the fused fp32
+     variant's (`optimized`), both from that one `evaluate` run.
+Steps whose command the installed package lacks (evaluate, --eval-data) are reported as missing.
+Prints a table and writes results/task_accuracy.json.
+
+    python bench/task_accuracy.py [polarity sms-spam wnut16] [--max-metric-drop 0.3]
+
+Data, checkpoints and exported folders are cached under $TASK_BENCH_CACHE (default
+bench/results/task-accuracy); delete its exports/ folder to export again. Timings (rows/s) need a
+quiet machine; the metrics do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import WORK, table  # noqa: E402
+from finetune import metric, torch_predictions, train  # noqa: E402
+from task_data import CACHE, DATA_SETS, prepared  # noqa: E402
+
+CLI = [sys.executable, "-m", "distilbert_onnx.cli"]
+INT8_VARIANTS = ("quantized", "openvino-int8")
+TORCH_ROW = "torch-fp32"
+# The column options of the test / gate files: classifiers read text,label; NER reads a list of
+# words (tokens) and one tag per word (tags).
+COLUMNS = {"text-classification": ["--text-column", "text", "--label-column", "label"],
+           "token-classification": ["--text-column", "tokens", "--label-column", "tags"]}
+
+
+def run(command: list[str]) -> dict:
+    result = subprocess.run(command, capture_output=True, text=True)
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    return {"command": " ".join(command[2:] if command[:2] == CLI[:2] else command), "rc": result.returncode,
+            "stdout": result.stdout, "last_lines": lines[-12:]}
+
+
+def has_option(command: str, option: str) -> bool:
+    result = subprocess.run([*CLI, command, "--help"], capture_output=True, text=True)
+    return result.returncode == 0 and option in result.stdout
+
+
+def variants_of(folder: Path) -> dict:
+    manifest = folder / "manifest.json"
+    if not manifest.exists():
+        return {}
+    return {name: record.get("precision") for name, record in json.loads(manifest.read_text())["variants"].items()}
+
+
+def export(checkpoint: Path, folder: Path, options: list[str]) -> dict:
+    """`distilbert-onnx export` into `folder` (kept when already made with these options)."""
+    record_file = folder.with_name(folder.name + ".export.json")
+    if record_file.exists() and json.loads(record_file.read_text())["options"] == options:
+        return json.loads(record_file.read_text())
+    shutil.rmtree(folder, ignore_errors=True)
+    outcome = run([*CLI, "export", str(checkpoint), str(folder), *options])
+    outcome.pop("stdout")
+    outcome["options"] = options
+    outcome["variants"] = variants_of(folder)
+    outcome["int8_written"] = [name for name in outcome["variants"] if name in INT8_VARIANTS]
+    record_file.write_text(json.dumps(outcome, indent=2))
+    return outcome
+
+
+def auto_choice(folder: Path) -> str:
+    """The variant `load(folder)` (variant="auto") runs here, in a fresh process."""
+    code = f"import distilbert_onnx as d; print(d.load({str(folder)!r}).variant)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return result.stdout.strip().splitlines()[-1]
+
+
+def evaluate(folder: Path, checkpoint: Path, data: Path, columns: list[str], torch_value: float) -> dict:
+    """`evaluate --json` of every variant on `data`, each variant's drop from our PyTorch figure, and
+    the auto choice's row."""
+    outcome = run([*CLI, "evaluate", str(folder), "--data", str(data), *columns, "--checkpoint", str(checkpoint), "--json"])
+    if outcome["rc"]:
+        return {"error": outcome["last_lines"]}
+    report = json.loads(outcome["stdout"])
+    rows = {row["variant"]: {"value": row["value"], "low": row["figures"][row["metric"]]["low"],
+                             "high": row["figures"][row["metric"]]["high"],
+                             "drop_vs_torch": torch_value - row["value"], "drop_vs_fp32": row.get("drop_vs_fp32"),
+                             "changed_vs_fp32": row.get("changed_vs_fp32"), "rows_per_second": row["rows_per_second"]}
+            for row in report["results"]}
+    chosen = auto_choice(folder)
+    speed = None
+    if chosen in rows and "optimized" in rows:
+        speed = rows[chosen]["rows_per_second"] / rows["optimized"]["rows_per_second"]
+    return {"metric": report["metric"], "rows": report["rows"], "variants": rows, "skipped": report.get("skipped"),
+            "auto": chosen, "auto_value": rows.get(chosen, {}).get("value"),
+            "auto_drop_vs_torch": rows.get(chosen, {}).get("drop_vs_torch"), "auto_speed_vs_optimized": speed}
+
+
+def bench_model(name: str, max_drop: float, can_evaluate: bool, can_gate: bool) -> dict:
+    data = DATA_SETS[name]
+    checkpoint = train(name)
+    files = prepared(name)
+    columns = COLUMNS[data.task]
+    scores = metric(name, *torch_predictions(name))
+    headline = "f1" if data.task == "token-classification" else "accuracy"
+    out = {"model": name, "checkpoint": str(checkpoint), "test_rows": sum(1 for _ in files["test"].open()) - (files["test"].suffix == ".csv"),
+           "torch_fp32": scores, "metric": headline}
+    exports = CACHE / "exports" / name
+    exports.mkdir(parents=True, exist_ok=True)
+    out["default_export"] = export(checkpoint, exports / "default", [])
+    if can_evaluate and out["default_export"]["rc"] == 0:
+        out["default_eval"] = evaluate(exports / "default", checkpoint, files["test"], columns, scores[headline])
+    if can_gate:
+        gate_options = ["--eval-data", str(files["gate"]), *columns, "--max-metric-drop", str(max_drop)]
+        out["gated_export"] = export(checkpoint, exports / "gated", gate_options)
+        if can_evaluate and out["gated_export"]["rc"] == 0:
+            out["gated_eval"] = evaluate(exports / "gated", checkpoint, files["test"], columns, scores[headline])
+    return out
+
+
+def fmt(value, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def report_rows(result: dict) -> list[list]:
+    rows = [[result["model"], TORCH_ROW + " (ours)", fmt(result["torch_fp32"][result["metric"]]), "", "", "", ""]]
+    for kind in ("default", "gated"):
+        built = result.get(f"{kind}_export")
+        if built is None:
+            continue
+        if built["rc"]:
+            rows.append([result["model"], f"{kind} export FAILED (exit {built['rc']})", "", "", "", "", ""])
+            continue
+        evaluation = result.get(f"{kind}_eval") or {}
+        for variant, row in evaluation.get("variants", {}).items():
+            mark = " <- auto" if variant == evaluation.get("auto") else ""
+            rows.append([result["model"], f"{kind}: {variant}{mark}", fmt(row["value"]),
+                         f"{fmt(row['low'])}-{fmt(row['high'])}", fmt(row["drop_vs_torch"]),
+                         fmt(row["changed_vs_fp32"]), fmt(row["rows_per_second"], 1)])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=list(DATA_SETS), choices=list(DATA_SETS))
+    parser.add_argument("--max-metric-drop", type=float, default=0.3)
+    args = parser.parse_args()
+    can_evaluate = has_option("evaluate", "--data")
+    can_gate = has_option("export", "--eval-data")
+    results = [bench_model(name, args.max_metric_drop, can_evaluate, can_gate) for name in args.models]
+    header = ["model", "row", "metric (test)", "95% interval", "drop vs torch", "% changed vs fp32", "rows/s"]
+    print(table("Task metric on the held-out test split (accuracy for classifiers, entity F1 for NER, points)",
+                header, [row for result in results for row in report_rows(result)]))
+    for result in results:
+        for kind in ("default", "gated"):
+            built, evaluation = result.get(f"{kind}_export"), result.get(f"{kind}_eval") or {}
+            if built is None:
+                print(f"{result['model']}: no {kind} export (this package's export has no --eval-data)")
+                continue
+            print(f"{result['model']}, {kind} export: exit {built['rc']}, int8 written: {built['int8_written'] or 'none'}; "
+                  f"auto = {evaluation.get('auto', '-')}, drop vs torch {fmt(evaluation.get('auto_drop_vs_torch'))}, "
+                  f"speed vs optimized {fmt(evaluation.get('auto_speed_vs_optimized'))}x")
+            if built["rc"]:
+                print("  " + "\n  ".join(built["last_lines"]))
+    if not can_evaluate:
+        print("this package has no `evaluate` command: only the PyTorch figures and the exports were measured")
+    from common import machine
+
+    out = WORK / "task_accuracy.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine(), "cache": str(CACHE), "results": results}, indent=2))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
