@@ -9,11 +9,12 @@ For each fine-tuned model of finetune.py (sentence polarity, SMS spam, WNUT 2016
      as the torch-fp32 row: each variant's metric, its drop from PyTorch fp32, and variant="auto"'s;
   4. the gated export (`--eval-data` the gate split, `--max-metric-drop 0.3`) evaluated the same way
      on the test split (rows it was not built on), and the auto choice's rows/s against the fused fp32
-     variant's (`optimized`), both from that one `evaluate` run.
+     variant's (`optimized`), both from that one `evaluate` run;
+  5. the same gated export with `--calibration-data` the train split (the user's own texts).
 Steps whose command the installed package lacks (evaluate, --eval-data) are reported as missing.
 Prints a table and writes results/task_accuracy.json.
 
-    python bench/task_accuracy.py [polarity sms-spam wnut16] [--max-metric-drop 0.3]
+    python bench/task_accuracy.py [polarity sms-spam wnut16] [--max-metric-drop 0.3] [--threads 2] [--out F]
 
 Data, checkpoints and exported folders are cached under $TASK_BENCH_CACHE (default
 bench/results/task-accuracy); delete its exports/ folder to export again. Timings (rows/s) need a
@@ -23,6 +24,7 @@ quiet machine; the metrics do not.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -31,9 +33,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import WORK, table  # noqa: E402
+from common import WORK, machine, table  # noqa: E402
 from finetune import metric, torch_predictions, train  # noqa: E402
-from task_data import CACHE, DATA_SETS, prepared  # noqa: E402
+from task_data import CACHE, DATA_SETS, load, prepared  # noqa: E402
 
 CLI = [sys.executable, "-m", "distilbert_onnx.cli"]
 INT8_VARIANTS = ("quantized", "openvino-int8")
@@ -47,7 +49,7 @@ COLUMNS = {"text-classification": ["--text-column", "text", "--label-column", "l
 def run(command: list[str]) -> dict:
     result = subprocess.run(command, capture_output=True, text=True)
     lines = (result.stdout + result.stderr).strip().splitlines()
-    return {"command": " ".join(command[2:] if command[:2] == CLI[:2] else command), "rc": result.returncode,
+    return {"command": "distilbert-onnx " + " ".join(command[len(CLI):]), "rc": result.returncode,
             "stdout": result.stdout, "last_lines": lines[-12:]}
 
 
@@ -63,32 +65,45 @@ def variants_of(folder: Path) -> dict:
     return {name: record.get("precision") for name, record in json.loads(manifest.read_text())["variants"].items()}
 
 
+def package_fingerprint() -> str:
+    """sha256 of the installed distilbert_onnx's source files: an export made by other code is redone."""
+    import distilbert_onnx
+
+    digest = hashlib.sha256()
+    root = Path(distilbert_onnx.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def export(checkpoint: Path, folder: Path, options: list[str]) -> dict:
-    """`distilbert-onnx export` into `folder` (kept when already made with these options)."""
+    """`distilbert-onnx export` into `folder` (kept when already made with these options by this code)."""
     record_file = folder.with_name(folder.name + ".export.json")
-    if record_file.exists() and json.loads(record_file.read_text())["options"] == options:
+    key = {"options": options, "package": package_fingerprint()}
+    if record_file.exists() and all(json.loads(record_file.read_text()).get(k) == v for k, v in key.items()):
         return json.loads(record_file.read_text())
     shutil.rmtree(folder, ignore_errors=True)
     outcome = run([*CLI, "export", str(checkpoint), str(folder), *options])
     outcome.pop("stdout")
-    outcome["options"] = options
+    outcome.update(key)
     outcome["variants"] = variants_of(folder)
     outcome["int8_written"] = [name for name in outcome["variants"] if name in INT8_VARIANTS]
     record_file.write_text(json.dumps(outcome, indent=2))
     return outcome
 
 
-def auto_choice(folder: Path) -> str:
-    """The variant `load(folder)` (variant="auto") runs here, in a fresh process."""
-    code = f"import distilbert_onnx as d; print(d.load({str(folder)!r}).variant)"
+def auto_choice(folder: Path, threads: int) -> str:
+    """The variant `load(folder)` (variant="auto") runs here with `threads`, in a fresh process."""
+    code = f"import distilbert_onnx as d; print(d.load({str(folder)!r}, threads={threads}).variant)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return result.stdout.strip().splitlines()[-1]
 
 
-def evaluate(folder: Path, checkpoint: Path, data: Path, columns: list[str], torch_value: float) -> dict:
+def evaluate(folder: Path, checkpoint: Path, data: Path, columns: list[str], torch_value: float, threads: int) -> dict:
     """`evaluate --json` of every variant on `data`, each variant's drop from our PyTorch figure, and
     the auto choice's row."""
-    outcome = run([*CLI, "evaluate", str(folder), "--data", str(data), *columns, "--checkpoint", str(checkpoint), "--json"])
+    outcome = run([*CLI, "evaluate", str(folder), "--data", str(data), *columns, "--checkpoint", str(checkpoint),
+                   "--threads", str(threads), "--json"])
     if outcome["rc"]:
         return {"error": outcome["last_lines"]}
     report = json.loads(outcome["stdout"])
@@ -97,7 +112,7 @@ def evaluate(folder: Path, checkpoint: Path, data: Path, columns: list[str], tor
                              "drop_vs_torch": torch_value - row["value"], "drop_vs_fp32": row.get("drop_vs_fp32"),
                              "changed_vs_fp32": row.get("changed_vs_fp32"), "rows_per_second": row["rows_per_second"]}
             for row in report["results"]}
-    chosen = auto_choice(folder)
+    chosen = auto_choice(folder, threads)
     speed = None
     if chosen in rows and "optimized" in rows:
         speed = rows[chosen]["rows_per_second"] / rows["optimized"]["rows_per_second"]
@@ -106,25 +121,30 @@ def evaluate(folder: Path, checkpoint: Path, data: Path, columns: list[str], tor
             "auto_drop_vs_torch": rows.get(chosen, {}).get("drop_vs_torch"), "auto_speed_vs_optimized": speed}
 
 
-def bench_model(name: str, max_drop: float, can_evaluate: bool, can_gate: bool) -> dict:
+def export_kinds(files: dict[str, Path], columns: list[str], max_drop: float) -> dict[str, tuple[str | None, list[str]]]:
+    """Each export measured: (the `export` option it needs, or None, its options)."""
+    gate = ["--eval-data", str(files["gate"]), *columns, "--max-metric-drop", str(max_drop)]
+    return {"default": (None, []), "gated": ("--eval-data", gate),
+            "gated+calibration": ("--calibration-data", [*gate, "--calibration-data", str(files["train"])])}
+
+
+def bench_model(name: str, max_drop: float, threads: int, export_help: str, can_evaluate: bool) -> dict:
     data = DATA_SETS[name]
     checkpoint = train(name)
     files = prepared(name)
     columns = COLUMNS[data.task]
     scores = metric(name, *torch_predictions(name))
     headline = "f1" if data.task == "token-classification" else "accuracy"
-    out = {"model": name, "checkpoint": str(checkpoint), "test_rows": sum(1 for _ in files["test"].open()) - (files["test"].suffix == ".csv"),
-           "torch_fp32": scores, "metric": headline}
-    exports = CACHE / "exports" / name
-    exports.mkdir(parents=True, exist_ok=True)
-    out["default_export"] = export(checkpoint, exports / "default", [])
-    if can_evaluate and out["default_export"]["rc"] == 0:
-        out["default_eval"] = evaluate(exports / "default", checkpoint, files["test"], columns, scores[headline])
-    if can_gate:
-        gate_options = ["--eval-data", str(files["gate"]), *columns, "--max-metric-drop", str(max_drop)]
-        out["gated_export"] = export(checkpoint, exports / "gated", gate_options)
-        if can_evaluate and out["gated_export"]["rc"] == 0:
-            out["gated_eval"] = evaluate(exports / "gated", checkpoint, files["test"], columns, scores[headline])
+    out = {"model": name, "checkpoint": str(checkpoint), "test_rows": len(load(name, "test")),
+           "torch_fp32": scores, "metric": headline, "exports": {}}
+    for kind, (needs, options) in export_kinds(files, columns, max_drop).items():
+        if needs and needs not in export_help:
+            out["exports"][kind] = {"missing": f"this package's export has no {needs}"}
+            continue
+        built = export(checkpoint, CACHE / "exports" / name / kind, options)
+        if can_evaluate and built["rc"] == 0:
+            built["eval"] = evaluate(CACHE / "exports" / name / kind, checkpoint, files["test"], columns, scores[headline], threads)
+        out["exports"][kind] = built
     return out
 
 
@@ -134,14 +154,13 @@ def fmt(value, digits: int = 2) -> str:
 
 def report_rows(result: dict) -> list[list]:
     rows = [[result["model"], TORCH_ROW + " (ours)", fmt(result["torch_fp32"][result["metric"]]), "", "", "", ""]]
-    for kind in ("default", "gated"):
-        built = result.get(f"{kind}_export")
-        if built is None:
+    for kind, built in result["exports"].items():
+        if "missing" in built:
             continue
         if built["rc"]:
             rows.append([result["model"], f"{kind} export FAILED (exit {built['rc']})", "", "", "", "", ""])
             continue
-        evaluation = result.get(f"{kind}_eval") or {}
+        evaluation = built.get("eval") or {}
         for variant, row in evaluation.get("variants", {}).items():
             mark = " <- auto" if variant == evaluation.get("auto") else ""
             rows.append([result["model"], f"{kind}: {variant}{mark}", fmt(row["value"]),
@@ -150,36 +169,42 @@ def report_rows(result: dict) -> list[list]:
     return rows
 
 
+def summary_lines(result: dict) -> list[str]:
+    lines = []
+    for kind, built in result["exports"].items():
+        if "missing" in built:
+            lines.append(f"{result['model']}, {kind} export: not measured ({built['missing']})")
+            continue
+        evaluation = built.get("eval") or {}
+        lines.append(f"{result['model']}, {kind} export: exit {built['rc']}, int8 written: "
+                     f"{', '.join(built['int8_written']) or 'none'}; auto = {evaluation.get('auto', '-')}, "
+                     f"drop vs torch {fmt(evaluation.get('auto_drop_vs_torch'))}, "
+                     f"speed vs optimized {fmt(evaluation.get('auto_speed_vs_optimized'))}x")
+        if built["rc"] or evaluation.get("error"):
+            lines += ["  " + line for line in built["last_lines"] + (evaluation.get("error") or [])]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=list(DATA_SETS), choices=list(DATA_SETS))
     parser.add_argument("--max-metric-drop", type=float, default=0.3)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads of evaluate and of the auto choice")
+    parser.add_argument("--out", type=Path, default=WORK / "task_accuracy.json")
     args = parser.parse_args()
     can_evaluate = has_option("evaluate", "--data")
-    can_gate = has_option("export", "--eval-data")
-    results = [bench_model(name, args.max_metric_drop, can_evaluate, can_gate) for name in args.models]
+    export_help = subprocess.run([*CLI, "export", "--help"], capture_output=True, text=True).stdout
+    results = [bench_model(name, args.max_metric_drop, args.threads, export_help, can_evaluate) for name in args.models]
     header = ["model", "row", "metric (test)", "95% interval", "drop vs torch", "% changed vs fp32", "rows/s"]
     print(table("Task metric on the held-out test split (accuracy for classifiers, entity F1 for NER, points)",
                 header, [row for result in results for row in report_rows(result)]))
     for result in results:
-        for kind in ("default", "gated"):
-            built, evaluation = result.get(f"{kind}_export"), result.get(f"{kind}_eval") or {}
-            if built is None:
-                print(f"{result['model']}: no {kind} export (this package's export has no --eval-data)")
-                continue
-            print(f"{result['model']}, {kind} export: exit {built['rc']}, int8 written: {built['int8_written'] or 'none'}; "
-                  f"auto = {evaluation.get('auto', '-')}, drop vs torch {fmt(evaluation.get('auto_drop_vs_torch'))}, "
-                  f"speed vs optimized {fmt(evaluation.get('auto_speed_vs_optimized'))}x")
-            if built["rc"]:
-                print("  " + "\n  ".join(built["last_lines"]))
+        print("\n".join(summary_lines(result)))
     if not can_evaluate:
         print("this package has no `evaluate` command: only the PyTorch figures and the exports were measured")
-    from common import machine
-
-    out = WORK / "task_accuracy.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine(), "cache": str(CACHE), "results": results}, indent=2))
-    print(f"written {out}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": machine(), "cache": str(CACHE), "results": results}, indent=2))
+    print(f"written {args.out}")
 
 
 if __name__ == "__main__":
