@@ -56,8 +56,8 @@ def labels_of(data: DataSet) -> tuple[str, ...]:
     return data.labels or ner_labels(load(data.name, "train") + load(data.name, "gate") + load(data.name, "test"))
 
 
-def tokenizer_for(max_length: int) -> Tokenizer:
-    tokenizer = Tokenizer.from_file(str(base() / "tokenizer.json"))
+def tokenizer_for(folder: Path, max_length: int) -> Tokenizer:
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length)
     return tokenizer
@@ -127,7 +127,7 @@ def train(name: str) -> Path:
     model = build_model(parse_config(config), data.task)
     model.distilbert.load_state_dict(load_file(base() / "model.safetensors"), strict=True)
     model.train()
-    items = encode(tokenizer_for(data.max_length), data, load(name, "train"), {label: i for i, label in enumerate(labels)})
+    items = encode(tokenizer_for(base(), data.max_length), data, load(name, "train"), {label: i for i, label in enumerate(labels)})
     token_level = data.task == "token-classification"
     steps = data.epochs * -(-len(items) // BATCH)
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]
@@ -187,7 +187,7 @@ def torch_predictions(name: str, part: str = "test") -> tuple[list, list]:
     checkpoint = load_checkpoint(checkpoint_folder(name))
     id2label = checkpoint.config.id2label
     rows = load(name, part)
-    items = encode(tokenizer_for(512), data, rows, {label: i for i, label in enumerate(labels_of(data))})
+    items = encode(tokenizer_for(checkpoint.folder, 512), data, rows, {label: int(i) for i, label in id2label.items()})
     token_level = data.task == "token-classification"
     predicted = []
     with torch.inference_mode():

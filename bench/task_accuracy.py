@@ -37,6 +37,8 @@ from common import WORK, machine, table  # noqa: E402
 from finetune import metric, torch_predictions, train  # noqa: E402
 from task_data import CACHE, DATA_SETS, load, prepared  # noqa: E402
 
+from distilbert_onnx.artifacts import read_manifest  # noqa: E402
+
 CLI = [sys.executable, "-m", "distilbert_onnx.cli"]
 INT8_VARIANTS = ("quantized", "openvino-int8")
 TORCH_ROW = "torch-fp32"
@@ -50,19 +52,13 @@ def run(command: list[str]) -> dict:
     result = subprocess.run(command, capture_output=True, text=True)
     lines = (result.stdout + result.stderr).strip().splitlines()
     return {"command": "distilbert-onnx " + " ".join(command[len(CLI):]), "rc": result.returncode,
-            "stdout": result.stdout, "last_lines": lines[-12:]}
+            "stdout": result.stdout, "last_lines": lines[-12:],
+            "notes": [line for line in lines if line.startswith("Error") or "left out" in line]}
 
 
 def has_option(command: str, option: str) -> bool:
     result = subprocess.run([*CLI, command, "--help"], capture_output=True, text=True)
     return result.returncode == 0 and option in result.stdout
-
-
-def variants_of(folder: Path) -> dict:
-    manifest = folder / "manifest.json"
-    if not manifest.exists():
-        return {}
-    return {name: record.get("precision") for name, record in json.loads(manifest.read_text())["variants"].items()}
 
 
 def package_fingerprint() -> str:
@@ -86,8 +82,12 @@ def export(checkpoint: Path, folder: Path, options: list[str]) -> dict:
     outcome = run([*CLI, "export", str(checkpoint), str(folder), *options])
     outcome.pop("stdout")
     outcome.update(key)
-    outcome["variants"] = variants_of(folder)
-    outcome["int8_written"] = [name for name in outcome["variants"] if name in INT8_VARIANTS]
+    manifest = (read_manifest(folder) if folder.is_dir() else None) or {}
+    variants = manifest.get("variants", {})
+    outcome["variants"] = {name: record.get("precision") for name, record in variants.items()}
+    outcome["int8_written"] = [name for name in variants if name in INT8_VARIANTS]
+    outcome["left_out"] = manifest.get("left_out") or {}
+    outcome["gates"] = {name: record["gate"] for name, record in variants.items() if "gate" in record}
     record_file.write_text(json.dumps(outcome, indent=2))
     return outcome
 
@@ -180,6 +180,7 @@ def summary_lines(result: dict) -> list[str]:
                      f"{', '.join(built['int8_written']) or 'none'}; auto = {evaluation.get('auto', '-')}, "
                      f"drop vs torch {fmt(evaluation.get('auto_drop_vs_torch'))}, "
                      f"speed vs optimized {fmt(evaluation.get('auto_speed_vs_optimized'))}x")
+        lines += [f"  {variant} left out: {why}" for variant, why in built["left_out"].items()]
         if built["rc"] or evaluation.get("error"):
             lines += ["  " + line for line in built["last_lines"] + (evaluation.get("error") or [])]
     return lines
