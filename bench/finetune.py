@@ -182,29 +182,30 @@ def write_checkpoint(folder: Path, model: torch.nn.Module, config: dict, setting
 
 def torch_predictions(name: str, part: str = "test") -> tuple[list, list]:
     """(gold, predicted) of the saved checkpoint, reloaded by the exporter's own loader, on `part`:
-    class names per row, or word-level tag lists (each word's first sub-token)."""
+    class names per row, or word-level tag lists (each word's first sub-token; "O" for a word that
+    has no token, as evaluate does)."""
     data = DATA_SETS[name]
     checkpoint = load_checkpoint(checkpoint_folder(name))
     id2label = checkpoint.config.id2label
     rows = load(name, part)
-    items = encode(tokenizer_for(checkpoint.folder, 512), data, rows, {label: int(i) for i, label in id2label.items()})
+    tokenizer = tokenizer_for(checkpoint.folder, 512)
+    items = encode(tokenizer, data, rows, {label: int(i) for i, label in id2label.items()})
     token_level = data.task == "token-classification"
-    predicted = []
+    best = []
     with torch.inference_mode():
         for start in range(0, len(items), BATCH):
-            chunk = items[start : start + BATCH]
-            ids, mask, targets = batch_tensors(chunk, token_level)
-            best = checkpoint.model(ids, mask)[0].argmax(-1)
-            if not token_level:
-                predicted += [id2label[int(i)] for i in best]
-                continue
-            for row in range(len(chunk)):
-                first = targets[row] != IGNORED
-                predicted.append([id2label[int(i)] for i in best[row][first]])
-    gold = [row["tags"] if token_level else row["label"] for row in rows]
-    if token_level:  # words cut by truncation count as O, as a pipeline would leave them
-        predicted = [tags + ["O"] * (len(words) - len(tags)) for tags, words in zip(predicted, gold)]
-    return gold, predicted
+            ids, mask, _ = batch_tensors(items[start : start + BATCH], token_level)
+            best += list(checkpoint.model(ids, mask)[0].argmax(-1))
+    if not token_level:
+        return [row["label"] for row in rows], [id2label[int(i)] for i in best]
+    predicted = []
+    for row, encoding, row_best in zip(rows, tokenizer.encode_batch([row["tokens"] for row in rows], is_pretokenized=True), best):
+        first = {}
+        for position, word in enumerate(encoding.word_ids):
+            if word is not None:
+                first.setdefault(word, position)
+        predicted.append([id2label[int(row_best[first[word]])] if word in first else "O" for word in range(len(row["tokens"]))])
+    return [row["tags"] for row in rows], predicted
 
 
 def metric(name: str, gold: list, predicted: list) -> dict:
@@ -213,11 +214,11 @@ def metric(name: str, gold: list, predicted: list) -> dict:
     if DATA_SETS[name].task == "token-classification":
         from seqeval.metrics import f1_score, precision_score, recall_score
 
-        return {"f1": 100 * f1_score(gold, predicted), "precision": 100 * precision_score(gold, predicted),
-                "recall": 100 * recall_score(gold, predicted)}
+        return {"f1": float(100 * f1_score(gold, predicted)), "precision": float(100 * precision_score(gold, predicted)),
+                "recall": float(100 * recall_score(gold, predicted))}
     from sklearn.metrics import accuracy_score, f1_score
 
-    return {"accuracy": 100 * accuracy_score(gold, predicted), "macro_f1": 100 * f1_score(gold, predicted, average="macro")}
+    return {"accuracy": float(100 * accuracy_score(gold, predicted)), "macro_f1": float(100 * f1_score(gold, predicted, average="macro"))}
 
 
 def main(names: list[str]) -> None:
