@@ -221,12 +221,19 @@ def metric(name: str, gold: list, predicted: list) -> dict:
     return {"accuracy": float(100 * accuracy_score(gold, predicted)), "macro_f1": float(100 * f1_score(gold, predicted, average="macro"))}
 
 
+def torch_test_metric(name: str) -> dict:
+    """metric() of the PyTorch fp32 predictions on the test split, kept beside the checkpoint."""
+    path = checkpoint_folder(name).with_name(f"{name}.torch_fp32_test.json")
+    if not path.exists():
+        path.write_text(json.dumps(metric(name, *torch_predictions(name)), indent=2))
+    return json.loads(path.read_text())
+
+
 def main(names: list[str]) -> None:
     torch.set_num_threads(int(os.environ.get("FINETUNE_THREADS", "2")))
     for name in names or list(DATA_SETS):
         folder = train(name)
-        scores = metric(name, *torch_predictions(name))
-        print(json.dumps({"model": name, "checkpoint": str(folder), "torch_fp32_test": scores}), flush=True)
+        print(json.dumps({"model": name, "checkpoint": str(folder), "torch_fp32_test": torch_test_metric(name)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import WORK, machine, table  # noqa: E402
-from finetune import metric, torch_predictions, train  # noqa: E402
+from finetune import torch_test_metric, train  # noqa: E402
 from task_data import CACHE, DATA_SETS, load, prepared  # noqa: E402
 
 from distilbert_onnx.artifacts import read_manifest  # noqa: E402
@@ -133,7 +133,7 @@ def bench_model(name: str, max_drop: float, threads: int, export_help: str, can_
     checkpoint = train(name)
     files = prepared(name)
     columns = COLUMNS[data.task]
-    scores = metric(name, *torch_predictions(name))
+    scores = torch_test_metric(name)
     headline = "f1" if data.task == "token-classification" else "accuracy"
     out = {"model": name, "checkpoint": str(checkpoint), "test_rows": len(load(name, "test")),
            "torch_fp32": scores, "metric": headline, "exports": {}}
