@@ -10,6 +10,7 @@ length-bucketed batches, which pad little):
   q8 (Node) against fp32 (Python)     goal: the int8 target recorded at export (mean and worst cosine)
   q8 (Node) against int8 (Python)     the same graph on both sides
 Fidelity only (no timing).  python bench/js_fidelity.py [--texts 600] [--folder EXPORTED]
+[--calibration-sample]: the built-in calibration texts export measured int8 on, instead of held-out texts
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import numpy as np
 
 import distilbert_onnx as dox
+from distilbert_onnx.samples import sample_texts
 from common import WORK, real_texts, table
 from js_common import OPTIONS, exported_folder, node, packaged
 
@@ -41,10 +43,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", type=int, default=600)
     parser.add_argument("--folder", help="an exported feature-extraction folder [default: all-MiniLM-L6-v2]")
+    parser.add_argument("--calibration-sample", action="store_true",
+                        help="the built-in calibration texts (what export measured int8 on) instead of held-out real texts")
     args = parser.parse_args()
     folder = exported_folder(args.folder)
     out = packaged(folder)
-    texts = real_texts(args.texts)
+    texts = sample_texts() if args.calibration_sample else real_texts(args.texts)
     js_options, py_options = OPTIONS["feature-extraction"]
     calls = [{"model": out.name, "task": "feature-extraction", "dtype": dtype, "args": [text, js_options]}
              for dtype in ("fp32", "q8") for text in texts]

@@ -37,7 +37,6 @@ from common import WORK, machine, table  # noqa: E402
 from finetune import torch_test_metric, train  # noqa: E402
 from task_data import CACHE, DATA_SETS, load, prepared  # noqa: E402
 
-from distilbert_onnx.artifacts import read_manifest  # noqa: E402
 
 CLI = [sys.executable, "-m", "distilbert_onnx.cli"]
 INT8_VARIANTS = ("quantized", "openvino-int8")
@@ -82,7 +81,8 @@ def export(checkpoint: Path, folder: Path, options: list[str]) -> dict:
     outcome = run([*CLI, "export", str(checkpoint), str(folder), *options])
     outcome.pop("stdout")
     outcome.update(key)
-    manifest = (read_manifest(folder) if folder.is_dir() else None) or {}
+    manifest_file = folder / "distilbert_onnx.json"
+    manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
     variants = manifest.get("variants", {})
     outcome["variants"] = {name: record.get("precision") for name, record in variants.items()}
     outcome["int8_written"] = [name for name in variants if name in INT8_VARIANTS]

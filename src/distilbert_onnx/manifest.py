@@ -237,9 +237,11 @@ def parse_manifest(path: Path, data: dict) -> Manifest:
 
 
 def inside_folder(name: str, key: str, path: Path) -> None:
-    """A ManifestError unless `name` is a file of the manifest's own folder: no folder part, no '..',
-    not absolute (a manifest names the files it vouches for; it never points elsewhere)."""
-    if name in ("", ".", "..") or Path(name).name != name or "\\" in name:
+    """A ManifestError unless `name` is a file inside the manifest's own folder: a relative path
+    (`model.onnx`, or `onnx/model.onnx` in a transformers.js package) with no '.', '..' or empty
+    part, not absolute (a manifest names the files it vouches for; it never points elsewhere)."""
+    parts = name.split("/")
+    if "\\" in name or name.startswith("/") or any(part in ("", ".", "..") for part in parts):
         raise ManifestError(f"{path}: {key} is {json.dumps(name)[:60]}, which points outside the folder; a manifest "
                             "names files in its own folder only: re-export the folder")
 
