@@ -136,8 +136,7 @@ def _quantize_unfused(folder: Path, manifest: Manifest, work: Path, echo) -> tup
     quantization = int8.quantization or {}
     target = int8.target
     texts = quantization.get("calibration", {}).get("source")
-    options = {"min_cosine": target and target.min_cosine, "min_worst_cosine": target and target.min_worst_cosine,
-               "target": target is not None, "graph": "unfused",
+    options = {**(target.binding if target else {}), "target": target is not None, "graph": "unfused",
                "per_channel": "per tensor" not in quantization.get("weights", ""),
                "calibration_texts": texts if texts and Path(texts).is_file() else None}
     record = quantize(work, echo=echo, **{key: value for key, value in options.items() if value is not None})
