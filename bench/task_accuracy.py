@@ -191,14 +191,14 @@ def summary_lines(result: dict) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="*", default=list(DATA_SETS), choices=list(DATA_SETS))
+    parser.add_argument("models", nargs="*", choices=list(DATA_SETS), help="default: all of them")
     parser.add_argument("--max-metric-drop", type=float, default=0.3)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of evaluate and of the auto choice")
     parser.add_argument("--out", type=Path, default=WORK / "task_accuracy.json")
     args = parser.parse_args()
     can_evaluate = has_option("evaluate", "--data")
     export_help = subprocess.run([*CLI, "export", "--help"], capture_output=True, text=True).stdout
-    results = [bench_model(name, args.max_metric_drop, args.threads, export_help, can_evaluate) for name in args.models]
+    results = [bench_model(name, args.max_metric_drop, args.threads, export_help, can_evaluate) for name in args.models or DATA_SETS]
     header = ["model", "row", "metric (test)", "95% interval", "drop vs torch", "% changed vs fp32", "rows/s"]
     print(table("Task metric on the held-out test split (accuracy for classifiers, entity F1 for NER, points)",
                 header, [row for result in results for row in report_rows(result)]))
