@@ -182,7 +182,7 @@ def summary_lines(result: dict) -> list[str]:
                      f"speed vs optimized {fmt(evaluation.get('auto_speed_vs_optimized'))}x")
         lines += [f"  {variant} left out: {why}" for variant, why in built["left_out"].items()]
         lines += [f"  {variant} gate on {gate['rows']} {gate['data']} rows: {gate['metric']} {gate['value']:.2f} against "
-                  f"fp32 {gate['fp32']:.2f} (drop {gate['drop']:.2f}, at most {gate['max_drop']}): "
+                  f"fp32 {gate['fp32_value']:.2f} (drop {gate['drop']:.2f}, at most {gate['max_drop']}): "
                   f"{'met' if gate['meets'] else 'MISSED'}" for variant, gate in built["gates"].items()]
         if built["rc"] or evaluation.get("error"):
             lines += ["  " + line for line in built["last_lines"] + (evaluation.get("error") or [])]
@@ -199,6 +199,8 @@ def main() -> None:
     can_evaluate = has_option("evaluate", "--data")
     export_help = subprocess.run([*CLI, "export", "--help"], capture_output=True, text=True).stdout
     results = [bench_model(name, args.max_metric_drop, args.threads, export_help, can_evaluate) for name in args.models or DATA_SETS]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": machine(), "cache": str(CACHE), "results": results}, indent=2))
     header = ["model", "row", "metric (test)", "95% interval", "drop vs torch", "% changed vs fp32", "rows/s"]
     print(table("Task metric on the held-out test split (accuracy for classifiers, entity F1 for NER, points)",
                 header, [row for result in results for row in report_rows(result)]))
@@ -206,8 +208,6 @@ def main() -> None:
         print("\n".join(summary_lines(result)))
     if not can_evaluate:
         print("this package has no `evaluate` command: only the PyTorch figures and the exports were measured")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine(), "cache": str(CACHE), "results": results}, indent=2))
     print(f"written {args.out}")
 
 
