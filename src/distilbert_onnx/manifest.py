@@ -117,7 +117,7 @@ class VariantRecord:
 
     @property
     def gate(self) -> Mapping | None:
-        """Its metric gate record (graph/metric_gate.py), where it was built with one."""
+        """Its metric gate record (checks/metric_gate.py), where it was built with one."""
         return self.data.get("gate")
 
     @property
