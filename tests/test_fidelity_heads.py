@@ -100,6 +100,43 @@ def test_embedding_figures_are_cosines_of_pooled_vectors():
     assert "max_prob_diff" not in result
 
 
+def test_figures_over_two_ways_of_calling_are_the_worse_of_each():
+    """A graph measured in padded batches and one text per call gets each figure at its worse."""
+    mask = np.ones((2, 3))
+    want = {"logits": np.array([[2.0, 0.0], [0.0, 2.0]], dtype=np.float32)}
+    in_batches = {"logits": np.array([[2.0, 0.0], [2.0, 0.0]], dtype=np.float32)}  # flips the second
+    alone = [{"logits": np.array([[1.0, 0.0]], dtype=np.float32)}, {"logits": np.array([[0.0, 2.0]], dtype=np.float32)}]
+    batches = [batch(mask), Batch(batch(mask[:1]).feeds, calls="per-text"), Batch(batch(mask[1:]).feeds, calls="per-text")]
+    answers = iter([in_batches, *alone])
+    expected = [want, {"logits": want["logits"][:1]}, {"logits": want["logits"][1:]}]
+    result = fidelity(expected, lambda feeds: next(answers), get_task("text-classification"), batches)
+    batched_diff = sigmoid(2.0) - sigmoid(-2.0)
+    alone_diffs = [sigmoid(2.0) - sigmoid(1.0), 0.0]
+    assert result["rows"] == 2
+    assert result["max_prob_diff"] == pytest.approx(batched_diff, abs=1e-6)  # the batched call's worst text
+    assert result["mean_prob_diff"] == pytest.approx(batched_diff / 2, abs=1e-6)
+    assert result["top1_agreement"] == pytest.approx(0.5)  # batched: one of two flipped; alone: none
+    assert result["max_prob_diff"] > max(alone_diffs)
+
+
+def test_dynamic_int8_is_measured_one_text_per_call_too(exported):
+    """Dynamic int8 takes its activation range from each call, so a text alone is not computed as in a
+    batch; the quantized graph's fidelity covers both, and the recorded figures are the worse of them."""
+    folder = exported["text-classification"]
+    spec, config, texts = get_task("text-classification"), load_config(folder), sample_texts()[:40]
+    both = calibration_batches(folder, spec, config, texts, per_text=True)
+    alone = [b for b in both if b.calls == "per-text"]
+    assert len(alone) == len(texts) and all(b.feeds["input_ids"].shape[0] == 1 for b in alone)
+    int8 = onnx_runner(folder / "model_quantized.onnx")
+    expected = reference_outputs(onnx_runner(folder / "model.onnx"), both)
+    worst = fidelity(expected, int8, spec, both)
+    ways = [[i for i, b in enumerate(both) if b.calls == calls] for calls in ("batched", "per-text")]
+    each = [fidelity([expected[i] for i in way], int8, spec, [both[i] for i in way]) for way in ways]
+    assert each[0] != each[1]  # the batch changes what dynamic int8 computes
+    assert worst["max_prob_diff"] == max(figures["max_prob_diff"] for figures in each)
+    assert worst["top1_agreement"] == min(figures["top1_agreement"] for figures in each)
+
+
 def test_default_export_of_a_near_zero_logit_classifier_writes_int8(uncertain_classifier, tmp_path):
     """The issue's failure: the old default target (logit cosine) could not be met by any int8 graph."""
     out = tmp_path / "out"

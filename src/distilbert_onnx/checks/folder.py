@@ -139,7 +139,7 @@ def _int8(folder, manifest, spec, config, reference, calibration_texts) -> str:
     record = manifest.record(QUANTIZED)
     settings, note = recorded_settings(spec, record.target, calibration_texts)
     texts = settings.texts()
-    batches = calibration_batches(folder, spec, config, texts)
+    batches = calibration_batches(folder, spec, config, texts, per_text=True)
     figures = fidelity(reference_outputs(reference, batches), onnx_runner(folder / QUANTIZED.file), spec, batches)
     line = f"{describe_fidelity(figures)} to fp32 on {len(texts)} texts ({settings.calibration_source}){note}"
     if not settings.meets(figures):

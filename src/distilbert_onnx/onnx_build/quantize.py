@@ -10,7 +10,8 @@ on fused graphs with "Unable to find data type for weight_name" (what breaks Opt
 quantize path). Each head's Gemm is first rewritten as MatMul + Add, as the quantizer would do,
 so that every node the accuracy search may keep in fp32 has a name it knows.
 
-Accuracy-aware: the int8 graph is compared with fp32 on calibration texts (fidelity.py). If it misses
+Accuracy-aware: the int8 graph is compared with fp32 on calibration texts (checks/fidelity.py), in
+padded batches and one text per call, keeping the worse figure of the two. If it misses
 the head's target (targets.py: probabilities for classifiers, the answer span for QA, cosine for
 embeddings), MatMuls are kept in fp32, most sensitive per unit of compute first, until the target is
 met (search.py). With --eval-data and --max-metric-drop each graph must also keep the task's metric
@@ -200,7 +201,7 @@ def _all_int8(folder: Path, sources: dict[str, Path], work: Path, settings: Quan
 def _reference_and_early(folder: Path, spec: TaskSpec, config, texts: list[str], early: dict[str, Int8Child]):
     """The calibration batches, model.onnx's outputs on them, and for the `early` int8 graphs their
     fidelity and their runners."""
-    batches = calibration_batches(folder, spec, config, texts)
+    batches = calibration_batches(folder, spec, config, texts, per_text=True)
     expected = reference_outputs(onnx_runner(folder / FP32.file), batches)
     runners = {name: onnx_runner(child.result()) for name, child in early.items()}
     figures = {name: fidelity(expected, runner, spec, batches) for name, runner in runners.items()}
