@@ -182,7 +182,8 @@ def summary_lines(result: dict) -> list[str]:
                      f"speed vs optimized {fmt(evaluation.get('auto_speed_vs_optimized'))}x")
         lines += [f"  {variant} left out: {why}" for variant, why in built["left_out"].items()]
         lines += [f"  {variant} gate on {gate['rows']} {gate['data']} rows: {gate['metric']} {gate['value']:.2f} against "
-                  f"fp32 {gate['fp32_value']:.2f} (drop {gate['drop']:.2f}, at most {gate['max_drop']}): "
+                  f"fp32 {gate['fp32_value']:.2f} (drop {gate['drop']:.2f}, 95% interval "
+                  f"{' to '.join(f'{end:.2f}' for end in gate.get('drop_interval', [gate['drop']] * 2))}, at most {gate['max_drop']}): "
                   f"{'met' if gate['meets'] else 'MISSED'}" for variant, gate in built["gates"].items()]
         if built["rc"] or evaluation.get("error"):
             lines += ["  " + line for line in built["last_lines"] + (evaluation.get("error") or [])]

@@ -55,13 +55,54 @@ def test_a_gate_that_is_met_is_recorded_and_shown(classifier, tmp_path):
                  "--max-metric-drop", "0.3")
     assert result.exit_code == 0, result.output
     gate = read_manifest(classifier).data["variants"]["quantized"]["gate"]
-    assert gate == {"metric": "accuracy", "value": 75.0, "fp32_value": 75.0, "drop": 0.0, "max_drop": 0.3,
-                    "changed_vs_fp32": 0.0, "data": "eval.csv", "data_sha256": sha256_file(data), "rows": 40,
-                    "meets": True}
-    shown = "metric gate: accuracy 75.00 (fp32 75.00, drop 0.00; meets max drop 0.3) on 40 rows of eval.csv"
+    assert gate == {"metric": "accuracy", "value": 75.0, "fp32_value": 75.0, "drop": 0.0, "drop_interval": [0.0, 0.0],
+                    "max_drop": 0.3, "changed_vs_fp32": 0.0, "data": "eval.csv", "data_sha256": sha256_file(data),
+                    "rows": 40, "meets": True}
+    shown = ("metric gate: accuracy 75.00 (fp32 75.00, drop 0.00, 95% interval 0.00 to 0.00; meets max drop 0.3) "
+             "on 40 rows of eval.csv")
     assert shown in result.stdout and shown in run("info", classifier).stdout
     validated = run("validate", classifier)
     assert validated.exit_code == 0 and f"recorded {shown}" in validated.stdout
+
+
+def test_no_drop_on_the_rows_is_not_enough_when_its_interval_reaches_past_the_gate(classifier, tmp_path):
+    """A graph that turns many predictions around, gaining as many rows as it loses, shows no drop on
+    the rows; the paired interval of the drop reaches far past the gate, so it misses, and says so."""
+    from tokenizers import Tokenizer
+
+    from distilbert_onnx.checks.metric_gate import MetricGate, gate_shortfall
+    from distilbert_onnx.runtime.session import OnnxModel
+
+    tokenizer = Tokenizer.from_file(str(classifier / "tokenizer.json"))
+    pipe = dox.load(classifier, variant="fp32")
+    texts = sample_texts()[:80]
+    turned = [sum(tokenizer.encode(text).ids) % 2 == 0 for text in texts]  # the rows the candidate flips
+    if sum(turned) % 2:  # an even number of them: as many gained as lost
+        index = turned.index(True)
+        texts, turned = texts[:index] + texts[index + 1:], turned[:index] + turned[index + 1:]
+    assert 10 <= sum(turned) <= len(texts) - 10
+    labels = sorted(pipe.context.config.id2label.values())
+    assert len(labels) == 2
+    predicted = [result["label"] for result in pipe(texts)]
+    flips = iter(range(len(texts)))
+    gold = [next(other for other in labels if other != label) if flip and next(flips) % 2 else label
+            for label, flip in zip(predicted, turned)]  # every second flipped row gains, the others lose
+    path = tmp_path / "eval.jsonl"
+    path.write_text("".join(json.dumps({"sentence": text, "gold": label}) + "\n" for text, label in zip(texts, gold)),
+                    encoding="utf-8")
+    fp32 = OnnxModel(classifier / "model.onnx")
+
+    def flipping(feeds):
+        logits = fp32.run(feeds)["logits"].copy()
+        rows = feeds["input_ids"].sum(axis=1) % 2 == 0
+        logits[rows] = logits[rows][:, ::-1]
+        return {"logits": logits}
+
+    gate = MetricGate(classifier, DataFile.of(path, {"text": "sentence"}, "gold"), 0.3).judge(flipping, "quantized", "onnxruntime")
+    assert gate["drop"] == 0.0 and gate["changed_vs_fp32"] == pytest.approx(100 * sum(turned) / len(texts), abs=1e-3)
+    low, high = gate["drop_interval"]
+    assert low < 0 < 0.3 < high and gate["meets"] is False
+    assert f"accuracy drop 0.00 points, up to {high:.2f} at 95% confidence > 0.3" in gate_shortfall(gate)
 
 
 def test_a_gate_no_graph_can_meet_writes_nothing_and_says_by_how_much(uncertain_classifier, tmp_path):
@@ -74,7 +115,7 @@ def test_a_gate_no_graph_can_meet_writes_nothing_and_says_by_how_much(uncertain_
     assert failed.exit_code == 1 and "Traceback" not in failed.output
     errors = [line for line in failed.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "a drop of the task's metric <= 0.3 points" in errors[0]
-    assert "accuracy drop" in errors[0] and "> 0.3 points (by " in errors[0] and "against fp32's 100.00" in errors[0]
+    assert "accuracy drop" in errors[0] and "at 95% confidence > 0.3 (by " in errors[0] and "against fp32's 100.00" in errors[0]
     assert not (folder / "model_quantized.onnx").exists() and "quantized" not in read_manifest(folder).data["variants"]
 
     out = tmp_path / "exported"

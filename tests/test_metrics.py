@@ -180,3 +180,36 @@ def test_metric_drop_is_in_points_of_the_headline_metric():
     assert metric_drop(score(90.0), score(91.0)) == pytest.approx(-1.0)
     with pytest.raises(ValueError):
         metric_drop(score(90.0), TaskScore("f1", {"f1": Estimate(1, 0, 2, "bootstrap")}, 10))
+
+
+def test_paired_drop_is_the_bootstrap_of_the_difference_on_the_same_rows():
+    rng = np.random.default_rng(7)
+    gold = rng.integers(0, 2, 300)
+    reference = np.where(rng.random(300) < 0.8, gold, 1 - gold)
+    turned = rng.random(300) < 0.1  # the candidate turns a tenth of the predictions around
+    candidate = np.where(turned, 1 - reference, reference)
+    ours, theirs = (TaskScore("accuracy", metrics.class_figures(gold, p), 300) for p in (reference, candidate))
+    drop = metrics.paired_drop(ours, theirs)
+    # by hand: the same resampled rows score both; the drop per resample; its 2.5th and 97.5th percentiles
+    rows = np.random.default_rng(metrics.BOOTSTRAP_SEED).integers(0, 300, size=(metrics.BOOTSTRAP_RESAMPLES, 300))
+    per_resample = 100 * ((reference == gold)[rows].mean(axis=1) - (candidate == gold)[rows].mean(axis=1))
+    assert drop.value == pytest.approx(100 * ((reference == gold).mean() - (candidate == gold).mean()), abs=EXACT)
+    assert (drop.low, drop.high) == pytest.approx(tuple(np.percentile(per_resample, [2.5, 97.5])), abs=EXACT)
+    assert drop.interval == "paired bootstrap" and drop.low < drop.value < drop.high
+    # narrower than the two accuracies' own intervals: the rows both get right or wrong cancel
+    assert drop.high - drop.low < ours.figures["accuracy"].high - ours.figures["accuracy"].low
+    same = metrics.paired_drop(ours, ours)
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)
+    # a corpus-level metric (entity F1) pairs the same way, through its own resampled statistic
+    tags = [["B-PER", "O"], ["O", "B-LOC"], ["B-ORG", "I-ORG"]] * 20
+    worse = [list(row) for row in tags]
+    worse[0] = ["O", "O"]
+    entity = metrics.paired_drop(TaskScore("f1", metrics.entity_figures(tags, tags), 60),
+                                 TaskScore("f1", metrics.entity_figures(tags, worse), 60))
+    assert entity.value > 0 and entity.low <= entity.value <= entity.high
+
+
+def test_a_paired_drop_needs_the_same_items():
+    one, other = (TaskScore("accuracy", metrics.class_figures([0] * n, [0] * n), n) for n in (5, 6))
+    with pytest.raises(ValueError):
+        metrics.paired_drop(one, other)

@@ -92,7 +92,7 @@ CALIBRATION_ROWS = Option(
     lambda value: positive_int("calibration-rows", value),
 )
 MAX_METRIC_DROP = Option(
-    "max_metric_drop", None, "Largest drop of the task's metric from fp32's on --eval-data, in points, for an int8 variant.",
+    "max_metric_drop", None, "Largest drop of the task's metric from fp32's on --eval-data, in points, for an int8 variant (the upper end of the drop's 95% interval).",
     _points,
 )
 GRAPH = Option(

@@ -4,10 +4,18 @@ within a drop of fp32's (`--eval-data FILE --max-metric-drop POINTS`).
 fp32 (model.onnx) is scored once on the rows (checks/evaluation.py: the task's headline metric in
 points, e.g. accuracy, entity F1, SQuAD F1); each candidate int8 graph the accuracy search confirms
 is scored the same way, through the runtime's pipeline for the task, so its figure is what `load()`
-users get. The fidelity target stays as a floor: a graph must meet both. What a variant's manifest
-record keeps (`gate`): the metric, the candidate's and fp32's values, the drop and the largest drop
-allowed, the share of rows predicted otherwise, the data file's name, sha256 and row count, and
-whether it meets the gate. `variant="auto"` never picks a variant whose gate is missed.
+users get. The fidelity target stays as a floor: a graph must meet both.
+
+A graph meets the gate when the upper end of the 95% interval of its drop (the paired bootstrap over
+the rows, metrics.paired_drop) is within the largest drop allowed, not merely the drop seen on these
+rows: on a few hundred rows a graph that changes a handful of predictions can gain a point here and
+lose one on the next rows. So a gate of a fraction of a point needs many rows, or a graph that
+changes almost no prediction on them; the shortfall says which bound was missed.
+
+What a variant's manifest record keeps (`gate`): the metric, the candidate's and fp32's values, the
+drop with its interval and the largest drop allowed, the share of rows predicted otherwise, the data
+file's name, sha256 and row count, and whether it meets the gate. `variant="auto"` never picks a
+variant whose gate is missed.
 """
 
 from __future__ import annotations
@@ -50,22 +58,24 @@ class MetricGate:
     def judge(self, runner: Runner, variant: str, backend: str) -> dict:
         """The gate record of the graph that `runner` runs."""
         from ..runtime.pipelines import pipeline_on
-        from .evaluation import evaluate_pipeline, metric_drop
+        from .evaluation import evaluate_pipeline
+        from .metrics import paired_drop
 
         pipe = pipeline_on(_Graph(runner, backend), self.folder, variant)
         result = evaluate_pipeline(pipe, self.labelled, reference=self.reference)
-        drop = metric_drop(self.reference.score, result.score)
+        drop = paired_drop(self.reference.score, result.score)
         return {
             "metric": result.score.metric,
             "value": round(result.score.value, 4),
             "fp32_value": round(self.reference.score.value, 4),
-            "drop": round(drop, 4),
+            "drop": round(drop.value, 4),
+            "drop_interval": [round(drop.low, 4), round(drop.high, 4)],
             "max_drop": self.max_drop,
             "changed_vs_fp32": None if result.changed is None else round(result.changed, 4),
             "data": self.labelled.path.name,
             "data_sha256": self.labelled.sha256,
             "rows": self.labelled.rows,
-            "meets": drop <= self.max_drop,
+            "meets": drop.high <= self.max_drop,
         }
 
 
@@ -78,14 +88,21 @@ def gate_shortfall(record: dict | None) -> str:
     """How a gate record misses, in words ("" when it meets or there is no gate)."""
     if not record or record["meets"]:
         return ""
-    return (f"{record['metric']} drop {record['drop']:.2f} > {record['max_drop']:g} points "
-            f"(by {record['drop'] - record['max_drop']:.2f}; {record['value']:.2f} against fp32's {record['fp32_value']:.2f} "
+    high = _interval(record)[1]
+    return (f"{record['metric']} drop {record['drop']:.2f} points, up to {high:.2f} at 95% confidence > {record['max_drop']:g} "
+            f"(by {high - record['max_drop']:.2f}; {record['value']:.2f} against fp32's {record['fp32_value']:.2f} "
             f"on {record['rows']} rows of {record['data']})")
 
 
 def gate_summary(record: dict) -> str:
     """A gate record in one line (info, quantize, validate)."""
     verdict = "meets" if record["meets"] else "MISSES"
-    return (f"metric gate: {record['metric']} {record['value']:.2f} (fp32 {record['fp32_value']:.2f}, drop {record['drop']:.2f}; "
-            f"{verdict} max drop {record['max_drop']:g}) on {record['rows']} rows of {record['data']} "
-            f"(sha256 {record['data_sha256'][:12]})")
+    low, high = _interval(record)
+    return (f"metric gate: {record['metric']} {record['value']:.2f} (fp32 {record['fp32_value']:.2f}, drop {record['drop']:.2f}, "
+            f"95% interval {low:.2f} to {high:.2f}; {verdict} max drop {record['max_drop']:g}) on {record['rows']} rows of "
+            f"{record['data']} (sha256 {record['data_sha256'][:12]})")
+
+
+def _interval(record: dict) -> list[float]:
+    """The 95% interval of the gate's drop (a record written before intervals has the drop alone)."""
+    return record.get("drop_interval") or [record["drop"], record["drop"]]

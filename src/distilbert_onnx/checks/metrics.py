@@ -7,6 +7,8 @@ Intervals, reproducible run to run:
   shares of rows (accuracy, exact match, top-k accuracy, agreement): the Wilson score interval;
   everything else (macro F1, entity precision / recall / F1, SQuAD F1, Spearman, mean cosine): the
   percentile bootstrap over rows, BOOTSTRAP_RESAMPLES resamples drawn with BOOTSTRAP_SEED.
+  the drop of one model from another on the same rows (`paired_drop`): the percentile bootstrap of
+  the difference, both models scored on each resample's rows, so that what the two share cancels.
 
 The definitions follow the references the tests compare with: scikit-learn's accuracy_score and
 f1_score(average="macro"), seqeval's default (conlleval-style) entity chunking, the official SQuAD
@@ -19,7 +21,7 @@ import re
 import string
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,14 +32,21 @@ BOOTSTRAP_SEED = 0
 _BLOCK_ENTRIES = 4_000_000
 
 
+# Maps a (resamples x items) matrix of item indices to the figure, as a fraction, per resample.
+Resampled = Callable[[np.ndarray], np.ndarray]
+
+
 @dataclass(frozen=True)
 class Estimate:
-    """One figure in points with its 95% interval, and how the interval was made."""
+    """One figure in points with its 95% interval, how the interval was made, and the figure on
+    resampled items (what a paired comparison of two models on the same items needs)."""
 
     value: float
     low: float
     high: float
-    interval: str  # "wilson" or "bootstrap"
+    interval: str  # "wilson", "bootstrap" or "paired bootstrap"
+    items: int = 0
+    resampled: Resampled | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict:
         return {"value": self.value, "low": self.low, "high": self.high, "interval": self.interval}
@@ -67,6 +76,18 @@ def metric_drop(reference: TaskScore, candidate: TaskScore) -> float:
     return reference.value - candidate.value
 
 
+def paired_drop(reference: TaskScore, candidate: TaskScore) -> Estimate:
+    """The headline metric's drop from `reference` to `candidate` (both scored on the same rows) with
+    the 95% interval of the paired bootstrap: each resample scores both on the same rows, so rows
+    they predict alike add no uncertainty, and rows they predict differently add all of it."""
+    theirs, mine = reference.figures[reference.metric], candidate.figures[candidate.metric]
+    if theirs.items != mine.items:
+        raise ValueError(f"cannot pair {mine.items} scored items with {theirs.items}")
+    drop = metric_drop(reference, candidate) / 100
+    return bootstrapped(drop, lambda rows: theirs.resampled(rows) - mine.resampled(rows), mine.items,
+                        "paired bootstrap")
+
+
 # --- intervals ------------------------------------------------------------------------------------
 
 
@@ -78,10 +99,11 @@ def share(hits: np.ndarray) -> Estimate:
     z2 = Z_95 * Z_95
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = Z_95 / (1 + z2 / n) * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return Estimate(100 * p, 100 * max(0.0, centre - half), 100 * min(1.0, centre + half), "wilson")
+    return Estimate(100 * p, 100 * max(0.0, centre - half), 100 * min(1.0, centre + half), "wilson",
+                    n, lambda rows: hits[rows].mean(axis=1))
 
 
-def bootstrapped(value: float, statistic: Callable[[np.ndarray], np.ndarray], n: int) -> Estimate:
+def bootstrapped(value: float, statistic: Resampled, n: int, interval: str = "bootstrap") -> Estimate:
     """`value` (a fraction) in points, with the percentile bootstrap interval of `statistic`, which
     maps a (resamples x n) matrix of row indices to one value per resample."""
     rng = np.random.default_rng(BOOTSTRAP_SEED)
@@ -91,7 +113,7 @@ def bootstrapped(value: float, statistic: Callable[[np.ndarray], np.ndarray], n:
         count = min(per_block, BOOTSTRAP_RESAMPLES - start)
         values.append(statistic(rng.integers(0, n, size=(count, n))))
     low, high = np.percentile(np.concatenate(values), [2.5, 97.5])
-    return Estimate(100 * float(value), 100 * float(low), 100 * float(high), "bootstrap")
+    return Estimate(100 * float(value), 100 * float(low), 100 * float(high), interval, n, statistic)
 
 
 def mean_of(values: np.ndarray) -> Estimate:

@@ -117,8 +117,8 @@ def _gate_verdict(gate, gated: bool) -> str | None:
     """Why an int8 variant's metric gate keeps it out of auto's candidates, or None: it misses its
     gate, or the folder's other int8 variants were gated and this one was not."""
     if gate and not gate["meets"]:
-        return (f"it misses its metric gate: {gate['metric']} drop {gate['drop']:.2f} > {gate['max_drop']:g} points "
-                f"on {gate['data']}")
+        return (f"it misses its metric gate: {gate['metric']} drop {gate['drop']:.2f} (95% interval up to "
+                f"{gate.get('drop_interval', [None, gate['drop']])[1]:.2f}) > {gate['max_drop']:g} points on {gate['data']}")
     if gated and not gate:
         return "it was not checked against a metric gate, as the folder's other int8 variants were"
     return None
