@@ -227,13 +227,17 @@ def test_evaluate_command_table_json_variants_and_pytorch(exported, checkpoints,
         assert row["drop_vs_fp32"] == pytest.approx(rows["fp32"]["value"] - row["value"])
         low, high = row["figures"]["accuracy"]["low"], row["figures"]["accuracy"]["high"]
         assert low <= row["value"] <= high
+        interval = row["drop_vs_fp32_interval"]
+        assert interval is None if row["variant"] == "fp32" else interval[0] <= row["drop_vs_fp32"] <= interval[1]
+    assert rows["torch-fp32"]["drop_vs_fp32_interval"] == [0.0, 0.0]  # the same predictions: no uncertainty
 
     table = evaluate(folder, "--data", path, "--text-column", "review", "--label-column", "sentiment",
                      "--variants", "quantized", "--limit", 10)
     assert table.exit_code == 0, table.output
     lines = table.stdout.splitlines()
     assert lines[0] == "text-classification: 10 rows of reviews.csv, metric accuracy"
-    assert lines[1].split()[:3] == ["variant", "accuracy", "macro_f1"]
+    assert lines[1].split()[:7] == ["variant", "accuracy", "macro_f1", "accuracy", "drop", "vs", "fp32"]
+    assert lines[3].split()[7:9] == ["-", "-"] and lines[5].endswith("drop: paired bootstrap of rows against fp32.")
     assert [line.split()[0] for line in lines[3:5]] == ["fp32", "quantized"] and len(lines) == 6
 
 

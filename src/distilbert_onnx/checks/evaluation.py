@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import OptionError
 from ..variants import OPENVINO, VARIANTS, present
 from .labelled import DEFAULT_LABEL_COLUMN, LABELS_OPTIONAL, LabelledRows, load_labelled
-from .metrics import TaskScore, metric_drop
+from .metrics import Estimate, TaskScore, metric_drop, paired_drop
 from .scoring import FAMILIES, Outcome, gold_labels, predict
 
 __all__ = ["Evaluation", "LabelledRows", "VariantResult", "check_labels", "evaluate_folder", "evaluate_pipeline",
@@ -86,13 +86,25 @@ class Evaluation:
     def metric(self) -> str:
         return self.results[0].score.metric
 
-    def as_dict(self) -> dict:
+    def drops(self) -> dict[str, Estimate]:
+        """Per variant other than fp32: its headline metric's drop from fp32's, with the paired interval."""
         reference = next(result for result in self.results if result.variant == REFERENCE)
+        return {result.variant: paired_drop(reference.score, result.score)
+                for result in self.results if result is not reference}
+
+    def as_dict(self) -> dict:
+        drops = self.drops()
         return {"task": self.task, "data": str(self.data), "rows": self.rows, "sha256": self.sha256,
                 "metric": self.metric,
-                "results": [{**result.as_dict(), "drop_vs_fp32": metric_drop(reference.score, result.score)}
-                            for result in self.results],
+                "results": [{**result.as_dict(), **_drop_fields(drops.get(result.variant))} for result in self.results],
                 "skipped": self.skipped}
+
+
+def _drop_fields(drop: Estimate | None) -> dict:
+    """A result's drop from fp32 in the JSON: 0 with no interval for fp32 itself."""
+    if drop is None:
+        return {"drop_vs_fp32": 0.0, "drop_vs_fp32_interval": None}
+    return {"drop_vs_fp32": drop.value, "drop_vs_fp32_interval": [drop.low, drop.high]}
 
 
 def evaluate_folder(folder, data, *, columns: dict | None = None, label_column: str | None = DEFAULT_LABEL_COLUMN,

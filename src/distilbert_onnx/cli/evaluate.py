@@ -50,12 +50,14 @@ def format_table(evaluation) -> str:
     """One line per variant: each figure with its interval, the change against fp32, rows/s."""
     first = evaluation.results[0].score
     names = list(first.figures)
+    drops = evaluation.drops()
     cells = [[result.variant,
               *(_estimate(result.score.figures[name]) for name in names),
+              _estimate(drops[result.variant]) if result.variant in drops else "-",
               "-" if result.changed is None else f"{result.changed:.2f}%",
               f"{result.rows_per_second:,.0f}"]
              for result in evaluation.results]
-    header = ["variant", *names, "changed vs fp32", "rows/s"]
+    header = ["variant", *names, f"{evaluation.metric} drop vs fp32", "changed vs fp32", "rows/s"]
     widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
     line = lambda row: "  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)  # noqa: E731
                                  for i, (cell, width) in enumerate(zip(row, widths)))
@@ -66,7 +68,7 @@ def format_table(evaluation) -> str:
     return "\n".join([
         f"{evaluation.task}: {evaluation.rows:,} rows of {evaluation.data.name}, metric {evaluation.metric}",
         line(header), "  ".join("-" * width for width in widths), *(line(row) for row in cells),
-        f"value [95% interval] in points. Intervals: {intervals}.",
+        f"value [95% interval] in points. Intervals: {intervals}; drop: paired bootstrap of rows against fp32.",
         *(f"not run: {name} ({reason})" for name, reason in evaluation.skipped.items()),
     ])
 
