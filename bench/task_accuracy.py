@@ -192,7 +192,7 @@ def summary_lines(result: dict) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="*", choices=list(DATA_SETS), help="default: all of them")
+    parser.add_argument("models", nargs="*", choices=list(DATA_SETS), default=list(DATA_SETS), help="default: all of them")
     parser.add_argument("--max-metric-drop", type=float, default=0.3)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of evaluate and of the auto choice")
     parser.add_argument("--out", type=Path, default=WORK / "task_accuracy.json")
