@@ -13,7 +13,7 @@ from distilbert_onnx.manifest import read_manifest
 from distilbert_onnx.cli import main
 from distilbert_onnx.config import load_config
 from distilbert_onnx.checks.fidelity import Batch, calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.checks.probes import onnx_runner
+from distilbert_onnx.runtime.session import OnnxModel
 from distilbert_onnx.samples import sample_texts
 from distilbert_onnx.tasks import get_task
 
@@ -112,8 +112,8 @@ def test_default_export_of_a_near_zero_logit_classifier_writes_int8(uncertain_cl
     # the case is the issue's: cosine of the logits says the int8 graph is useless
     spec = get_task("text-classification")
     batches = calibration_batches(out, spec, load_config(out), sample_texts())
-    fp32 = np.concatenate([o["logits"] for o in reference_outputs(onnx_runner(out / "model.onnx"), batches)])
-    int8 = np.concatenate([o["logits"] for o in reference_outputs(onnx_runner(out / "model_quantized.onnx"), batches)])
+    fp32 = np.concatenate([o["logits"] for o in reference_outputs(OnnxModel(out / "model.onnx").run, batches)])
+    int8 = np.concatenate([o["logits"] for o in reference_outputs(OnnxModel(out / "model_quantized.onnx").run, batches)])
     cosine = (fp32 * int8).sum(1) / (np.linalg.norm(fp32, axis=1) * np.linalg.norm(int8, axis=1))
     assert cosine.min() < 0.5
 

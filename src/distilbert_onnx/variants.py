@@ -22,7 +22,7 @@ OPENVINO = "openvino"
 BACKENDS = (AUTO, ONNXRUNTIME, OPENVINO)
 INT8 = "int8"
 
-# How a variant computes when it runs (the precision rule, read by runtime/backends.openvino_precision):
+# How a variant computes when it runs (its precision rule, applied by runtime/precision.inference_precision):
 AS_STORED = "as stored"  # the graph's own precision
 BF16_WHERE_RECORDED = "bf16 where native and recorded to meet the target"  # OpenVINO fp32 IR
 AS_MEASURED = "as its fidelity was measured"  # OpenVINO int8 IR: its recorded inference_precision

@@ -30,7 +30,8 @@ from .fidelity import calibration_batches, fidelity, reference_outputs
 from .fp16 import validate_fp16
 from .metric_gate import gate_summary
 from .openvino import openvino_checks
-from .probes import Runner, check, make_probes, onnx_runner
+from ..runtime.session import OnnxModel
+from .probes import Runner, check, make_probes
 
 
 # (source checkpoint folder, task, revision) -> a Runner over its PyTorch model
@@ -67,14 +68,14 @@ def validate_folder(folder: str | Path, calibration_texts: str | Path | None = N
                 attempt(record["weights"]["file"], lambda record=record: _checksum(folder, record["weights"]))
     if failed:
         raise ValidationError(f"{folder}: {len(failed)} check(s) failed", report=failed)
-    reference = onnx_runner(folder / FP32.file)
+    reference = OnnxModel(folder / FP32.file).run
     atol = manifest.fp32_atol
     with stages("validate model.onnx"):
         attempt("model.onnx", lambda: _fp32(folder, manifest, spec, config, probes, reference, atol, pytorch))
     if manifest.has(OPTIMIZED):
         with stages("validate model_optimized.onnx against model.onnx"):
             attempt("model_optimized.onnx", lambda: _summary(check(
-                reference, onnx_runner(folder / OPTIMIZED.file), spec, probes, atol,
+                reference, OnnxModel(folder / OPTIMIZED.file).run, spec, probes, atol,
                 "model_optimized.onnx", "model.onnx")))
     if manifest.has(FP16):
         with stages("validate model_optimized_fp16.onnx"):
@@ -140,7 +141,7 @@ def _int8(folder, manifest, spec, config, reference, calibration_texts) -> str:
     settings, note = recorded_settings(spec, record.target, calibration_texts)
     texts = settings.texts()
     batches = calibration_batches(folder, spec, config, texts)
-    figures = fidelity(reference_outputs(reference, batches), onnx_runner(folder / QUANTIZED.file), spec, batches)
+    figures = fidelity(reference_outputs(reference, batches), OnnxModel(folder / QUANTIZED.file).run, spec, batches)
     line = f"{describe_fidelity(figures)} to fp32 on {len(texts)} texts ({settings.calibration_source}){note}"
     if not settings.meets(figures):
         raise ValidationError("int8 fidelity", report=[f"{line}: misses the target {settings.describe_target()}"])

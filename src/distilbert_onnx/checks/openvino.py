@@ -16,7 +16,8 @@ from pathlib import Path
 from ..errors import MissingExtraError, ValidationError
 from ..manifest import Manifest, Target, describe_fidelity
 from ..quantize_settings import recorded_settings
-from ..runtime.openvino_runner import has_native_bf16, import_openvino, openvino_runner
+from ..runtime.openvino_model import OpenVinoModel, import_openvino, native_bf16
+from ..runtime.precision import inference_precision
 from ..variants import OPENVINO_INT8, OPENVINO_IR
 from .fidelity import calibration_batches, fidelity, reference_outputs
 from .metric_gate import gate_summary
@@ -49,8 +50,7 @@ def openvino_checks(folder: Path, manifest: Manifest, spec, config, probes, refe
         return settings, note, measured["batches"], measured["expected"]
 
     def fp32_ir() -> str:
-        figures = check(reference, openvino_runner(folder / OPENVINO_IR.file, "f32"), spec, probes, atol,
-                        OPENVINO_IR.file, "model.onnx")
+        figures = check(reference, _ir(folder, OPENVINO_IR, "f32").run, spec, probes, atol, OPENVINO_IR.file, "model.onnx")
         worst = max(figures["max_abs_diff"].values())
         return f"fp32 inference: max abs diff {worst:.1e} <= {atol:g} against model.onnx on {', '.join(figures['probes'])}"
 
@@ -58,10 +58,10 @@ def openvino_checks(folder: Path, manifest: Manifest, spec, config, probes, refe
         record = manifest.record(OPENVINO_IR).bf16 or {"fidelity": None, "reason": "not recorded"}
         if record["fidelity"] is None:
             return f"bf16 {record['reason']}"
-        if not has_native_bf16():
+        if not native_bf16():
             return "bf16 not measured again: this CPU has no native bf16 (the runtime runs the IR in fp32 here)"
         settings, note, batches, expected = measurements(Target.from_data(record["target"]))
-        figures = fidelity(expected, openvino_runner(folder / OPENVINO_IR.file, "bf16"), spec, batches)
+        figures = fidelity(expected, _ir(folder, OPENVINO_IR, "bf16").run, spec, batches)
         line = f"bf16 {describe_fidelity(figures)} to fp32 on {measured['texts']}{note}"
         if record["meets_target"] and not settings.meets(figures):
             raise ValidationError("bf16", report=[f"{line}: misses the target {settings.describe_target()} it was recorded to meet"])
@@ -70,9 +70,9 @@ def openvino_checks(folder: Path, manifest: Manifest, spec, config, probes, refe
 
     def int8_ir() -> str:
         path, record = folder / OPENVINO_INT8.file, manifest.record(OPENVINO_INT8)
-        # As the runtime runs it: its other ops in the recorded precision where this CPU has it natively.
-        precision = record.inference_precision if has_native_bf16() else "f32"
-        runner = openvino_runner(path, precision)
+        # As the runtime runs it: its other ops in the precision its rule gives here.
+        precision = inference_precision(OPENVINO_INT8, manifest)[0]
+        runner = _ir(folder, OPENVINO_INT8, precision).run
         check(reference, runner, spec, probes, float("inf"), path.name, "model.onnx")  # shapes, finite values
         settings, note, batches, expected = measurements(record.target)
         figures = fidelity(expected, runner, spec, batches)
@@ -90,3 +90,8 @@ def openvino_checks(folder: Path, manifest: Manifest, spec, config, probes, refe
         xml = OPENVINO_INT8.file
         checks.append((xml, f"measure {xml} against model.onnx", int8_ir))
     return checks
+
+
+def _ir(folder: Path, variant, precision: str) -> OpenVinoModel:
+    """`variant`'s IR in `folder` as the runtime runs it at `precision` (not kept in the compiled-model cache)."""
+    return OpenVinoModel(folder / variant.file, precision=precision, stored=variant.precision, cache=False)

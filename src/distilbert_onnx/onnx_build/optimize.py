@@ -18,12 +18,13 @@ from pathlib import Path
 
 from ..artifacts import staged_file
 from ..checks.fp16 import validate_fp16
-from ..checks.probes import Runner, check, make_probes, onnx_runner
+from ..checks.probes import Runner, check, make_probes
 from ..config import DistilBertConfig, load_config
 from ..errors import FusionError
 from ..manifest import require_manifest, update_manifest, variant_record
 from ..options import ATOL
 from ..progress import Stages
+from ..runtime.session import OnnxModel
 from ..tasks import TaskSpec, get_task
 from ..variants import FP16, FP32, OPTIMIZED, Variant
 from .logs import captured_logs
@@ -50,14 +51,14 @@ def optimize_folder(
     manifest = require_manifest(folder)
     spec, config = get_task(manifest.task), load_config(folder)
     source = folder / FP32.file
-    reference = reference or onnx_runner(source)
+    reference = reference or OnnxModel(source).run
     probes = make_probes(spec, config.vocab_size, config.pad_token_id)
     records = {}
     with staged_file(folder / OPTIMIZED.file) as tmp:
         with stages("fuse attention, layer norms and GELU"):
             fused_ops = fuse(source, tmp, spec, config)
         with stages(f"validate model_optimized.onnx against {against}"):
-            validation = check(reference, onnx_runner(tmp), spec, probes, atol, "model_optimized.onnx", against)
+            validation = check(reference, OnnxModel(tmp).run, spec, probes, atol, "model_optimized.onnx", against)
     records[OPTIMIZED.name] = _record(folder, OPTIMIZED, fused_ops=fused_ops, validation=validation)
     if fp16:
         with staged_file(folder / FP16.file) as tmp:
