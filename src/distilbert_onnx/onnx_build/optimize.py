@@ -7,13 +7,16 @@ padding and gives wrong results on left-padded batches. A fusion that falls shor
 never a quietly slower graph. The fused graph is validated like model.onnx (right- and left-padded
 probes) and its fused-op counts go into the manifest.
 
-`fp16=True` also writes model_optimized_fp16.onnx: the fused graph with float16 weights and compute,
-float32 outputs, and the GPU's tanh-approximated GELU (FastGelu). It is validated on CUDA when a GPU
-is available; otherwise it is marked unvalidated, and checked on the CPU provider instead.
+The variants made only on request (the table's opt-in rows, e.g. fp16) are made after the fused
+graph by their rows' builders, each given the step's FusedStep. fp16_graph writes
+model_optimized_fp16.onnx: the fused graph with float16 weights and compute, float32 outputs, and the
+GPU's tanh-approximated GELU (FastGelu). It is validated on CUDA when a GPU is available; otherwise it
+is marked unvalidated, and checked on the CPU provider instead.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..artifacts import staged_file
@@ -26,20 +29,41 @@ from ..options import ATOL
 from ..progress import Stages
 from ..runtime.session import OnnxModel
 from ..tasks import TaskSpec, get_task
-from ..variants import FP16, FP32, OPTIMIZED, Variant
+from ..variants import FP16, FP32, OPTIMIZED, Variant, resolve
 from .logs import captured_logs
+
+
+@dataclass
+class FusedStep:
+    """What the optimize step hands the builder of an opt-in variant: the folder, model.onnx (`source`),
+    the task and config, the reference and probes to validate against (named `against`), the stages."""
+
+    folder: Path
+    source: Path
+    spec: TaskSpec
+    config: DistilBertConfig
+    reference: Runner
+    probes: list
+    against: str
+    stages: Stages
+
+    def record(self, variant: Variant, **details) -> dict:
+        """Enter a graph that is now in the folder into the manifest, at once (a later step may fail)."""
+        record = variant_record(self.folder, variant, **details)
+        update_manifest(self.folder, {variant.name: record})
+        return record
 
 
 def optimize_folder(
     folder: str | Path,
-    fp16: bool = False,
+    also: tuple[Variant, ...] = (),
     *,
     atol: float | None = None,
     reference: Runner | None = None,
     against: str = "model.onnx",
     stages: Stages | None = None,
 ) -> dict:
-    """Add model_optimized.onnx (and model_optimized_fp16.onnx) to an exported folder.
+    """Add model_optimized.onnx (and the opt-in variants in `also`, e.g. variants.FP16) to an exported folder.
 
     Each graph is written under a temporary name, validated against `reference` (default: the
     folder's fp32 model.onnx, itself validated against PyTorch), then renamed into place and recorded
@@ -53,28 +77,26 @@ def optimize_folder(
     source = folder / FP32.file
     reference = reference or OnnxModel(source).run
     probes = make_probes(spec, config.vocab_size, config.pad_token_id)
-    records = {}
+    step = FusedStep(folder, source, spec, config, reference, probes, against, stages)
     with staged_file(folder / OPTIMIZED.file) as tmp:
         with stages("fuse attention, layer norms and GELU"):
             fused_ops = fuse(source, tmp, spec, config)
-        with stages(f"validate model_optimized.onnx against {against}"):
-            validation = check(reference, OnnxModel(tmp).run, spec, probes, atol, "model_optimized.onnx", against)
-    records[OPTIMIZED.name] = _record(folder, OPTIMIZED, fused_ops=fused_ops, validation=validation)
-    if fp16:
-        with staged_file(folder / FP16.file) as tmp:
-            with stages("fuse for CUDA and convert to float16"):
-                fused_ops = fuse(source, tmp, spec, config, fp16=True)
-            with stages("validate model_optimized_fp16.onnx"):
-                validation = validate_fp16(tmp, reference, spec, probes, against)
-        records[FP16.name] = _record(folder, FP16, fused_ops=fused_ops, validation=validation)
+        with stages(f"validate {OPTIMIZED.file} against {against}"):
+            validation = check(reference, OnnxModel(tmp).run, spec, probes, atol, OPTIMIZED.file, against)
+    records = {OPTIMIZED.name: step.record(OPTIMIZED, fused_ops=fused_ops, validation=validation)}
+    for variant in also:
+        records[variant.name] = resolve(variant.builder)(step)
     return records
 
 
-def _record(folder: Path, variant: Variant, **details) -> dict:
-    """Enter a graph that is now in the folder into the manifest, at once (a later step may fail)."""
-    record = variant_record(folder, variant, **details)
-    update_manifest(folder, {variant.name: record})
-    return record
+def fp16_graph(step: FusedStep) -> dict:
+    """The fp16 row's builder: model_optimized_fp16.onnx, fused for CUDA, validated (checks/fp16.py)."""
+    with staged_file(step.folder / FP16.file) as tmp:
+        with step.stages("fuse for CUDA and convert to float16"):
+            fused_ops = fuse(step.source, tmp, step.spec, step.config, fp16=True)
+        with step.stages(f"validate {FP16.file}"):
+            validation = validate_fp16(tmp, step.reference, step.spec, step.probes, step.against)
+    return step.record(FP16, fused_ops=fused_ops, validation=validation)
 
 
 def fuse(source: Path, target: Path, spec: TaskSpec, config: DistilBertConfig, fp16: bool = False) -> dict:

@@ -7,8 +7,9 @@ versions, not on where the folder was exported, so it is measured where it runs:
    strictest recorded with its int8 variants; targets.py): `quantized` and `openvino-int8` by their fidelity to fp32,
    `openvino` (bf16 where allowed, else f32; validated against fp32 at export) and `optimized` (else
    `fp32`). A variant without a manifest record, or one that misses the target, is never a candidate;
-   nor is an int8 variant that misses its metric gate (graph/metric_gate.py), or one left ungated in
-   a folder whose other int8 variants were gated.
+   nor is an int8 variant that misses its metric gate (checks/metric_gate.py), or one left ungated in
+   a folder whose other int8 variants were gated, or a variant whose row needs CPU flags this CPU
+   lacks (variants.py, `cpu_flags`).
    On a CPU with int8 dot-product instructions (VNNI, AMX) variants that compute in fp32 are not timed
    when an int8 candidate exists: there int8 kernels are 2-4x faster (bench/README.md), and each
    candidate timed costs the first load its compile and runs.
@@ -49,8 +50,9 @@ from .session import check_threads, logger
 CHOICE_SHAPE = (2, 128)  # batch x tokens the candidates are timed on (tokens capped by the model's maximum)
 CHOICE_ROUNDS = 4
 CHOICES_FILE = "choices.json"
-# CPU flags that decide which int8 / bf16 kernels run.
-SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "avx512_fp16")
+# CPU flags that decide which int8 / bf16 kernels run (with those the variant table's rows need).
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "avx512_fp16",
+               *(flag for variant in VARIANTS.values() for flag in variant.cpu_flags))
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
@@ -134,8 +136,11 @@ def fidelity_candidates(folder: Path, manifest: Manifest, backend: str) -> tuple
         if not present(folder, variant) or "cpu" not in variant.devices:
             continue
         name, record = variant.name, manifest.record(variant)
+        missing_flags = sorted(set(variant.cpu_flags) - cpu_flags()) if variant.cpu_flags else []
         if backend not in (AUTO, variant.backend):
             excluded[name] = f"backend={backend!r} asked for"
+        elif missing_flags:
+            excluded[name] = f"this CPU lacks {', '.join(missing_flags)}"
         elif record is None:
             excluded[name] = "no manifest record, so no recorded fidelity"
         elif variant == FP32 and manifest.has(OPTIMIZED) and present(folder, OPTIMIZED):
