@@ -24,18 +24,15 @@ variants.CPU_CANDIDATES += (ROW,)
 
 def build(step) -> dict:
     """The row's builder: the fused graph in float16, validated on the CPU provider."""
-    from distilbert_onnx.artifacts import staged_file
     from distilbert_onnx.checks.fp16 import FP16_ATOL
     from distilbert_onnx.checks.probes import check
     from distilbert_onnx.onnx_build.optimize import fuse
     from distilbert_onnx.runtime.session import OnnxModel
 
-    with staged_file(step.folder / ROW.file) as tmp:
-        with step.stages("fuse and convert to float16 for the CPU"):
-            fused_ops = fuse(step.source, tmp, step.spec, step.config, fp16=True)
-        with step.stages(f"validate {ROW.file}"):
-            validation = check(step.reference, OnnxModel(tmp).run, step.spec, step.probes, FP16_ATOL, ROW.file, step.against)
-    return step.record(ROW, fused_ops=fused_ops, validation=validation)
+    return step.make(ROW, "fuse and convert to float16 for the CPU",
+                     lambda tmp: fuse(step.source, tmp, step.spec, step.config, fp16=True), f"validate {ROW.file}",
+                     lambda tmp: check(step.reference, OnnxModel(tmp).run, step.spec, step.probes, FP16_ATOL, ROW.file,
+                                       step.against))
 
 
 def checks(context) -> list:

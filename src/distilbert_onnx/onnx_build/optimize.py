@@ -16,6 +16,7 @@ is marked unvalidated, and checked on the CPU provider instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,9 +48,18 @@ class FusedStep:
     against: str
     stages: Stages
 
-    def record(self, variant: Variant, **details) -> dict:
-        """Enter a graph that is now in the folder into the manifest, at once (a later step may fail)."""
-        record = variant_record(self.folder, variant, **details)
+    def make(self, variant: Variant, doing: str, write: Callable[[Path], dict], validating: str,
+             validate: Callable[[Path], dict]) -> dict:
+        """Write `variant`'s graph under a temporary name (`write(path)` returns its fused-op counts),
+        validate it (`validate(path)` returns the validation figures), rename it into place and enter it
+        into the manifest at once (a later step may fail); `doing` and `validating` name the stages.
+        Returns its manifest record."""
+        with staged_file(self.folder / variant.file) as tmp:
+            with self.stages(doing):
+                fused_ops = write(tmp)
+            with self.stages(validating):
+                validation = validate(tmp)
+        record = variant_record(self.folder, variant, fused_ops=fused_ops, validation=validation)
         update_manifest(self.folder, {variant.name: record})
         return record
 
@@ -78,12 +88,10 @@ def optimize_folder(
     reference = reference or OnnxModel(source).run
     probes = make_probes(spec, config.vocab_size, config.pad_token_id)
     step = FusedStep(folder, source, spec, config, reference, probes, against, stages)
-    with staged_file(folder / OPTIMIZED.file) as tmp:
-        with stages("fuse attention, layer norms and GELU"):
-            fused_ops = fuse(source, tmp, spec, config)
-        with stages(f"validate {OPTIMIZED.file} against {against}"):
-            validation = check(reference, OnnxModel(tmp).run, spec, probes, atol, OPTIMIZED.file, against)
-    records = {OPTIMIZED.name: step.record(OPTIMIZED, fused_ops=fused_ops, validation=validation)}
+    records = {OPTIMIZED.name: step.make(
+        OPTIMIZED, "fuse attention, layer norms and GELU", lambda tmp: fuse(source, tmp, spec, config),
+        f"validate {OPTIMIZED.file} against {against}",
+        lambda tmp: check(reference, OnnxModel(tmp).run, spec, probes, atol, OPTIMIZED.file, against))}
     for variant in also:
         records[variant.name] = resolve(variant.builder)(step)
     return records
@@ -91,12 +99,9 @@ def optimize_folder(
 
 def fp16_graph(step: FusedStep) -> dict:
     """The fp16 row's builder: model_optimized_fp16.onnx, fused for CUDA, validated (checks/fp16.py)."""
-    with staged_file(step.folder / FP16.file) as tmp:
-        with step.stages("fuse for CUDA and convert to float16"):
-            fused_ops = fuse(step.source, tmp, step.spec, step.config, fp16=True)
-        with step.stages(f"validate {FP16.file}"):
-            validation = validate_fp16(tmp, step.reference, step.spec, step.probes, step.against)
-    return step.record(FP16, fused_ops=fused_ops, validation=validation)
+    return step.make(FP16, "fuse for CUDA and convert to float16",
+                     lambda tmp: fuse(step.source, tmp, step.spec, step.config, fp16=True), f"validate {FP16.file}",
+                     lambda tmp: validate_fp16(tmp, step.reference, step.spec, step.probes, step.against))
 
 
 def fuse(source: Path, target: Path, spec: TaskSpec, config: DistilBertConfig, fp16: bool = False) -> dict:
