@@ -23,16 +23,25 @@ import numpy as np
 
 from common import WORK, machine, minilm_as_distilbert, real_texts, table
 from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.checks.probes import onnx_runner
 from distilbert_onnx.config import load_config
 from distilbert_onnx.openvino_build.build import openvino_folder
 from distilbert_onnx.openvino_build.int8 import _quiet, calibration_texts, int8_meeting_target
 from distilbert_onnx.quantize_settings import QuantizeSettings
-from distilbert_onnx.runtime.openvino_runner import core, openvino_runner
+from distilbert_onnx.runtime.openvino_model import OpenVinoModel, core
+from distilbert_onnx.runtime.session import OnnxModel
 from distilbert_onnx.tasks import get_task
 from distilbert_onnx.timing import measure, synthetic_feeds
 
 SPEC = get_task("feature-extraction")
+
+
+def onnx_runner(path):
+    return OnnxModel(path).run
+
+
+def openvino_runner(model, precision: str = "f32", threads: int | None = None):
+    """An IR (a path or an openvino.Model) as the runtime runs it, at `precision`."""
+    return OpenVinoModel(model, threads, precision, cache=False).run
 
 
 def pooled(runner, batches) -> np.ndarray:

@@ -147,7 +147,7 @@ def uncertain_classifier(make_tiny, tmp_path_factory):
     import distilbert_onnx as dox
     from distilbert_onnx.config import load_config
     from distilbert_onnx.checks.fidelity import calibration_batches, reference_outputs
-    from distilbert_onnx.checks.probes import onnx_runner
+    from distilbert_onnx.runtime.session import OnnxModel
     from distilbert_onnx.tasks import get_task
 
     checkpoint = make_tiny("text-classification", name="uncertain", seed=7)
@@ -155,7 +155,7 @@ def uncertain_classifier(make_tiny, tmp_path_factory):
                        openvino=False).folder
     spec = get_task("text-classification")
     batches = calibration_batches(first, spec, load_config(first), sample_texts())
-    logits = np.concatenate([out["logits"] for out in reference_outputs(onnx_runner(first / "model.onnx"), batches)])
+    logits = np.concatenate([out["logits"] for out in reference_outputs(OnnxModel(first / "model.onnx").run, batches)])
     weights = load_file(checkpoint / "model.safetensors")
     weights["classifier.bias"] = (weights["classifier.bias"] - logits.mean(axis=0)).astype(np.float32)
     save_file(weights, checkpoint / "model.safetensors")

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from distilbert_onnx.artifacts import sha256_file
 from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.checks.probes import onnx_runner
 from distilbert_onnx.config import load_config
 from distilbert_onnx.manifest import read_manifest, write_manifest
 from distilbert_onnx.quantize_settings import QuantizeSettings
 from distilbert_onnx.runtime.openvino_model import OpenVinoModel, native_bf16
+from distilbert_onnx.runtime.session import OnnxModel
 from distilbert_onnx.samples import sample_texts
 from distilbert_onnx.tasks import get_task
 from distilbert_onnx.variants import VARIANTS
@@ -38,7 +38,7 @@ def add_openvino_variants(folder: Path, int8: bool = True, int8_fidelity: dict |
     manifest = read_manifest(folder).data
     spec, config = get_task(manifest["task"]), load_config(folder)
     batches = calibration_batches(folder, spec, config, sample_texts()[:24])
-    expected = reference_outputs(onnx_runner(folder / VARIANTS["fp32"].file), batches)
+    expected = reference_outputs(OnnxModel(folder / VARIANTS["fp32"].file).run, batches)
     target = QuantizeSettings().for_task(spec)
     fp32_model = ov.convert_model(str(folder / VARIANTS["fp32"].file))
     ov.save_model(fp32_model, str(folder / VARIANTS["openvino"].file), compress_to_fp16=False)

@@ -13,7 +13,7 @@ from distilbert_onnx.manifest import read_manifest
 from distilbert_onnx.cli import main
 from distilbert_onnx.config import load_config
 from distilbert_onnx.checks.fidelity import Batch, calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.checks.probes import onnx_runner
+from distilbert_onnx.runtime.session import OnnxModel
 from distilbert_onnx.samples import sample_texts
 from distilbert_onnx.tasks import get_task
 
@@ -127,8 +127,8 @@ def test_dynamic_int8_is_measured_one_text_per_call_too(exported):
     both = calibration_batches(folder, spec, config, texts, per_text=True)
     alone = [b for b in both if b.calls == "per-text"]
     assert len(alone) == len(texts) and all(b.feeds["input_ids"].shape[0] == 1 for b in alone)
-    int8 = onnx_runner(folder / "model_quantized.onnx")
-    expected = reference_outputs(onnx_runner(folder / "model.onnx"), both)
+    int8 = OnnxModel(folder / "model_quantized.onnx").run
+    expected = reference_outputs(OnnxModel(folder / "model.onnx").run, both)
     worst = fidelity(expected, int8, spec, both)
     ways = [[i for i, b in enumerate(both) if b.calls == calls] for calls in ("batched", "per-text")]
     each = [fidelity([expected[i] for i in way], int8, spec, [both[i] for i in way]) for way in ways]
@@ -149,8 +149,8 @@ def test_default_export_of_a_near_zero_logit_classifier_writes_int8(uncertain_cl
     # the case is the issue's: cosine of the logits says the int8 graph is useless
     spec = get_task("text-classification")
     batches = calibration_batches(out, spec, load_config(out), sample_texts())
-    fp32 = np.concatenate([o["logits"] for o in reference_outputs(onnx_runner(out / "model.onnx"), batches)])
-    int8 = np.concatenate([o["logits"] for o in reference_outputs(onnx_runner(out / "model_quantized.onnx"), batches)])
+    fp32 = np.concatenate([o["logits"] for o in reference_outputs(OnnxModel(out / "model.onnx").run, batches)])
+    int8 = np.concatenate([o["logits"] for o in reference_outputs(OnnxModel(out / "model_quantized.onnx").run, batches)])
     cosine = (fp32 * int8).sum(1) / (np.linalg.norm(fp32, axis=1) * np.linalg.norm(int8, axis=1))
     assert cosine.min() < 0.5
 

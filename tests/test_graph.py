@@ -10,7 +10,7 @@ import pytest
 from devices import needs_cuda, without_cuda
 
 import distilbert_onnx as dox
-from distilbert_onnx.checks.probes import check, make_probes, onnx_runner
+from distilbert_onnx.checks.probes import check, make_probes
 from distilbert_onnx.config import load_config
 from distilbert_onnx.errors import ArtifactError, DeviceError, FusionError, OptionError, QuantizationError, ValidationError
 from distilbert_onnx.manifest import read_manifest, write_manifest
@@ -18,6 +18,7 @@ from distilbert_onnx.onnx_build.optimize import expected_fusions
 from distilbert_onnx.options import ATOL
 from distilbert_onnx.quantize_settings import QuantizeSettings
 from distilbert_onnx.runtime.choice import fidelity_candidates
+from distilbert_onnx.runtime.session import OnnxModel
 from distilbert_onnx.tasks import TASK_NAMES, get_task
 from distilbert_onnx.variants import VARIANTS, choose_variant
 
@@ -53,13 +54,13 @@ def test_raw_attention_mask_is_what_keeps_left_padding_right(fp32_folder):
     model = optimize_model(str(fp32_folder / "model.onnx"), model_type="bert", num_heads=config.n_heads,
                            hidden_size=config.dim, optimization_options=options, opt_level=0)
     model.save_model_to_file(str(fp32_folder / "mask_index.onnx"))
-    reference = onnx_runner(fp32_folder / "model.onnx")
+    reference = OnnxModel(fp32_folder / "model.onnx").run
     probes = make_probes(spec, config.vocab_size, config.pad_token_id)
     with pytest.raises(ValidationError) as error:
-        check(reference, onnx_runner(fp32_folder / "mask_index.onnx"), spec, probes, 1e-4, "mask-index graph", "fp32")
+        check(reference, OnnxModel(fp32_folder / "mask_index.onnx").run, spec, probes, 1e-4, "mask-index graph", "fp32")
     assert all("left-padded" in line for line in error.value.report)
     dox.optimize(fp32_folder)  # the raw mask passes the same probes
-    check(reference, onnx_runner(fp32_folder / "model_optimized.onnx"), spec, probes, 1e-4, "ours", "fp32")
+    check(reference, OnnxModel(fp32_folder / "model_optimized.onnx").run, spec, probes, 1e-4, "ours", "fp32")
 
 
 def test_optimize_an_existing_folder_validates_against_model_onnx(fp32_folder):
@@ -136,7 +137,7 @@ def test_int8_meets_its_target_and_matches_fp32_on_padded_probes(exported, task)
     assert {key for key in fidelity if key.endswith("_agreement")} == ({agreement} if agreement else set())
     # left- and right-padded rows: int8 stays close to fp32 at every real position
     config = load_config(folder)
-    fp32, int8 = onnx_runner(folder / "model.onnx"), onnx_runner(folder / "model_quantized.onnx")
+    fp32, int8 = OnnxModel(folder / "model.onnx").run, OnnxModel(folder / "model_quantized.onnx").run
     for probe in make_probes(spec, config.vocab_size, config.pad_token_id):
         want, got = fp32(probe.feeds), int8(probe.feeds)
         mask = probe.attention_mask.reshape(len(probe.row_kinds), -1).astype(bool)

@@ -18,12 +18,13 @@ from export_helpers import Exports
 import distilbert_onnx as dox
 from distilbert_onnx.artifacts import sha256_file
 from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.checks.probes import make_probes, onnx_runner
+from distilbert_onnx.checks.probes import make_probes
 from distilbert_onnx.manifest import Target, meets
 from distilbert_onnx.cli import main
 from distilbert_onnx.config import load_config
 from distilbert_onnx.manifest import read_manifest
-from distilbert_onnx.runtime.openvino_runner import has_native_bf16, openvino_runner
+from distilbert_onnx.runtime.openvino_model import OpenVinoModel, native_bf16
+from distilbert_onnx.runtime.session import OnnxModel
 from distilbert_onnx.samples import sample_texts
 from distilbert_onnx.tasks import get_task
 
@@ -89,7 +90,7 @@ def test_export_writes_validated_and_recorded_openvino_variants(exported, task):
     bf16 = fp32_ir["bf16"]
     target = ({"min_cosine": 0.995, "min_worst_cosine": 0.98} if spec.compared_as == "mean-pooled"
               else {"max_prob_diff": 0.1, "min_agreement": None})
-    if has_native_bf16():
+    if native_bf16():
         assert bf16["target"] == target
         assert bf16["meets_target"] == meets(bf16["fidelity"], Target(target))
         assert bf16["fidelity"]["max_abs_diff"] > 0  # really run in bf16, not fp32
@@ -108,15 +109,15 @@ def test_export_writes_validated_and_recorded_openvino_variants(exported, task):
 
     # The IR runs like model.onnx; the int8 IR is really int8 (not fp32) and as faithful as recorded.
     probe = make_probes(spec, config.vocab_size, config.pad_token_id)[0]
-    want = onnx_runner(folder / "model.onnx")(probe.feeds)
-    got = openvino_runner(folder / "openvino_model.xml", "f32")(probe.feeds)
+    want = OnnxModel(folder / "model.onnx").run(probe.feeds)
+    got = OpenVinoModel(folder / "openvino_model.xml", precision="f32", cache=False).run(probe.feeds)
     for output in spec.output_names:
         np.testing.assert_allclose(got[output], want[output], atol=1e-4)
     assert "FakeQuantize" in (folder / "openvino_model_int8.xml").read_text()
     batches = calibration_batches(folder, spec, config, sample_texts())
-    assert int8["inference_precision"] in (("bf16", "f32") if has_native_bf16() else ("f32",))
-    figures = fidelity(reference_outputs(onnx_runner(folder / "model.onnx"), batches),
-                       openvino_runner(folder / "openvino_model_int8.xml", int8["inference_precision"]), spec, batches)
+    assert int8["inference_precision"] in (("bf16", "f32") if native_bf16() else ("f32",))
+    figures = fidelity(reference_outputs(OnnxModel(folder / "model.onnx").run, batches),
+                       OpenVinoModel(folder / "openvino_model_int8.xml", precision=int8["inference_precision"], cache=False).run, spec, batches)
     assert figures == pytest.approx(int8["fidelity"], abs=1e-6)  # recorded as it runs
 
 
@@ -231,7 +232,7 @@ def test_validate_and_info_cover_the_openvino_files(exported, tmp_path):
     for name in ("fp32", "optimized", "quantized", "openvino", "openvino-int8"):
         assert any(line.split()[:1] == [name] and " MB " in line for line in info.splitlines()), (name, info)
     assert "+ openvino_model_int8.bin (weights)" in info and "op(s) kept in fp32" in info
-    assert ("bf16 fidelity to fp32:" if has_native_bf16() else "bf16: not measured") in info
+    assert ("bf16 fidelity to fp32:" if native_bf16() else "bf16: not measured") in info
 
     changed = folder_copy(folder, tmp_path / "changed")
     with open(changed / "openvino_model_int8.bin", "r+b") as handle:

@@ -11,9 +11,10 @@ import pytest
 
 import distilbert_onnx
 from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
-from distilbert_onnx.checks.probes import PROBE_SHAPES, make_probes, onnx_runner
+from distilbert_onnx.checks.probes import PROBE_SHAPES, make_probes
 from distilbert_onnx.config import DistilBertConfig, load_config
 from distilbert_onnx.onnx_build.optimize import expected_fusions
+from distilbert_onnx.runtime.session import OnnxModel
 from distilbert_onnx.tasks import CHOICES, TASK_CHOICES, TASK_NAMES, TASKS, get_task
 
 PACKAGE = Path(distilbert_onnx.__file__).parent
@@ -80,7 +81,7 @@ def test_calibration_batches_and_the_fidelity_measure_of_each_head(exported, tas
     rows = [batch.feeds["input_ids"] for batch in batches]
     assert sum(len(ids) for ids in rows) == len(TEXTS)
     assert all(ids.shape == spec.input_shape(len(ids), ids.shape[-1]) for ids in rows)
-    reference = onnx_runner(folder / "model.onnx")
+    reference = OnnxModel(folder / "model.onnx").run
     expected = reference_outputs(reference, batches)
     same = fidelity(expected, reference, spec, batches)
     keys = {"probabilities": {"max_prob_diff", "mean_prob_diff", "top1_agreement"},

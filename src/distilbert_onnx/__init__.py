@@ -52,7 +52,8 @@ def export(
     """Export a DistilBERT checkpoint (folder or Hub id) to a deployable folder; returns an ExportResult.
 
     The task comes from config.json `architectures` unless given. The fp32 graph is validated against
-    PyTorch; `optimize` adds the fused graph (and the fp16 one with `fp16`), `quantize` the int8 one,
+    PyTorch; `optimize` adds the fused graph (and the fp16 one with `fp16`, each variant made only on
+    request with its keyword: variants.OPT_IN), `quantize` the int8 one,
     measured on `calibration_texts` against the head's fidelity target; `settings` are the other
     keywords of QuantizeSettings.from_options: the target's bounds (max_prob_diff and min_agreement
     for classifiers, token classification, fill-mask and QA; min_cosine and min_worst_cosine for
@@ -70,7 +71,9 @@ def export(
             f"export needs PyTorch and onnx ({exc.name} is missing): pip install 'distilbert-onnx[export]'"
         ) from None
     from .quantize_settings import QuantizeSettings
+    from .variants import opt_in_asked, pop_opt_in
 
+    also = opt_in_asked(fp16=fp16, **pop_opt_in(settings))
     return export_checkpoint(
         model,
         output,
@@ -78,7 +81,7 @@ def export(
         opset=opset,
         optimize=optimize,
         quantize=quantize,
-        fp16=fp16,
+        also=also,
         openvino=openvino,
         atol=atol,
         quantize_settings=QuantizeSettings.from_options(calibration_texts, require_int8=require_int8, **settings),
@@ -88,12 +91,14 @@ def export(
     )
 
 
-def optimize(folder: str | Path, fp16: bool = False, *, atol: float | None = None, echo=None) -> dict:
-    """Add the fused fp32 graph (and the fp16 one with `fp16`) to an exported folder."""
+def optimize(folder: str | Path, fp16: bool = False, *, atol: float | None = None, echo=None, **opt_in: bool) -> dict:
+    """Add the fused fp32 graph (and the fp16 one with `fp16`, each variant made only on request with
+    its keyword: variants.OPT_IN) to an exported folder."""
     from .onnx_build.optimize import optimize_folder
     from .progress import Stages
+    from .variants import opt_in_asked
 
-    return optimize_folder(folder, fp16=fp16, atol=atol, stages=Stages(echo))
+    return optimize_folder(folder, opt_in_asked(fp16=fp16, **opt_in), atol=atol, stages=Stages(echo))
 
 
 def quantize(folder: str | Path, *, echo=None, **options) -> dict:

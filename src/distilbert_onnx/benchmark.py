@@ -26,7 +26,7 @@ from .config import load_config
 from .errors import ArtifactError, MissingExtraError, OptionError
 from .manifest import read_manifest
 from .runtime.backends import open_variant
-from .runtime.choice import cpu_model
+from .runtime.machine import cpu_model
 from .runtime.openvino_model import import_openvino, openvino_available
 from .runtime.session import check_threads, resolve_device
 from .tasks import get_task

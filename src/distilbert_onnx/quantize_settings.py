@@ -137,7 +137,7 @@ class QuantizeSettings:
         """`made` (an int8 graph of either search: onnx_build's Attempt, openvino_build's Int8Ir) with
         its metric gate record, scored only where its fidelity meets the target (the floor)."""
         if gate is not None and self.meets(made.fidelity):
-            made.gate = gate.judge(made.runner(), *made.names)
+            made.gate = gate.judge(made.as_model(), made.variant.name)
         return made
 
     def accepted(self, made, gate: MetricGate | None) -> bool:

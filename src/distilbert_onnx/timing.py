@@ -1,5 +1,6 @@
-"""Latency measurement and synthetic inputs, shared by `quantize` (choosing the faster int8 graph)
-and `benchmark`."""
+"""Latency measurement and synthetic inputs: `measure` times one graph (`benchmark`), `in_turns`
+compares several (`quantize` choosing the faster int8 graph, variant="auto" choosing the fastest
+variant)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,17 @@ def measure(
         run()
         times.append(time.perf_counter() - begin)
     return np.asarray(times)
+
+
+def in_turns(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median seconds per call of each of `runs`: one untimed call each, then `rounds` rounds in which
+    they take turns call by call, so that each meets the same machine conditions."""
+    for run in runs.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            begin = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - begin)
+    return {name: float(np.median(values)) for name, values in times.items()}

@@ -1,19 +1,20 @@
 """`validate DIR`: re-check every variant of an exported folder.
 
 - every file the manifest lists is there and has the sha256 it had when written;
-- model.onnx against PyTorch again, when the [export] extra is installed and the source checkpoint is
-  still where the manifest says, with the same weights; otherwise it must at least run the probes;
-- the fused graph against model.onnx within the manifest's tolerance;
-- the fp16 graph against model.onnx on CUDA (reported as unvalidated without a GPU);
-- the int8 graph's fidelity on the built-in sample against its recorded target;
-- the OpenVINO IRs (openvino.py): their .bin checksums too, the fp32 IR against model.onnx,
-  its bf16 figure, the int8 IR's fidelity against its target.
+- then each variant the manifest lists, in the table's CHECK_ORDER, by the checks its row names
+  (`check`, called with a context.FolderContext):
+  - model.onnx against PyTorch again, when the [export] extra is installed and the source checkpoint
+    is still where the manifest says, with the same weights; otherwise it must at least run the probes;
+  - the fused graph against model.onnx within the manifest's tolerance;
+  - the fp16 graph against model.onnx on CUDA (reported as unvalidated without a GPU; fp16.py);
+  - the int8 graph's fidelity on the built-in sample against its recorded target;
+  - the OpenVINO IRs (openvino.py): their .bin checksums too, the fp32 IR against model.onnx,
+    its bf16 figure, the int8 IR's fidelity against its target.
 Every failure is collected; one ValidationError lists them all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,25 +24,20 @@ from ..config import load_config
 from ..errors import ValidationError, first_line
 from ..manifest import Manifest, describe_fidelity, require_manifest
 from ..progress import Stages
-from ..quantize_settings import recorded_settings
-from ..tasks import TaskSpec, get_task
-from ..variants import FP16, FP32, OPTIMIZED, QUANTIZED
-from .fidelity import calibration_batches, fidelity, reference_outputs
-from .fp16 import validate_fp16
+from ..runtime.session import OnnxModel
+from ..tasks import get_task
+from ..variants import CHECK_ORDER, FP32, OPTIMIZED, QUANTIZED, resolve
+from .context import Check, FolderContext, PytorchReference, summary
+from .fidelity import fidelity
 from .metric_gate import gate_summary
-from .openvino import openvino_checks
-from .probes import Runner, check, make_probes, onnx_runner
-
-
-# (source checkpoint folder, task, revision) -> a Runner over its PyTorch model
-PytorchReference = Callable[[Path, TaskSpec, "str | None"], Runner]
+from .probes import check, make_probes
 
 
 def validate_folder(folder: str | Path, calibration_texts: str | Path | None = None, echo=None,
                     pytorch: PytorchReference | None = None) -> list[str]:
     """One line per check that passed; a ValidationError listing every failure otherwise.
 
-    The int8 graph is measured on `calibration_texts` (default: the built-in sample). `pytorch` makes
+    The int8 graphs are measured on `calibration_texts` (default: the built-in sample). `pytorch` makes
     the PyTorch model of the source checkpoint (exporting.checkpoint.pytorch_reference, given by the
     front end); without it model.onnx is only run on the probes.
     """
@@ -49,7 +45,6 @@ def validate_folder(folder: str | Path, calibration_texts: str | Path | None = N
     stages = Stages(echo)
     manifest = require_manifest(folder)
     spec, config = get_task(manifest.task), load_config(folder)
-    probes = make_probes(spec, config.vocab_size, config.pad_token_id)
     passed, failed = [], []
 
     def attempt(label: str, run) -> None:
@@ -67,27 +62,32 @@ def validate_folder(folder: str | Path, calibration_texts: str | Path | None = N
                 attempt(record["weights"]["file"], lambda record=record: _checksum(folder, record["weights"]))
     if failed:
         raise ValidationError(f"{folder}: {len(failed)} check(s) failed", report=failed)
-    reference = onnx_runner(folder / FP32.file)
-    atol = manifest.fp32_atol
-    with stages("validate model.onnx"):
-        attempt("model.onnx", lambda: _fp32(folder, manifest, spec, config, probes, reference, atol, pytorch))
-    if manifest.has(OPTIMIZED):
-        with stages("validate model_optimized.onnx against model.onnx"):
-            attempt("model_optimized.onnx", lambda: _summary(check(
-                reference, onnx_runner(folder / OPTIMIZED.file), spec, probes, atol,
-                "model_optimized.onnx", "model.onnx")))
-    if manifest.has(FP16):
-        with stages("validate model_optimized_fp16.onnx"):
-            attempt("model_optimized_fp16.onnx", lambda: _fp16(folder, spec, probes, reference))
-    if manifest.has(QUANTIZED):
-        with stages("measure model_quantized.onnx against model.onnx"):
-            attempt("model_quantized.onnx", lambda: _int8(folder, manifest, spec, config, reference, calibration_texts))
-    for label, stage, run in openvino_checks(folder, manifest, spec, config, probes, reference, atol, calibration_texts):
-        with stages(stage):
-            attempt(label, run)
+    context = FolderContext(folder, manifest, spec, config, make_probes(spec, config.vocab_size, config.pad_token_id),
+                            OnnxModel(folder / FP32.file).run, manifest.fp32_atol, calibration_texts, pytorch)
+    for variant in CHECK_ORDER:
+        if variant == FP32 or manifest.has(variant):
+            for label, stage, run in resolve(variant.check)(context):
+                with stages(stage):
+                    attempt(label, run)
     if failed:
         raise ValidationError(f"{folder}: {len(failed)} check(s) failed", report=failed)
     return passed
+
+
+def fp32_checks(context: FolderContext) -> list[Check]:
+    return [(FP32.file, f"validate {FP32.file}", lambda: _fp32(context))]
+
+
+def optimized_checks(context: FolderContext) -> list[Check]:
+    def run() -> str:
+        return summary(check(context.reference, OnnxModel(context.folder / OPTIMIZED.file).run, context.spec,
+                             context.probes, context.atol, OPTIMIZED.file, FP32.file))
+
+    return [(OPTIMIZED.file, f"validate {OPTIMIZED.file} against {FP32.file}", run)]
+
+
+def int8_checks(context: FolderContext) -> list[Check]:
+    return [(QUANTIZED.file, f"measure {QUANTIZED.file} against {FP32.file}", lambda: _int8(context))]
 
 
 def _checksum(folder: Path, record: dict) -> str:
@@ -99,18 +99,19 @@ def _checksum(folder: Path, record: dict) -> str:
     return "present, sha256 matches"
 
 
-def _fp32(folder, manifest, spec, config, probes, reference, atol, pytorch: PytorchReference | None) -> str:
-    checkpoint = _source_checkpoint(manifest) if pytorch else None
+def _fp32(context: FolderContext) -> str:
+    manifest, spec, probes = context.manifest, context.spec, context.probes
+    checkpoint = _source_checkpoint(manifest) if context.pytorch else None
     if checkpoint is None:
         for probe in probes:
-            outputs = reference(probe.feeds)
+            outputs = context.reference(probe.feeds)
             if not all(np.isfinite(value).all() for value in outputs.values()):
                 raise ValidationError("non-finite", report=[f"non-finite outputs on probe {probe.name}"])
         return "runs on every probe (PyTorch check skipped: needs the [export] extra and the source checkpoint)"
     from .pytorch import validate_against_pytorch
 
-    model = pytorch(checkpoint, spec, manifest.source.get("revision"))
-    return _summary(validate_against_pytorch(folder / FP32.file, model, spec, config, atol))
+    model = context.pytorch(checkpoint, spec, manifest.source.get("revision"))
+    return summary(validate_against_pytorch(context.folder / FP32.file, model, spec, context.config, context.atol))
 
 
 def _source_checkpoint(manifest: Manifest) -> Path | None:
@@ -124,29 +125,11 @@ def _source_checkpoint(manifest: Manifest) -> Path | None:
     return source
 
 
-def _fp16(folder, spec, probes, reference) -> str:
-    record = validate_fp16(folder / FP16.file, reference, spec, probes, "model.onnx")
-    if record.get("passed"):
-        return _summary(record)
-    cpu_check = record.get("cpu_check")
-    if isinstance(cpu_check, dict):
-        return (f"NOT VALIDATED on CUDA (no CUDA provider here); on the CPU provider max abs diff "
-                f"{max(cpu_check['max_abs_diff'].values()):.1e} <= {cpu_check['atol']:g}")
-    return f"NOT VALIDATED on CUDA (no CUDA provider here); CPU check {cpu_check}"
-
-
-def _int8(folder, manifest, spec, config, reference, calibration_texts) -> str:
-    record = manifest.record(QUANTIZED)
-    settings, note = recorded_settings(spec, record.target, calibration_texts)
-    texts = settings.texts()
-    batches = calibration_batches(folder, spec, config, texts, per_text=True)
-    figures = fidelity(reference_outputs(reference, batches), onnx_runner(folder / QUANTIZED.file), spec, batches)
-    line = f"{describe_fidelity(figures)} to fp32 on {len(texts)} texts ({settings.calibration_source}){note}"
+def _int8(context: FolderContext) -> str:
+    record = context.manifest.record(QUANTIZED)
+    settings, note, batches, expected, texts = context.measurements(record.target, per_text=True)
+    figures = fidelity(expected, OnnxModel(context.folder / QUANTIZED.file).run, context.spec, batches)
+    line = f"{describe_fidelity(figures)} to fp32 on {texts}{note}"
     if not settings.meets(figures):
         raise ValidationError("int8 fidelity", report=[f"{line}: misses the target {settings.describe_target()}"])
     return f"{line}; target {settings.describe_target()}" + (f"; recorded {gate_summary(record.gate)}" if record.gate else "")
-
-
-def _summary(figures: dict) -> str:
-    worst = max(figures["max_abs_diff"].values())
-    return f"max abs diff {worst:.1e} <= {figures['atol']:g} against {figures['reference']} on {', '.join(figures['probes'])}"

@@ -20,25 +20,10 @@ variant whose gate is missed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..runtime.session import Runner
 from ..variants import FP32
 from .user_data import DataFile
-
-
-@dataclass
-class _Graph:
-    """A candidate graph as the pipelines run a model: run(feeds) -> outputs, and what it is."""
-
-    runner: Runner
-    backend: str
-    precision: str = "int8"
-    device: str = "cpu"
-
-    def run(self, feeds):
-        return self.runner(feeds)
 
 
 class MetricGate:
@@ -55,13 +40,14 @@ class MetricGate:
                                       data.rows, label_required=data.label_column is not None)
         self.reference = evaluate_pipeline(fp32, self.labelled)
 
-    def judge(self, runner: Runner, variant: str, backend: str) -> dict:
-        """The gate record of the graph that `runner` runs."""
+    def judge(self, model, variant: str) -> dict:
+        """The gate record of the candidate graph `model` (a runtime model: OnnxModel, OpenVinoModel)
+        that would become `variant`."""
         from ..runtime.pipelines import pipeline_on
         from .evaluation import evaluate_pipeline
         from .metrics import paired_drop
 
-        pipe = pipeline_on(_Graph(runner, backend), self.folder, variant)
+        pipe = pipeline_on(model, self.folder, variant)
         result = evaluate_pipeline(pipe, self.labelled, reference=self.reference)
         drop = paired_drop(self.reference.score, result.score)
         return {

@@ -4,17 +4,16 @@ Validation runs a graph and its reference (PyTorch, or the already validated fp3
 batches whose shapes differ from the export's example shape, with full, right-padded and
 left-padded rows, and compares every output within an absolute tolerance. Per-token outputs are not
 compared at padded positions, where they mean nothing. Every failure is collected into one report
-before a ValidationError is raised. Needs only numpy and onnxruntime.
+before a ValidationError is raised. A graph is run as a Runner: a runtime model's `run` (OnnxModel,
+OpenVinoModel) or the PyTorch model's (pytorch.py). Needs only numpy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
-from ..errors import DeviceError, ValidationError
+from ..errors import ValidationError
 from ..runtime.session import Runner
 from ..tasks import TaskSpec
 
@@ -61,23 +60,6 @@ def make_probes(spec: TaskSpec, vocab_size: int, pad_token_id: int = 0, seed: in
             Probe("x".join(map(str, shape)), ids.reshape(shape), mask.reshape(shape), tuple(kinds))
         )
     return probes
-
-
-def onnx_runner(path: str | Path, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> Runner:
-    """A Runner over an onnxruntime session of the graph at `path`."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=list(providers))
-    if session.get_providers()[0] != providers[0]:
-        raise DeviceError(f"onnxruntime could not start {providers[0]} for {Path(path).name}")
-    names = [output.name for output in session.get_outputs()]
-
-    def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(names, session.run(names, feeds)))
-
-    return run
 
 
 def compare(

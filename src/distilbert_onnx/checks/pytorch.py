@@ -15,7 +15,8 @@ import torch
 from ..config import DistilBertConfig
 from ..options import ATOL
 from ..tasks import TaskSpec
-from .probes import Runner, check, make_probes, onnx_runner
+from ..runtime.session import OnnxModel
+from .probes import Runner, check, make_probes
 
 
 def pytorch_runner(model: torch.nn.Module, spec: TaskSpec) -> Runner:
@@ -51,7 +52,7 @@ def validate_against_pytorch(
     """
     return check(
         reference=reference,
-        candidate=onnx_runner(onnx_path),
+        candidate=OnnxModel(onnx_path).run,
         spec=spec,
         probes=make_probes(spec, config.vocab_size, config.pad_token_id),
         atol=atol,

@@ -16,9 +16,9 @@ from .options import (
     DATA_OPTIONS,
     FOLDER,
     FORCE,
-    FP16,
     GRAPH_OPTION,
     OPSET_OPTION,
+    OPT_IN_OPTIONS,
     REQUIRE_INT8,
     TARGET_OPTIONS,
     TASK,
@@ -34,7 +34,7 @@ from .options import (
 @OPSET_OPTION
 @click.option("--no-optimize", is_flag=True, help="Skip the fused graph.")
 @click.option("--no-quantize", is_flag=True, help="Skip the int8 graphs (onnxruntime and OpenVINO).")
-@FP16
+@with_options(OPT_IN_OPTIONS)
 @click.option("--no-openvino", is_flag=True, help="Skip the OpenVINO IRs (made by default when the [openvino-build] extra is installed).")
 @atol_option("PyTorch")
 @with_options(TARGET_OPTIONS)
@@ -44,7 +44,7 @@ from .options import (
 @click.option("--transformers-js", "transformers_js", type=click.Path(file_okay=False),
               help="Also package the export for transformers.js into this folder (as `package --for transformers.js`).")
 @FORCE
-def export(model, output, task, opset, no_optimize, no_quantize, fp16, no_openvino, atol, require_int8, revision,
+def export(model, output, task, opset, no_optimize, no_quantize, no_openvino, atol, require_int8, revision,
            transformers_js, force, **options):
     """Export checkpoint MODEL (folder or Hub id) to the deployable folder OUTPUT.
 
@@ -52,11 +52,13 @@ def export(model, output, task, opset, no_optimize, no_quantize, fp16, no_openvi
     missed) and everything else is written; --require-int8 makes that an error."""
     from .. import export as export_model
     from ..artifacts import check_target
+    from ..variants import pop_opt_in
 
     if transformers_js:
         check_target(transformers_js, force)
 
-    result = export_model(model, output, task=task, optimize=not no_optimize, quantize=not no_quantize, fp16=fp16,
+    opt_in = pop_opt_in(options)
+    result = export_model(model, output, task=task, optimize=not no_optimize, quantize=not no_quantize, **opt_in,
                           openvino=False if no_openvino else None, opset=opset, atol=atol,
                           require_int8=require_int8, force=force, revision=revision, echo=progress,
                           **settings_options(options))
@@ -72,13 +74,13 @@ def export(model, output, task, opset, no_optimize, no_quantize, fp16, no_openvi
 
 @main.command()
 @FOLDER
-@FP16
+@with_options(OPT_IN_OPTIONS)
 @atol_option("model.onnx")
-def optimize(folder, fp16, atol):
+def optimize(folder, atol, **opt_in):
     """Add the fused graph (model_optimized.onnx) to an exported FOLDER."""
     from .. import optimize as optimize_folder
 
-    for record in optimize_folder(folder, fp16=fp16, atol=atol, echo=progress).values():
+    for record in optimize_folder(folder, atol=atol, echo=progress, **opt_in).values():
         click.echo(f"{record['file']}: {fused_summary(record)}; {validation_summary(record)}")
 
 

@@ -13,12 +13,15 @@ from ..options import ATOL, CALIBRATION_ROWS, GRAPH, MAX_METRIC_DROP, OPSET
 from ..quantize_settings import BUILT_IN_SAMPLE
 from ..targets import BOUNDS
 from ..tasks import TASK_CHOICES
+from ..variants import OPT_IN
 
 FOLDER = click.argument("folder", type=click.Path(exists=True, file_okay=False))
 DEVICE = click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 THREADS = click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: all cores].")
 FORCE = click.option("--force", is_flag=True, help="Replace OUTPUT if it exists and is not empty.")
-FP16 = click.option("--fp16", is_flag=True, help="Also write the fp16 graph for CUDA.")
+# The variants made only on request (export, optimize), as the variant table names their flags.
+OPT_IN_OPTIONS = [click.option(variant.opt_in.flag, variant.opt_in.keyword, is_flag=True, help=variant.opt_in.help)
+                  for variant in OPT_IN]
 TASK = click.option("--task", type=click.Choice(TASK_CHOICES), help="Head to export [default: from config.json architectures].")
 OPSET_OPTION = click.option(OPSET.flag, type=int, default=OPSET.default, show_default=True, help=OPSET.help)
 GRAPH_OPTION = click.option(GRAPH.flag, type=click.Choice(GRAPH.choices), default=GRAPH.default, show_default=True,

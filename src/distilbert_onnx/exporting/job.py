@@ -28,7 +28,7 @@ from ..progress import Stages
 from ..quantize_settings import QuantizeSettings, int8_or_left_out
 from ..runtime.choice import record_choice_in_manifest
 from ..tasks import TaskSpec
-from ..variants import FP32, QUANTIZED
+from ..variants import FP32, QUANTIZED, Variant
 from ..versions import tool_versions
 from .checkpoint import Checkpoint, load_checkpoint
 from .exporter import export_onnx
@@ -54,7 +54,7 @@ def export_checkpoint(
     opset: int | None,
     optimize: bool,
     quantize: bool,
-    fp16: bool,
+    also: tuple[Variant, ...],
     openvino: bool | None,
     atol: float | None,
     quantize_settings: QuantizeSettings,
@@ -63,12 +63,13 @@ def export_checkpoint(
     echo=None,
 ) -> ExportResult:
     """Export `model` (a folder or Hub id) to the deployable folder `output`, as `distilbert_onnx.export`
-    (whose signature holds the defaults) asks. `opset` and `atol` are checked before any work, and
+    (whose signature holds the defaults) asks. `also`: the opt-in variants asked for (variants.OPT_IN),
+    made by the optimize step. `opset` and `atol` are checked before any work, and
     None takes their default, as options.py defines them. `openvino`: None adds the OpenVINO variants
     when the [openvino] extra is installed (and says when it is not), True requires them, False skips
     them."""
-    if fp16 and not optimize:
-        raise OptionError("the fp16 graph is made from the fused one: --fp16 cannot go with --no-optimize")
+    if also and not optimize:
+        raise OptionError(f"the {also[0].name} graph is made from the fused one: {also[0].opt_in.flag} cannot go with --no-optimize")
     opset, atol = OPSET.value(opset), ATOL.value(atol)
     stages = Stages(echo)
     protected = [model] if Path(model).exists() else []  # --force never replaces the checkpoint itself
@@ -94,7 +95,7 @@ def export_checkpoint(
                 _write_config(checkpoint.folder, staging, spec)
                 write_manifest(staging, _new_manifest(checkpoint, staging, opset, revision, validation, tokenizer))
             if optimize:
-                optimize_folder(staging, fp16=fp16, atol=atol, reference=reference, against="PyTorch", stages=stages)
+                optimize_folder(staging, also, atol=atol, reference=reference, against="PyTorch", stages=stages)
             if quantize:
                 int8_or_left_out(lambda: quantize_folder(staging, quantize_settings, stages=stages, started=started),
                                  QUANTIZED.name, quantize_settings, staging, echo)

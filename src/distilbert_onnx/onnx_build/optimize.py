@@ -7,38 +7,73 @@ padding and gives wrong results on left-padded batches. A fusion that falls shor
 never a quietly slower graph. The fused graph is validated like model.onnx (right- and left-padded
 probes) and its fused-op counts go into the manifest.
 
-`fp16=True` also writes model_optimized_fp16.onnx: the fused graph with float16 weights and compute,
-float32 outputs, and the GPU's tanh-approximated GELU (FastGelu). It is validated on CUDA when a GPU
-is available; otherwise it is marked unvalidated, and checked on the CPU provider instead.
+The variants made only on request (the table's opt-in rows, e.g. fp16) are made after the fused
+graph by their rows' builders, each given the step's FusedStep. fp16_graph writes
+model_optimized_fp16.onnx: the fused graph with float16 weights and compute, float32 outputs, and the
+GPU's tanh-approximated GELU (FastGelu). It is validated on CUDA when a GPU is available; otherwise it
+is marked unvalidated, and checked on the CPU provider instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..artifacts import staged_file
 from ..checks.fp16 import validate_fp16
-from ..checks.probes import Runner, check, make_probes, onnx_runner
+from ..checks.probes import Runner, check, make_probes
 from ..config import DistilBertConfig, load_config
 from ..errors import FusionError
 from ..manifest import require_manifest, update_manifest, variant_record
 from ..options import ATOL
 from ..progress import Stages
+from ..runtime.session import OnnxModel
 from ..tasks import TaskSpec, get_task
-from ..variants import FP16, FP32, OPTIMIZED, Variant
+from ..variants import FP16, FP32, OPTIMIZED, Variant, resolve
 from .logs import captured_logs
+
+
+@dataclass
+class FusedStep:
+    """What the optimize step hands the builder of an opt-in variant: the folder, model.onnx (`source`),
+    the task and config, the reference and probes to validate against (named `against`), the stages."""
+
+    folder: Path
+    source: Path
+    spec: TaskSpec
+    config: DistilBertConfig
+    reference: Runner
+    probes: list
+    against: str
+    stages: Stages
+
+    def make(self, variant: Variant, doing: str, write: Callable[[Path], dict], validating: str,
+             validate: Callable[[Path], dict]) -> dict:
+        """Write `variant`'s graph under a temporary name (`write(path)` returns its fused-op counts),
+        validate it (`validate(path)` returns the validation figures), rename it into place and enter it
+        into the manifest at once (a later step may fail); `doing` and `validating` name the stages.
+        Returns its manifest record."""
+        with staged_file(self.folder / variant.file) as tmp:
+            with self.stages(doing):
+                fused_ops = write(tmp)
+            with self.stages(validating):
+                validation = validate(tmp)
+        record = variant_record(self.folder, variant, fused_ops=fused_ops, validation=validation)
+        update_manifest(self.folder, {variant.name: record})
+        return record
 
 
 def optimize_folder(
     folder: str | Path,
-    fp16: bool = False,
+    also: tuple[Variant, ...] = (),
     *,
     atol: float | None = None,
     reference: Runner | None = None,
     against: str = "model.onnx",
     stages: Stages | None = None,
 ) -> dict:
-    """Add model_optimized.onnx (and model_optimized_fp16.onnx) to an exported folder.
+    """Add model_optimized.onnx (and the opt-in variants in `also`, e.g. variants.FP16) to an exported folder.
 
     Each graph is written under a temporary name, validated against `reference` (default: the
     folder's fp32 model.onnx, itself validated against PyTorch), then renamed into place and recorded
@@ -50,30 +85,23 @@ def optimize_folder(
     manifest = require_manifest(folder)
     spec, config = get_task(manifest.task), load_config(folder)
     source = folder / FP32.file
-    reference = reference or onnx_runner(source)
+    reference = reference or OnnxModel(source).run
     probes = make_probes(spec, config.vocab_size, config.pad_token_id)
-    records = {}
-    with staged_file(folder / OPTIMIZED.file) as tmp:
-        with stages("fuse attention, layer norms and GELU"):
-            fused_ops = fuse(source, tmp, spec, config)
-        with stages(f"validate model_optimized.onnx against {against}"):
-            validation = check(reference, onnx_runner(tmp), spec, probes, atol, "model_optimized.onnx", against)
-    records[OPTIMIZED.name] = _record(folder, OPTIMIZED, fused_ops=fused_ops, validation=validation)
-    if fp16:
-        with staged_file(folder / FP16.file) as tmp:
-            with stages("fuse for CUDA and convert to float16"):
-                fused_ops = fuse(source, tmp, spec, config, fp16=True)
-            with stages("validate model_optimized_fp16.onnx"):
-                validation = validate_fp16(tmp, reference, spec, probes, against)
-        records[FP16.name] = _record(folder, FP16, fused_ops=fused_ops, validation=validation)
+    step = FusedStep(folder, source, spec, config, reference, probes, against, stages)
+    records = {OPTIMIZED.name: step.make(
+        OPTIMIZED, "fuse attention, layer norms and GELU", lambda tmp: fuse(source, tmp, spec, config),
+        f"validate {OPTIMIZED.file} against {against}",
+        lambda tmp: check(reference, OnnxModel(tmp).run, spec, probes, atol, OPTIMIZED.file, against))}
+    for variant in also:
+        records[variant.name] = resolve(variant.builder)(step)
     return records
 
 
-def _record(folder: Path, variant: Variant, **details) -> dict:
-    """Enter a graph that is now in the folder into the manifest, at once (a later step may fail)."""
-    record = variant_record(folder, variant, **details)
-    update_manifest(folder, {variant.name: record})
-    return record
+def fp16_graph(step: FusedStep) -> dict:
+    """The fp16 row's builder: model_optimized_fp16.onnx, fused for CUDA, validated (checks/fp16.py)."""
+    return step.make(FP16, "fuse for CUDA and convert to float16",
+                     lambda tmp: fuse(step.source, tmp, step.spec, step.config, fp16=True), f"validate {FP16.file}",
+                     lambda tmp: validate_fp16(tmp, step.reference, step.spec, step.probes, step.against))
 
 
 def fuse(source: Path, target: Path, spec: TaskSpec, config: DistilBertConfig, fp16: bool = False) -> dict:

@@ -27,22 +27,20 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-
-import numpy as np
 
 from ..checks.fidelity import calibration_batches, fidelity, reference_outputs
 from ..checks.metric_gate import MetricGate, open_gate
-from ..checks.probes import Runner, onnx_runner
 from ..config import load_config
 from ..errors import ArtifactError, OptionError, QuantizationError
 from ..manifest import require_manifest, update_manifest, variant_record
 from ..progress import Stages
 from ..quantize_settings import QuantizeSettings
+from ..runtime.session import OnnxModel
 from ..tasks import TaskSpec, get_task
-from ..timing import synthetic_feeds
+from ..timing import in_turns, synthetic_feeds
 from ..variants import FP32, OPTIMIZED, QUANTIZED
 from .search import Attempt, keep_fp32_until_target
 from .write_int8 import OP_TYPES, Int8Child, write_int8
@@ -79,16 +77,16 @@ def quantize_folder(
         work = Path(work_dir)
         with stages(f"quantize the {' and '.join(names)} graph{'s' * (len(names) > 1)} to int8 ({granularity}); "
                     f"run fp32 on {len(texts)} calibration texts"):
-            firsts, batches, expected, figures, runners = _all_int8(
+            firsts, batches, expected, figures, models = _all_int8(
                 folder, sources, work, settings, started or {}, spec, config, texts
             )
         with stages("measure the int8 graphs against fp32 on the calibration texts, and time them"):
             for name in names:
                 if name not in figures:
-                    runners[name] = onnx_runner(firsts[name])
-                    figures[name] = fidelity(expected, runners[name], spec, batches)
-            seconds = _seconds(runners, spec, config) if len(names) > 1 else {}
-            del runners
+                    models[name] = OnnxModel(firsts[name])
+                    figures[name] = fidelity(expected, models[name].run, spec, batches)
+            seconds = _seconds(models, spec, config) if len(names) > 1 else {}
+            del models
         gate = None
         if settings.gate_file is not None:
             with stages(f"score fp32 on {settings.gate_file.path.name} for the metric gate"):
@@ -99,7 +97,7 @@ def quantize_folder(
             with stages("time the int8 graphs"):
                 graphs = {name: best.path for name, (_, best) in attempts.items()}
                 graphs.update({f"{name} all int8": attempts[name][0].path for name in searched})
-                seconds = _seconds({name: onnx_runner(path) for name, path in graphs.items()}, spec, config)
+                seconds = _seconds({name: OnnxModel(path) for name, path in graphs.items()}, spec, config)
         chosen = min(attempts, key=lambda name: seconds.get(name, 0.0))
         best = attempts[chosen][1]
         os.replace(best.path, folder / QUANTIZED.file)  # same file system: an atomic rename
@@ -170,7 +168,7 @@ def _quantization_record(folder: Path, settings: QuantizeSettings, sources: dict
 def _all_int8(folder: Path, sources: dict[str, Path], work: Path, settings: QuantizeSettings,
               started: dict[str, Int8Child], spec: TaskSpec, config, texts: list[str]):
     """Every source's all-int8 graph, the calibration batches, fp32's outputs on them, and the
-    fidelity and runners of the graphs already measured.
+    fidelity and models of the graphs already measured.
 
     The quantizer is single-threaded Python: one graph is quantized here while a thread runs fp32 on
     the texts (onnxruntime releases the GIL) and measures the graphs written by child processes
@@ -189,39 +187,30 @@ def _all_int8(folder: Path, sources: dict[str, Path], work: Path, settings: Quan
             if waiting:
                 here = waiting[-1]
                 firsts[here] = write_int8(sources[here], work / f"{here}-int8.onnx", settings.per_channel, [])
-            batches, expected, figures, runners = background.result()
+            batches, expected, figures, models = background.result()
         firsts.update({name: child.result() for name, child in children.items()})
     except BaseException:
         for child in children.values():
             child.cancel()
         raise
-    return {name: firsts[name] for name in sources}, batches, expected, figures, runners
+    return {name: firsts[name] for name in sources}, batches, expected, figures, models
 
 
 def _reference_and_early(folder: Path, spec: TaskSpec, config, texts: list[str], early: dict[str, Int8Child]):
     """The calibration batches, model.onnx's outputs on them, and for the `early` int8 graphs their
-    fidelity and their runners."""
+    fidelity and their models."""
     batches = calibration_batches(folder, spec, config, texts, per_text=True)
-    expected = reference_outputs(onnx_runner(folder / FP32.file), batches)
-    runners = {name: onnx_runner(child.result()) for name, child in early.items()}
-    figures = {name: fidelity(expected, runner, spec, batches) for name, runner in runners.items()}
-    return batches, expected, figures, runners
+    expected = reference_outputs(OnnxModel(folder / FP32.file).run, batches)
+    models = {name: OnnxModel(child.result()) for name, child in early.items()}
+    figures = {name: fidelity(expected, model.run, spec, batches) for name, model in models.items()}
+    return batches, expected, figures, models
 
 
-def _seconds(runners: dict[str, Runner], spec: TaskSpec, config) -> dict[str, float]:
-    """Median seconds per run of each graph on TIMING_SHAPE synthetic inputs, the graphs taking
-    turns run by run so that each meets the same machine conditions."""
+def _seconds(models: dict[str, OnnxModel], spec: TaskSpec, config) -> dict[str, float]:
+    """Median seconds per run of each graph on TIMING_SHAPE synthetic inputs, taking turns (timing.in_turns)."""
     batch, length = TIMING_SHAPE
     feeds = synthetic_feeds(spec, config.vocab_size, batch, min(length, config.max_position_embeddings))
-    for run in runners.values():
-        run(feeds)
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(TIMING_ROUNDS):
-        for name, run in runners.items():
-            started = time.perf_counter()
-            run(feeds)
-            times[name].append(time.perf_counter() - started)
-    return {name: float(np.median(values)) for name, values in times.items()}
+    return in_turns({name: partial(model.run, feeds) for name, model in models.items()}, TIMING_ROUNDS)
 
 
 def _embeddings_int8(path: Path) -> bool:

@@ -19,9 +19,9 @@ import numpy as np
 from .. import targets
 from ..checks.fidelity import Batch, fidelity
 from ..checks.metric_gate import MetricGate, gate_shortfall
-from ..checks.probes import onnx_runner
 from ..errors import QuantizationError
 from ..quantize_settings import MAX_FP32_SHARE, RELAX_HINT, SENSITIVITY_BATCHES, QuantizeSettings
+from ..runtime.session import OnnxModel
 from ..tasks import TaskSpec
 from ..variants import QUANTIZED
 from .simulate import SimulatedInt8
@@ -37,10 +37,11 @@ class Attempt:
     fp32_share: float
     fidelity: dict
     gate: dict | None = None  # its metric gate record (metric_gate.py), where the build has a gate
-    names = (QUANTIZED.name, QUANTIZED.backend)  # the variant and backend it becomes
+    variant = QUANTIZED  # what it becomes
 
-    def runner(self):
-        return onnx_runner(self.path)
+    def as_model(self) -> OnnxModel:
+        """The graph as the runtime runs it."""
+        return OnnxModel(self.path, precision=QUANTIZED.precision)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def keep_fp32_until_target(
     def attempt(kept: list[MatMulNode]) -> Attempt:
         path = write_int8(source, work / f"int8-{len(kept)}.onnx", settings.per_channel, [n.name for n in kept])
         made = Attempt(path, [node.name for node in kept], sum(n.macs for n in kept) / total_macs,
-                       fidelity(expected, onnx_runner(path), spec, batches))
+                       fidelity(expected, OnnxModel(path).run, spec, batches))
         return settings.judged(made, gate)
 
     simulated = SimulatedInt8(prepared, [node.name for node in nodes], settings.per_channel)

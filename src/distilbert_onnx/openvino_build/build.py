@@ -19,14 +19,16 @@ import tempfile
 from pathlib import Path
 
 from ..checks.fidelity import calibration_batches, fidelity, reference_outputs
-from ..checks.probes import Runner, check, compare, make_probes, onnx_runner
+from ..checks.probes import Runner, check, compare, make_probes
 from ..config import load_config
 from ..errors import MissingExtraError, OptionError, ValidationError
 from ..checks.metric_gate import MetricGate, open_gate
 from ..manifest import require_manifest, update_manifest, variant_record
 from ..progress import Stages
 from ..quantize_settings import QuantizeSettings, int8_or_left_out
-from ..runtime.openvino_runner import cpu_name, has_native_bf16, import_openvino, openvino_runner
+from ..runtime.machine import cpu_model
+from ..runtime.openvino_model import OpenVinoModel, import_openvino, native_bf16
+from ..runtime.session import OnnxModel
 from ..tasks import get_task
 from ..variants import FP32, OPENVINO_INT8, OPENVINO_IR
 from ..versions import package_version
@@ -55,7 +57,7 @@ def openvino_folder(
     if not texts:
         raise OptionError("the calibration texts are empty: give a file with one text per line")
     source = folder / FP32.file
-    fp32 = onnx_runner(source)
+    fp32 = OnnxModel(source).run
     probes = make_probes(spec, config.vocab_size, config.pad_token_id)
     atol = manifest.fp32_atol
     records: dict = {}
@@ -65,7 +67,7 @@ def openvino_folder(
         with stages("convert model.onnx to OpenVINO IR (fp32 weights)"):
             ov.save_model(ov.convert_model(str(source)), str(ir), compress_to_fp16=False)
         with stages(f"validate {ir.name} (fp32 inference) against {against}"):
-            validation = check(reference or fp32, openvino_runner(ir, "f32"), spec, probes, atol, ir.name, against)
+            validation = check(reference or fp32, _ir(ir).run, spec, probes, atol, ir.name, against)
         with stages(f"run fp32 on {len(texts)} calibration texts; measure the IR in bf16 against it"):
             batches = calibration_batches(folder, spec, config, texts)
             expected = reference_outputs(fp32, batches)
@@ -86,7 +88,7 @@ def openvino_folder(
                     ov.save_model(result.model, str(int8_ir), compress_to_fp16=False)
         if int8 and result is not None:
             with stages(f"run {int8_ir.name} on the padded probes; measure it with its other ops in bf16"):
-                probe_check = _probe_check(fp32, openvino_runner(int8_ir, "f32"), spec, probes, int8_ir.name)
+                probe_check = _probe_check(fp32, _ir(int8_ir, stored=OPENVINO_INT8.precision).run, spec, probes, int8_ir.name)
                 runs_in, figures, gate_record = _int8_precision(int8_ir, spec, settings, batches, expected, result, gate)
             records[OPENVINO_INT8] = {
                 "fidelity": figures,
@@ -127,14 +129,14 @@ def export_openvino(folder: Path, wanted: bool | None, int8: bool, settings: Qua
 
 
 def _bf16_record(ir: Path, spec, settings: QuantizeSettings, batches, expected) -> dict:
-    if not has_native_bf16():
-        return {"fidelity": None, "reason": f"not measured: the exporting CPU ({cpu_name()}) has no native bf16"}
-    figures = fidelity(expected, openvino_runner(ir, "bf16"), spec, batches)
+    if not native_bf16():
+        return {"fidelity": None, "reason": f"not measured: the exporting CPU ({cpu_model()}) has no native bf16"}
+    figures = fidelity(expected, _ir(ir, "bf16").run, spec, batches)
     return {
         "fidelity": figures,
         "target": settings.target.as_data(),
         "meets_target": settings.meets(figures),
-        "measured_on": cpu_name(),
+        "measured_on": cpu_model(),
     }
 
 
@@ -143,16 +145,21 @@ def _int8_precision(ir: Path, spec, settings: QuantizeSettings, batches, expecte
     """What the int8 IR's other ops compute in, with its fidelity and gate record so: bf16 where this
     CPU has it natively and the int8 IR meets the target (and the gate) that way too (faster on such
     CPUs), else f32. The runtime reads `inference_precision` and runs f32 on CPUs without native bf16."""
-    if not has_native_bf16():
+    if not native_bf16():
         return "f32", result.fidelity, result.gate
-    bf16 = openvino_runner(ir, "bf16")
-    figures = fidelity(expected, bf16, spec, batches)
+    bf16 = _ir(ir, "bf16", stored=OPENVINO_INT8.precision)
+    figures = fidelity(expected, bf16.run, spec, batches)
     if not settings.meets(figures):
         return "f32", result.fidelity, result.gate
-    gate_record = gate.judge(bf16, OPENVINO_INT8.name, OPENVINO_INT8.backend) if gate else None
+    gate_record = gate.judge(bf16, OPENVINO_INT8.name) if gate else None
     if gate_record and not gate_record["meets"]:
         return "f32", result.fidelity, result.gate
     return "bf16", figures, gate_record
+
+
+def _ir(path: Path, precision: str = "f32", stored: str = OPENVINO_IR.precision) -> OpenVinoModel:
+    """An IR being made, as the runtime runs it at `precision` (not kept in the compiled-model cache)."""
+    return OpenVinoModel(path, precision=precision, stored=stored, cache=False)
 
 
 def _probe_check(reference: Runner, candidate: Runner, spec, probes, what: str) -> dict:

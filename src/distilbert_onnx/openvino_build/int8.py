@@ -8,7 +8,7 @@ and from runs of JOINED of them joined into one text, so that they cover long in
 texts are short. OpenVINO fuses each attention into one ScaledDotProductAttention op, whose query
 and key inputs NNCF quantizes too. Embedding lookups (Gather) stay fp32, as in the onnxruntime int8
 graph: NNCF would store their tables in int8, which saves file size, not time, and costs fidelity.
-The int8 IR is measured with its other float ops in fp32 (openvino_runner's `f32`).
+The int8 IR is measured with its other float ops in fp32 (OpenVinoModel's `f32`), as the runtime runs it.
 
 Accuracy-aware like the onnxruntime int8 path (search.py), with the same figures and targets: when
 the all-int8 IR misses the target, ops (MatMuls, attentions) are kept in higher precision through
@@ -36,7 +36,7 @@ from ..checks.fidelity import Batch, fidelity
 from ..checks.metric_gate import MetricGate, gate_shortfall
 from ..errors import MissingExtraError, QuantizationError
 from ..quantize_settings import MAX_FP32_SHARE, RELAX_HINT, SENSITIVITY_BATCHES, QuantizeSettings
-from ..runtime.openvino_runner import core, openvino_runner
+from ..runtime.openvino_model import OpenVinoModel, core
 from ..tasks import TaskSpec
 from ..variants import OPENVINO_INT8
 
@@ -64,10 +64,11 @@ class Int8Ir:
     fidelity: dict
     steps: list[dict] = field(default_factory=list)
     gate: dict | None = None  # its metric gate record (metric_gate.py), where the build has a gate
-    names = (OPENVINO_INT8.name, OPENVINO_INT8.backend)  # the variant and backend it becomes
+    variant = OPENVINO_INT8  # what it becomes
 
-    def runner(self):
-        return openvino_runner(self.model, "f32")
+    def as_model(self) -> OpenVinoModel:
+        """The IR as the runtime runs it, its other ops in f32."""
+        return OpenVinoModel(self.model, precision="f32", stored=OPENVINO_INT8.precision)
 
 
 def import_nncf():
@@ -163,7 +164,7 @@ def calibration_texts(texts: list[str]) -> list[str]:
 
 
 def _figures(model, spec: TaskSpec, batches: list[Batch], expected: list[dict]) -> dict:
-    return fidelity(expected, openvino_runner(model, "f32"), spec, batches)
+    return fidelity(expected, OpenVinoModel(model, precision="f32", stored=OPENVINO_INT8.precision).run, spec, batches)
 
 
 def _quantized_ops(model) -> dict[str, object]:

@@ -7,8 +7,9 @@ versions, not on where the folder was exported, so it is measured where it runs:
    strictest recorded with its int8 variants; targets.py): `quantized` and `openvino-int8` by their fidelity to fp32,
    `openvino` (bf16 where allowed, else f32; validated against fp32 at export) and `optimized` (else
    `fp32`). A variant without a manifest record, or one that misses the target, is never a candidate;
-   nor is an int8 variant that misses its metric gate (graph/metric_gate.py), or one left ungated in
-   a folder whose other int8 variants were gated.
+   nor is an int8 variant that misses its metric gate (checks/metric_gate.py), or one left ungated in
+   a folder whose other int8 variants were gated, or a variant whose row needs CPU flags this CPU
+   lacks (variants.py, `cpu_flags`).
    On a CPU with int8 dot-product instructions (VNNI, AMX) variants that compute in fp32 are not timed
    when an int8 candidate exists: there int8 kernels are 2-4x faster (bench/README.md), and each
    candidate timed costs the first load its compile and runs.
@@ -27,29 +28,31 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-
-import numpy as np
 
 from ..artifacts import read_json, staged_file
 from ..errors import ArtifactError
 from ..manifest import Manifest, Target, describe_fidelity, describe_target, require_manifest, shortfalls, update_manifest
 from ..targets import measures
 from ..tasks import get_task
+from ..timing import in_turns, synthetic_feeds
 from ..variants import (AUTO, AUTO_PREFERENCE, CPU_CANDIDATES, FP32, ONNXRUNTIME, OPENVINO, OPENVINO_IR, OPTIMIZED,
                         VARIANTS, Variant, choose_variant, present)
-from .backends import open_variant, openvino_precision
+from .backends import open_variant
+from .machine import cpu_flags, cpu_model
 from .openvino_model import cache_root, openvino_available, openvino_version
+from .precision import inference_precision
 from .session import check_threads, logger
 
 CHOICE_SHAPE = (2, 128)  # batch x tokens the candidates are timed on (tokens capped by the model's maximum)
 CHOICE_ROUNDS = 4
 CHOICES_FILE = "choices.json"
-# CPU flags that decide which int8 / bf16 kernels run.
-SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "avx512_fp16")
+# CPU flags that decide which int8 / bf16 kernels run (with those the variant table's rows need).
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "avx512_fp16",
+               *(flag for variant in VARIANTS.values() for flag in variant.cpu_flags))
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
@@ -133,8 +136,11 @@ def fidelity_candidates(folder: Path, manifest: Manifest, backend: str) -> tuple
         if not present(folder, variant) or "cpu" not in variant.devices:
             continue
         name, record = variant.name, manifest.record(variant)
+        missing_flags = sorted(set(variant.cpu_flags) - cpu_flags()) if variant.cpu_flags else []
         if backend not in (AUTO, variant.backend):
             excluded[name] = f"backend={backend!r} asked for"
+        elif missing_flags:
+            excluded[name] = f"this CPU lacks {', '.join(missing_flags)}"
         elif record is None:
             excluded[name] = "no manifest record, so no recorded fidelity"
         elif variant == FP32 and manifest.has(OPTIMIZED) and present(folder, OPTIMIZED):
@@ -154,7 +160,7 @@ def _without_fp32_beside_int8(candidates: list[Variant], manifest: Manifest) -> 
     if not cpu_flags() & set(INT8_DOT_FLAGS) or not any(variant.is_int8 for variant in candidates):
         return candidates
     kept = [variant for variant in candidates if variant.is_int8
-            or (variant.backend == OPENVINO and openvino_precision(variant, manifest)[0] == "bf16")]
+            or (variant.backend == OPENVINO and inference_precision(variant, manifest)[0] == "bf16")]
     for variant in candidates:
         if variant not in kept:
             logger.info("auto: not timed: %s (fp32 kernels, and this CPU has int8 dot products for the int8 candidates)", variant.name)
@@ -173,7 +179,7 @@ def machine_key(folder: Path, manifest: Manifest, candidates: list[Variant], thr
         "openvino": openvino_version(),
     }
     shas = {variant.name: manifest.record(variant).sha256 for variant in candidates}
-    shas.update({variant.name + " precision": openvino_precision(variant, manifest)[0]
+    shas.update({variant.name + " precision": inference_precision(variant, manifest)[0]
                  for variant in candidates if variant.backend == OPENVINO})
     material = json.dumps({"machine": machine, "variants": shas, "shape": CHOICE_SHAPE}, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()[:32], machine
@@ -182,22 +188,14 @@ def machine_key(folder: Path, manifest: Manifest, candidates: list[Variant], thr
 def measure_candidates(folder: Path, manifest: Manifest, candidates: list[Variant], threads: int | None) -> Choice:
     """Time each candidate here, in turns, on synthetic inputs of CHOICE_SHAPE; the fastest wins."""
     from ..config import load_config
-    from ..timing import synthetic_feeds
 
     config = load_config(folder)
     batch, length = CHOICE_SHAPE
     feeds = synthetic_feeds(get_task(manifest.task), config.vocab_size, batch, min(length, config.max_position_embeddings))
     started = time.perf_counter()
     models = {variant.name: open_variant(folder, variant, "cpu", threads, manifest) for variant in candidates}
-    for model in models.values():
-        model.run(feeds)
-    times: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(CHOICE_ROUNDS):
-        for name, model in models.items():
-            begin = time.perf_counter()
-            model.run(feeds)
-            times[name].append(time.perf_counter() - begin)
-    latency = {name: round(float(np.median(values)) * 1000, 3) for name, values in times.items()}
+    seconds = in_turns({name: partial(model.run, feeds) for name, model in models.items()}, CHOICE_ROUNDS)
+    latency = {name: round(value * 1000, 3) for name, value in seconds.items()}
     order = [variant.name for variant in CPU_CANDIDATES]
     fastest = min(latency, key=lambda name: (latency[name], order.index(name)))
     seconds = time.perf_counter() - started
@@ -261,27 +259,6 @@ def _save_choice(key: str, record: dict) -> None:
             tmp.write_text(json.dumps(choices, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         logger.warning("auto: could not cache the choice in %s (%s): the next load measures again", path, exc)
-
-
-def cpu_model() -> str:
-    """The CPU's model name ("Intel(R) Xeon(R) Platinum 8480+", "AMD EPYC 9R14 96-Core Processor")."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def _timings(latency: dict) -> str:

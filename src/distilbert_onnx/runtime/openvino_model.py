@@ -1,8 +1,10 @@
-"""OpenVINO models: an IR of the folder compiled for the CPU, with OnnxModel's small interface.
+"""OpenVINO models: an IR compiled for the CPU, with OnnxModel's small interface.
 
 `run(feeds)` returns the outputs by name as numpy arrays, so the Pipeline and every task's pre- and
-post-processing run unchanged on it. openvino is an optional extra and is imported only here, when a
-model is made (`import_openvino` says how to install it when it is missing).
+post-processing run unchanged on it; the checks and builders run IRs through it too (an IR file, or an
+openvino.Model in memory such as NNCF's int8 result). openvino is an optional extra and is imported
+only here, when a model is made (`import_openvino` says how to install it when it is missing); this
+module holds the process's one OpenVINO Core and says whether the CPU computes bf16 natively.
 
 Compile settings: the LATENCY performance hint (one stream: the pipeline runs one batch at a time and
 uses every thread for it), INFERENCE_NUM_THREADS, and INFERENCE_PRECISION_HINT set explicitly, bf16 or
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ArtifactError, MissingExtraError
+from ..errors import ArtifactError, MissingExtraError, OptionError
 from ..variants import INT8
 from .session import check_threads
 
@@ -38,7 +40,7 @@ def import_openvino():
     try:
         import openvino
     except ImportError as exc:
-        raise MissingExtraError(f"the OpenVINO backend needs openvino ({exc}): {INSTALL}") from None
+        raise MissingExtraError(f"the OpenVINO variants need openvino, which is not installed ({exc}): {INSTALL}") from None
     return openvino
 
 
@@ -58,7 +60,7 @@ def openvino_version() -> str:
 def native_bf16() -> bool:
     """Whether OpenVINO's CPU plugin computes bf16 natively here (avx512_bf16 or AMX): it lists BF16
     among its OPTIMIZATION_CAPABILITIES only then."""
-    return "BF16" in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def cache_root() -> Path:
@@ -74,8 +76,8 @@ _CORE = None
 _CORE_LOCK = threading.Lock()
 
 
-def _core():
-    """One openvino.Core per process (it holds the loaded plugins)."""
+def core():
+    """One openvino.Core per process (it holds the loaded plugins; making one costs time)."""
     global _CORE
     with _CORE_LOCK:
         if _CORE is None:
@@ -102,32 +104,36 @@ def _compiled_cache_dir(precision: str) -> Path | None:
 class OpenVinoModel:
     """One OpenVINO IR compiled for the CPU: `run(feeds)` returns the outputs by name as numpy arrays.
 
+    `source` is the IR's .xml (its .bin beside it) or an openvino.Model in memory (never cached).
     `inference_precision` is what the ops that are not int8 compute in: "f32" or "bf16" (bf16 only
-    where the CPU computes it natively: the caller decides from the recorded fidelity). `stored` is the
-    IR's own precision (fp32, or int8 for an NNCF IR); `precision` names both, e.g. "bf16", "int8+f32".
+    where the CPU computes it natively: the caller decides by the variant's precision rule, precision.py).
+    `stored` is the IR's own precision (fp32, or int8 for an NNCF IR); `precision` names both, e.g.
+    "bf16", "int8+f32". Inputs are padded to the next SEQUENCE_BUCKET tokens (at most `max_length`).
     """
 
     backend = "openvino"
     device = "cpu"
 
-    def __init__(self, path: str | Path, threads: int | None = None, precision: str = "f32", *, stored: str = "fp32",
+    def __init__(self, source, threads: int | None = None, precision: str = "f32", *, stored: str = "fp32",
                  max_length: int | None = None, cache: bool = True):
-        path = Path(path)
-        if not path.is_file() or not path.with_suffix(".bin").is_file():
+        in_memory = not isinstance(source, (str, Path))
+        path = Path("in-memory model") if in_memory else Path(source)
+        if not in_memory and (not path.is_file() or not path.with_suffix(".bin").is_file()):
             raise ArtifactError(f"no OpenVINO IR at {path} (needs {path.name} and {path.with_suffix('.bin').name})")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        core = _core()
+        if precision == "bf16" and not native_bf16():
+            raise OptionError("this CPU has no native bf16 (OpenVINO lists no BF16 capability): run the IR in f32")
         config = {
             "PERFORMANCE_HINT": PERFORMANCE_HINT,
             "INFERENCE_NUM_THREADS": check_threads(threads),
             "INFERENCE_PRECISION_HINT": precision,
         }
-        cache_dir = _compiled_cache_dir(precision) if cache else None
+        cache_dir = _compiled_cache_dir(precision) if cache and not in_memory else None
         if cache_dir is not None:
             config["CACHE_DIR"] = str(cache_dir)
         try:
-            self.compiled = core.compile_model(str(path), "CPU", config)
+            self.compiled = core().compile_model(source if in_memory else str(path), "CPU", config)
         except RuntimeError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ArtifactError(f"cannot load {path} ({reason}): the IR is damaged or not a DistilBERT model") from None
