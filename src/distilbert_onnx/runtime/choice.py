@@ -214,7 +214,7 @@ def record_choice(folder: Path, manifest: Manifest, threads: int | None = None) 
     if len(candidates) < 2 or not openvino_available():
         return None
     key, machine = machine_key(folder, manifest, candidates, threads)
-    choice = measure_candidates(folder, manifest, candidates, threads, config)
+    choice = measure_candidates(folder, manifest, candidates, threads)
     recorded = dict(manifest.auto_choice)
     recorded[key] = {"variant": choice.variant.name, "latency_ms": choice.latency_ms, "machine": machine}
     return key, recorded
