@@ -12,14 +12,12 @@ import sys
 import textwrap
 
 import pytest
-from click.testing import CliRunner
 
 pytest.importorskip("openvino")
 
 import distilbert_onnx as dox  # noqa: E402
-from distilbert_onnx.manifest import read_manifest, write_manifest  # noqa: E402
+from distilbert_onnx.manifest import read_manifest, update_manifest, write_manifest  # noqa: E402
 from distilbert_onnx.benchmark import benchmark_folder  # noqa: E402
-from distilbert_onnx.cli import main  # noqa: E402
 from distilbert_onnx.errors import ArtifactError, DeviceError, OptionError  # noqa: E402
 from distilbert_onnx.runtime.backends import check_backend  # noqa: E402
 from distilbert_onnx.runtime.choice import CHOICES_FILE, fidelity_candidates, record_choice  # noqa: E402
@@ -37,8 +35,8 @@ INPUTS = {
     "feature-extraction": ((["Hello", "The capital of France is Paris; the capital of Italy is Rome."],), {"pooling": "mean"}),
 }
 ALL_TASKS = list(INPUTS)
-# bf16 recorded as missing its target: `openvino` then computes in f32, comparable with onnxruntime's fp32.
-F32 = {"int8": False, "bf16_meets_target": False}
+# Built to a target bf16 cannot meet: `openvino` then computes in f32, comparable with onnxruntime's fp32.
+F32 = {"int8": False, "f32_only": True}
 
 
 @pytest.fixture(autouse=True)
@@ -65,11 +63,11 @@ def test_sequence_padding_stays_within_the_models_maximum(export_tiny, tmp_path)
     """The OpenVINO model pads lengths to a multiple of 16 tokens, never past max_position_embeddings (72)."""
     import shutil
 
-    from ov_helpers import add_openvino_variants
+    from export_helpers import add_openvino
 
     folder = tmp_path / "short"
     shutil.copytree(export_tiny("token-classification", max_position_embeddings=72)[1], folder)
-    add_openvino_variants(folder, int8=False, bf16_meets_target=False)
+    add_openvino(folder, **F32)
     ours, reference = dox.load(folder, variant="openvino"), dox.load(folder, variant="fp32")
     text = "Maria Gonzalez lives in Paris and works for the United Nations in Geneva. " * 5  # about 66 tokens
     assert 64 < len(ours.context.tokenizer.encode([text])[0].ids) <= 72
@@ -90,7 +88,7 @@ def test_int8_ir_runs_close_to_fp32(openvino_exported):
 
 
 def test_bf16_only_where_native_and_recorded_as_meeting_the_target(openvino_exported):
-    allowed = dox.load(openvino_exported("feature-extraction", int8=False, bf16_meets_target=True), variant="openvino")
+    allowed = dox.load(openvino_exported("feature-extraction", int8=False), variant="openvino")  # the default target
     refused = dox.load(openvino_exported("feature-extraction", **F32), variant="openvino")
     assert allowed.precision == ("bf16" if native_bf16() else "f32")
     assert refused.precision == "f32"
@@ -186,27 +184,34 @@ def test_auto_uses_a_choice_recorded_in_the_manifest(openvino_exported, tmp_path
     assert "recorded in the folder's manifest" in caplog.text and "measured now" not in caplog.text
 
 
-def test_choose_command_records_the_choice_in_the_manifest(openvino_exported, tmp_path):
+def test_choose_command_records_the_choice_in_the_manifest(cli, openvino_exported, tmp_path):
     import shutil
 
     folder = tmp_path / "chosen"
     shutil.copytree(openvino_exported("text-classification"), folder)
-    done = CliRunner().invoke(main, ["choose", str(folder), "--threads", "1"])
+    done = cli("choose", str(folder), "--threads", "1")
     assert done.exit_code == 0, done.output
     (record,) = read_manifest(folder).data["auto_choice"].values()
     assert done.stdout.strip() == record["variant"] and record["machine"]["threads"] == 1
     assert "recorded for" in done.stderr
 
 
-def test_choose_command_on_a_folder_with_nothing_to_choose(export_tiny):
+def test_choose_command_on_a_folder_with_nothing_to_choose(cli, export_tiny):
     _, folder = export_tiny("text-classification")  # model.onnx only
-    done = CliRunner().invoke(main, ["choose", str(folder)])
+    done = cli("choose", str(folder))
     assert done.exit_code == 1 and "Error:" in done.output and "nothing to choose between" in done.output
 
 
-def test_auto_never_picks_a_variant_that_misses_the_target(openvino_exported, caplog):
+def test_auto_never_picks_a_variant_that_misses_the_target(openvino_exported, tmp_path, caplog):
+    """A manifest recording an int8 IR that misses the folder's target (the builder leaves such a
+    variant out; a folder edited by hand or made by another tool can still hold one)."""
+    import shutil
+
+    folder = tmp_path / "missed"
+    shutil.copytree(openvino_exported("text-classification"), folder)
     poor = {"rows": 24, "max_abs_diff": 0.5, "max_prob_diff": 0.3, "mean_prob_diff": 0.05, "top1_agreement": 0.8}
-    folder = openvino_exported("text-classification", int8_fidelity=poor)
+    record = read_manifest(folder).data["variants"]["openvino-int8"]
+    update_manifest(folder, {"openvino-int8": {**record, "fidelity": poor}})
     candidates, excluded = fidelity_candidates(folder, read_manifest(folder), "auto")
     assert "openvino-int8" not in [variant.name for variant in candidates]
     assert "misses the target: max prob diff 0.3 > 0.1 (by 0.2)" in excluded["openvino-int8"]
@@ -301,11 +306,11 @@ def test_benchmark_measures_the_openvino_variants_side_by_side(openvino_exported
     assert "openvino" in result["machine"]
 
 
-def test_benchmark_cli_openvino_variant_and_precision_line(openvino_exported, tmp_path):
+def test_benchmark_cli_openvino_variant_and_precision_line(cli, openvino_exported, tmp_path):
     out = tmp_path / "bench.json"
-    result = CliRunner().invoke(main, ["benchmark", str(openvino_exported("feature-extraction", **F32)), "--variant", "openvino",
+    result = cli("benchmark", str(openvino_exported("feature-extraction", **F32)), "--variant", "openvino",
                                        "--variant", "quantized", "--sequence-length", "8", "--warmup", "0", "--runs", "1",
-                                       "--seconds", "0", "--json", str(out)])
+                                       "--seconds", "0", "--json", str(out))
     assert result.exit_code == 0, result.output
     assert "OpenVINO ran in: openvino f32" in result.stdout
     rows = json.loads(out.read_text())["rows"]
@@ -313,12 +318,12 @@ def test_benchmark_cli_openvino_variant_and_precision_line(openvino_exported, tm
     assert list(rows[0]) == ["variant", "batch_size", "sequence_length", "p50_ms", "p90_ms", "p99_ms", "throughput"]
 
 
-def test_predict_backend_option(openvino_exported):
+def test_predict_backend_option(cli, openvino_exported):
     folder = str(openvino_exported("text-classification", **F32))
-    done = CliRunner().invoke(main, ["predict", folder, "I love Paris.", "--backend", "openvino", "--variant", "openvino"])
+    done = cli("predict", folder, "I love Paris.", "--backend", "openvino", "--variant", "openvino")
     assert done.exit_code == 0, done.output
     assert "with the openvino graph (openvino, f32)" in done.stderr
     assert sorted(json.loads(done.stdout.splitlines()[-1])) == ["label", "score"]
-    done = CliRunner().invoke(main, ["predict", folder, "I love Paris.", "--backend", "onnxruntime", "--variant", "openvino"])
+    done = cli("predict", folder, "I love Paris.", "--backend", "onnxruntime", "--variant", "openvino")
     assert done.exit_code != 0 and "Error: variant openvino runs on the openvino backend" in done.output
 
