@@ -25,12 +25,11 @@ import pyarrow.parquet as pq
 
 from ..errors import OptionError
 from . import csv_reader, json_lines
+from .bad_rows import UNREADABLE
 
 INPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 OUTPUT_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl"}
 CHUNK_ROWS = 1024
-# Where a JSON Lines line that cannot be read says why, in its chunk.
-UNREADABLE = "__unreadable__"
 # What pyarrow raises for a file it cannot read (a damaged page, a bad encoding).
 ArrowError = pa.ArrowException
 

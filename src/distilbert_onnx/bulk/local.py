@@ -18,12 +18,13 @@ from pathlib import Path
 
 from ..errors import ArtifactError, OptionError, first_line, os_error_line
 from . import formats, parts
-from .bad_rows import FAIL, SKIP, check_on_error, stop_if_failing
+from .bad_rows import FAIL, SKIP, check_on_error, chunk_inputs, stop_if_failing
 from .columns import ColumnMap, Problem
 from .fingerprint import input_fingerprint
 from .scoring import score
 
 DEFAULT_PART_ROWS = 10_000
+
 
 @dataclass
 class Summary:
@@ -80,7 +81,7 @@ def predict_file(pipe, job: Job, *, options: dict | None = None, batch_size: int
 
     def scored():
         for chunk in readable(table.chunks, job.input, start_row):
-            inputs = _inputs(job.columns, chunk)
+            inputs = chunk_inputs(job.columns, chunk)
             yield chunk, score(pipe, inputs, batch_size, options)
 
     return write_parts(job, scored(), done_parts, table.types, total=table.rows, progress=progress)
@@ -97,14 +98,6 @@ def readable(chunks: Iterable[dict], path: Path, first_row: int) -> Iterator[dic
     except (OSError, formats.ArrowError) as exc:
         raise ArtifactError(f"cannot read {path.name} after row {row:,} ({first_line(exc)}): the file is damaged "
                             "or was changed while the job ran") from None
-
-
-def _inputs(columns: ColumnMap, chunk: dict[str, list]) -> list:
-    inputs = columns.inputs(chunk)
-    unreadable = chunk.get(formats.UNREADABLE)
-    if unreadable:
-        inputs = [Problem(reason) if reason else item for item, reason in zip(inputs, unreadable)]
-    return inputs
 
 
 def write_parts(job: Job, scored: Iterable[tuple[dict, list]], done_parts: int, types: dict,

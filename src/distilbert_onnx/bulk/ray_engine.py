@@ -20,9 +20,9 @@ import ray
 import ray.data
 
 from ..runtime.pipelines.base import plain
-from .bad_rows import FAIL, SKIP, check_on_error, stop_if_failing
+from .bad_rows import FAIL, SKIP, UNREADABLE, check_on_error, chunk_inputs, stop_if_failing
 from .columns import ColumnMap, Problem
-from .formats import UNREADABLE, _columns_of
+from .formats import _columns_of
 from .json_lines import parse_line
 from .scoring import score
 
@@ -60,10 +60,7 @@ class Scorer:
         else:
             chunk = {name: table.column(name).to_pylist() for name in self.columns.needed}
             carried = {name: table.column(name) for name in self.columns.carried}
-        inputs = self.columns.inputs(chunk)
-        if UNREADABLE in chunk:
-            inputs = [Problem(reason) if reason else item for item, reason in zip(inputs, chunk[UNREADABLE])]
-        outcomes = score(self.pipe, inputs, self.batch_size, self.options)
+        outcomes = score(self.pipe, chunk_inputs(self.columns, chunk), self.batch_size, self.options)
         if self.mode == "outcomes":
             return pa.table({**carried, OUTCOME: [json.dumps(_encode(outcome)) for outcome in outcomes]})
         return _with_results(table, self.columns, outcomes, self.mode)
