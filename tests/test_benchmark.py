@@ -19,6 +19,7 @@ QUICK = ["--warmup", "1", "--runs", "2", "--seconds", "0"]
 ROW_KEYS = ["variant", "batch_size", "sequence_length", "p50_ms", "p90_ms", "p99_ms", "throughput"]
 
 
+@pytest.mark.slow
 def test_json_has_a_row_per_variant_batch_and_length(cli, exported, tmp_path):
     out = tmp_path / "bench.json"
     result = cli("benchmark", exported["text-classification"], "--batch-size", 1, "--batch-size", 3,
@@ -44,6 +45,7 @@ def test_figures_of_a_row(exported, monkeypatch):
     assert row["throughput"] == 160.0  # 4 sequences / 0.025 s mean latency
 
 
+@pytest.mark.slow
 def test_plot_is_written(cli, exported, tmp_path):
     pytest.importorskip("matplotlib")
     plot = tmp_path / "latency.png"
@@ -53,6 +55,7 @@ def test_plot_is_written(cli, exported, tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_chosen_variants_multiple_choice_and_torch_rows(exported, checkpoints):
     result = benchmark_folder(exported["multiple-choice"], variants=["optimized"], batch_sizes=(2,),
                               sequence_lengths=(10,), compare_torch=checkpoints["multiple-choice"],

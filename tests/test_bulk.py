@@ -93,6 +93,7 @@ def _task_rows():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", list(_task_rows()))
 @pytest.mark.parametrize("target_name", ["out.parquet", "out.jsonl"])
 def test_every_task(cli, fp32, tmp_path, task, target_name):
@@ -213,6 +214,7 @@ def _cli(folder, source, target, *arguments):
             "--variant", "fp32", "--threads", "1", *map(str, arguments)]
 
 
+@pytest.mark.slow
 def test_resume_after_a_killed_job_gives_the_unbroken_output(fp32, tmp_path):
     folder, _ = fp32("text-classification")
     count, part_rows = 6000, 300

@@ -197,6 +197,7 @@ def test_an_impossible_output_path_is_one_error_line(cli, folder, tmp_path, wher
 # --- case 8: CSV rows -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_bad_csv_row_is_a_bad_row_named_by_number(cli, folder, tmp_path):
     raw = [f'{i},"{text}"'.encode() for i, text in enumerate(texts(3000))]
     raw[1200] = b'1200,"an unterminated quote runs on'

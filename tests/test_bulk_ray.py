@@ -31,6 +31,7 @@ def cluster():
 RAY = ["--engine", "ray", "--workers", 2, "--threads-per-worker", 1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source_name, count", [("in.parquet", 1500), ("in.csv", 300), ("in.jsonl", 300)])
 def test_ray_engine_gives_the_local_output(cluster, cli, exported, tmp_path, source_name, count):
     """1,500 rows are 3 blocks of 512 for 2 actors; output in input order all the same."""
@@ -47,6 +48,7 @@ def test_ray_engine_gives_the_local_output(cluster, cli, exported, tmp_path, sou
         pytest.importorskip("pyarrow.parquet").read_schema(tmp_path / "local.parquet")
 
 
+@pytest.mark.slow
 def test_ray_engine_bad_rows_as_local(cluster, cli, exported, tmp_path):
     folder = exported["text-classification"]
     source = tmp_path / "in.jsonl"
@@ -81,6 +83,7 @@ def test_predict_dataset_takes_and_gives_a_dataset(cluster, exported):
     assert [row["answer"] for row in got] == [want["answer"] for want in expected]
 
 
+@pytest.mark.slow
 def test_predict_dataset_marks_or_refuses_bad_rows(cluster, exported):
     folder = exported["text-classification"]
     ds = ray.data.from_items([{"text": "I love Paris."}, {"text": None}, {"text": "Fine."}])

@@ -78,6 +78,7 @@ def test_info_on_a_folder_that_is_not_an_export(cli, tmp_path):
     assert_one_line_error(cli("info", tmp_path), "not a distilbert-onnx export")
 
 
+@pytest.mark.slow
 @without_cuda  # the fp16 graph is validated on CUDA where there is one, and the output says so
 def test_optimize_quantize_validate_on_an_existing_folder(cli, checkpoints, tmp_path):
     folder = tmp_path / "out"
@@ -96,6 +97,7 @@ def test_optimize_quantize_validate_on_an_existing_folder(cli, checkpoints, tmp_
     assert "model_optimized_fp16.onnx: NOT VALIDATED on CUDA (no CUDA provider here); on the CPU provider max abs diff" in result.stdout
 
 
+@pytest.mark.slow
 def test_quantize_target_that_cannot_be_met(cli, exported, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(exported["text-classification"], folder)
@@ -112,6 +114,7 @@ def test_validate_reports_every_failure(cli, exported, tmp_path):
     assert "model_quantized.onnx: sha256 differs" in result.stderr and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_demo_checkpoint_exports_and_predicts(cli, tmp_path):
     result = cli("demo-checkpoint", tmp_path / "demo", "--task", "text-classification")
     assert result.exit_code == 0 and "mean nothing" in result.stdout

@@ -94,6 +94,7 @@ def test_embedding_figures_are_cosines_of_pooled_vectors():
     assert "max_prob_diff" not in result
 
 
+@pytest.mark.slow
 def test_default_export_of_a_near_zero_logit_classifier_writes_int8(cli, uncertain_classifier, tmp_path):
     """The issue's failure: the old default target (logit cosine) could not be met by any int8 graph."""
     out = tmp_path / "out"
@@ -112,6 +113,7 @@ def test_default_export_of_a_near_zero_logit_classifier_writes_int8(cli, uncerta
     assert cosine.min() < 0.5
 
 
+@pytest.mark.slow
 def test_an_int8_variant_that_misses_is_left_out_unless_required(cli, checkpoints, tmp_path):
     out = tmp_path / "out"
     result = cli("export", checkpoints["text-classification"], out, "--no-openvino", "--max-prob-diff", "1e-9")

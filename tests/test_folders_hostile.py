@@ -108,6 +108,7 @@ time.sleep(300)
 """
 
 
+@pytest.mark.slow
 def test_the_next_run_removes_what_a_killed_export_left_but_not_a_live_ones(cli, checkpoints, tmp_path):
     target = tmp_path / "exported"
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}

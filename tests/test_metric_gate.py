@@ -43,6 +43,7 @@ def classifier(export_tiny, tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_a_gate_that_is_met_is_recorded_and_shown(cli, classifier, tmp_path):
     data = labelled_csv(tmp_path / "eval.csv", classifier, 40, wrong_every=4)
     result = cli("quantize", classifier, "--eval-data", data, "--text-column", "sentence", "--label-column", "gold",
@@ -58,6 +59,7 @@ def test_a_gate_that_is_met_is_recorded_and_shown(cli, classifier, tmp_path):
     assert validated.exit_code == 0 and f"recorded {shown}" in validated.stdout
 
 
+@pytest.mark.slow
 def test_a_gate_no_graph_can_meet_writes_nothing_and_says_by_how_much(cli, uncertain_classifier, tmp_path):
     """Near-zero logits: int8 flips many predictions, so with labels = fp32's predictions no int8
     graph keeps accuracy within 0.3 points, whatever it keeps in fp32."""

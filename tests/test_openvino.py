@@ -64,6 +64,7 @@ def folder_copy(source, target):
     return target
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", TASKS)
 def test_export_writes_validated_and_recorded_openvino_variants(exported, task):
     folder = exported[task]
@@ -127,6 +128,7 @@ def one_layer(make_tiny, calibration_file, tmp_path_factory):
     return folder, done
 
 
+@pytest.mark.slow
 def test_export_output_is_only_its_own_lines(one_layer):
     """NNCF's progress bars and OpenVINO's logs stay off the terminal: stdout holds the summary."""
     folder, done = one_layer
@@ -135,6 +137,7 @@ def test_export_output_is_only_its_own_lines(one_layer):
     assert "- quantize the IR to int8 with NNCF on 24 calibration texts" in done.stderr
 
 
+@pytest.mark.slow
 def test_openvino_command_meets_a_target_the_all_int8_ir_misses(cli, one_layer, calibration_file, tmp_path):
     folder = folder_copy(one_layer[0], tmp_path / "folder")
     first = read_manifest(folder).data["variants"]["openvino-int8"]["quantization"]["search"][0]["fidelity"]
@@ -152,6 +155,7 @@ def test_openvino_command_meets_a_target_the_all_int8_ir_misses(cli, one_layer, 
     assert cli("validate", folder, "--calibration-texts", calibration_file).exit_code == 0
 
 
+@pytest.mark.slow
 def test_an_impossible_target_is_an_error_with_require_int8_and_writes_nothing(cli, one_layer, calibration_file, tmp_path):
     folder = folder_copy(one_layer[0], tmp_path / "folder")
     before = {path.name: path.read_bytes() for path in folder.iterdir()}
@@ -170,6 +174,7 @@ def test_an_impossible_target_is_an_error_with_require_int8_and_writes_nothing(c
     assert "left_out" not in manifest and manifest["variants"]["openvino-int8"]["sha256"] == sha256_file(folder / "openvino_model_int8.xml")
 
 
+@pytest.mark.slow
 def test_export_leaves_out_the_int8_variants_that_miss_and_writes_the_rest(cli, checkpoints, tmp_path):
     out = tmp_path / "out"
     result = cli("export", checkpoints["text-classification"], out, "--no-optimize", "--max-prob-diff", "1e-9",
@@ -184,6 +189,7 @@ def test_export_leaves_out_the_int8_variants_that_miss_and_writes_the_rest(cli, 
     assert dox.load(out).variant in ("fp32", "openvino")
 
 
+@pytest.mark.slow
 def test_openvino_int8_calibrated_on_rows_and_gated_on_the_metric(cli, one_layer, tmp_path):
     folder = folder_copy(one_layer[0], tmp_path / "folder")
     texts = sample_texts()
@@ -211,6 +217,7 @@ def write_texts(folder, count):
     return path
 
 
+@pytest.mark.slow
 def test_validate_and_info_cover_the_openvino_files(cli, exported, tmp_path):
     folder = exported["token-classification"]
     result = cli("validate", folder)
@@ -235,6 +242,7 @@ def test_validate_and_info_cover_the_openvino_files(cli, exported, tmp_path):
     assert result.exit_code == 1 and "openvino_model_int8.bin: sha256 differs" in result.stderr
 
 
+@pytest.mark.slow
 def test_export_without_openvino_and_validate_info_on_such_folders(cli, checkpoints, tmp_path):
     result = cli("export", checkpoints["fill-mask"], tmp_path / "out", "--no-openvino", "--no-optimize")
     assert result.exit_code == 0, result.output
@@ -251,6 +259,7 @@ def test_export_without_openvino_and_validate_info_on_such_folders(cli, checkpoi
     assert "validated against model.onnx" in added.stdout
 
 
+@pytest.mark.slow
 def test_export_says_the_openvino_variants_are_skipped_when_openvino_is_missing(checkpoints, tmp_path):
     done = run_blocked(["openvino", "nncf"], "export", checkpoints["multiple-choice"], tmp_path / "out", "--no-optimize")
     assert done.returncode == 0, done.stderr
@@ -262,6 +271,7 @@ def test_export_says_the_openvino_variants_are_skipped_when_openvino_is_missing(
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_without_nncf_the_int8_ir_is_skipped_or_an_error(exported, tmp_path):
     folder = folder_copy(exported["fill-mask"], tmp_path / "folder")
     before = (folder / "distilbert_onnx.json").read_bytes()
@@ -291,6 +301,7 @@ def test_openvino_command_on_a_folder_that_is_not_an_export(cli, tmp_path):
     assert result.exit_code == 1 and "is not a distilbert-onnx export" in result.stderr
 
 
+@pytest.mark.slow
 def test_default_export_has_every_cpu_variant_and_nothing_else(exported):
     folder = exported["text-classification"]
     manifest = read_manifest(folder).data

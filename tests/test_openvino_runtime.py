@@ -46,6 +46,7 @@ def own_cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ALL_TASKS)
 def test_openvino_pipelines_equal_onnxruntime(openvino_exported, task):
     folder = openvino_exported(task, **F32)
@@ -59,6 +60,7 @@ def test_openvino_pipelines_equal_onnxruntime(openvino_exported, task):
     assert_same(ours(*args, batch_size=1, **kwargs), reference(*args, **kwargs), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_sequence_padding_stays_within_the_models_maximum(export_tiny, tmp_path):
     """The OpenVINO model pads lengths to a multiple of 16 tokens, never past max_position_embeddings (72)."""
     import shutil
@@ -78,6 +80,7 @@ def test_sequence_padding_stays_within_the_models_maximum(export_tiny, tmp_path)
     assert list(ours.model._requests.request.get_input_tensor(0).shape) == [1, 16]
 
 
+@pytest.mark.slow
 def test_int8_ir_runs_close_to_fp32(openvino_exported):
     folder = openvino_exported("text-classification")
     ours = dox.load(folder, variant="openvino-int8", backend="openvino")
@@ -87,6 +90,7 @@ def test_int8_ir_runs_close_to_fp32(openvino_exported):
     assert_same(ours(texts), reference(texts), atol=0.05)
 
 
+@pytest.mark.slow
 def test_bf16_only_where_native_and_recorded_as_meeting_the_target(openvino_exported):
     allowed = dox.load(openvino_exported("feature-extraction", int8=False), variant="openvino")  # the default target
     refused = dox.load(openvino_exported("feature-extraction", **F32), variant="openvino")
@@ -106,6 +110,7 @@ def test_compiled_model_is_cached_and_reused(openvino_exported, own_cache):
     assert again("I love Paris.")[0]["label"]
 
 
+@pytest.mark.slow
 def test_an_unusable_cache_folder_is_said_and_not_fatal(openvino_exported, tmp_path, monkeypatch, caplog):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -151,6 +156,7 @@ def test_folder_without_openvino_files(exported):
 # --- auto: the choice per machine ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_auto_measures_once_then_reuses_the_cached_choice(openvino_exported, own_cache, caplog):
     folder = openvino_exported("text-classification")
     with caplog.at_level(logging.INFO, logger="distilbert_onnx"):
@@ -167,6 +173,7 @@ def test_auto_measures_once_then_reuses_the_cached_choice(openvino_exported, own
     assert second.variant == first.variant
 
 
+@pytest.mark.slow
 def test_auto_uses_a_choice_recorded_in_the_manifest(openvino_exported, tmp_path, caplog):
     import shutil
 
@@ -184,6 +191,7 @@ def test_auto_uses_a_choice_recorded_in_the_manifest(openvino_exported, tmp_path
     assert "recorded in the folder's manifest" in caplog.text and "measured now" not in caplog.text
 
 
+@pytest.mark.slow
 def test_choose_command_records_the_choice_in_the_manifest(cli, openvino_exported, tmp_path):
     import shutil
 
@@ -202,6 +210,7 @@ def test_choose_command_on_a_folder_with_nothing_to_choose(cli, export_tiny):
     assert done.exit_code == 1 and "Error:" in done.output and "nothing to choose between" in done.output
 
 
+@pytest.mark.slow
 def test_auto_never_picks_a_variant_that_misses_the_target(openvino_exported, tmp_path, caplog):
     """A manifest recording an int8 IR that misses the folder's target (the builder leaves such a
     variant out; a folder edited by hand or made by another tool can still hold one)."""
@@ -221,6 +230,7 @@ def test_auto_never_picks_a_variant_that_misses_the_target(openvino_exported, tm
     assert "not a candidate: openvino-int8" in caplog.text
 
 
+@pytest.mark.slow
 def test_auto_never_picks_a_variant_that_misses_its_metric_gate(openvino_exported, tmp_path, caplog):
     import shutil
 
@@ -274,6 +284,7 @@ print(json.dumps(report))
 """)
 
 
+@pytest.mark.slow
 def test_without_openvino_installed(openvino_exported):
     done = subprocess.run([sys.executable, "-c", WITHOUT_OPENVINO, str(openvino_exported("text-classification"))],
                           capture_output=True, text=True, timeout=300)
@@ -296,6 +307,7 @@ def test_openvino_blocker_blocks():
 # --- benchmark and predict ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_benchmark_measures_the_openvino_variants_side_by_side(openvino_exported):
     result = benchmark_folder(openvino_exported("text-classification"), batch_sizes=(1, 2), sequence_lengths=(8,),
                               warmup=0, min_runs=2, min_seconds=0)
@@ -306,6 +318,7 @@ def test_benchmark_measures_the_openvino_variants_side_by_side(openvino_exported
     assert "openvino" in result["machine"]
 
 
+@pytest.mark.slow
 def test_benchmark_cli_openvino_variant_and_precision_line(cli, openvino_exported, tmp_path):
     out = tmp_path / "bench.json"
     result = cli("benchmark", str(openvino_exported("feature-extraction", **F32)), "--variant", "openvino",

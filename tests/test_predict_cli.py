@@ -94,6 +94,7 @@ def test_question_and_choices_as_options(cli, exported, pipes):
     assert_same(lines, jsonable(expected), atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "task, arguments, options",
     [
@@ -114,6 +115,7 @@ def test_task_options(cli, exported, pipes, task, arguments, options):
 # --- --input files ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_txt_file_one_text_per_line(cli, exported, pipes, tmp_path):
     texts = TEXTS * 30  # 150 lines: several batches, results in line order
     path = write_lines(tmp_path / "texts.txt", [texts[0], "", *texts[1:], "   "])  # blank lines are skipped

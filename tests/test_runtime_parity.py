@@ -22,6 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't
 # --- every task, fp32 and fused ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["fp32", "optimized"])
 @pytest.mark.parametrize("task", ["text-classification", "token-classification", "feature-extraction"])
 def test_text_tasks_single_and_list(ours, reference, task, variant):
@@ -48,6 +49,7 @@ def test_question_answering_default(ours, reference, variant):
 # --- text-classification ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "options",
     [
@@ -67,6 +69,7 @@ def test_text_classification_options(ours, reference, options):
     assert_same(pipe(TEXTS, **options), ref(TEXTS, **options))
 
 
+@pytest.mark.slow
 def test_text_classification_pairs(ours, reference):
     pipe, ref = ours("text-classification"), reference("text-classification")
     pairs = [{"text": text, "text_pair": other} for text, other in zip(TEXTS, TEXTS[1:] + TEXTS[:1])]
@@ -85,6 +88,7 @@ def test_text_classification_long_text_is_truncated(ours, reference):
                 ref({"text": LONG_TEXT, "text_pair": LONG_TEXT}, top_k=None, truncation=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "labels, extra_config",
     [
@@ -115,6 +119,7 @@ def test_regression_score_is_the_raw_logit(pair):
 STRATEGIES = ["none", "simple", "first", "average", "max"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("ignore_labels", [None, [], ["O", "B-PER", "I-MISC"]])
 def test_token_classification_strategies(ours, reference, strategy, ignore_labels):
@@ -127,6 +132,7 @@ def test_token_classification_strategies(ours, reference, strategy, ignore_label
     assert_same(pipe(TEXTS, **options), ref(TEXTS, **options))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES[1:])
 @pytest.mark.parametrize("stride", [0, 16, 40])
 def test_token_classification_windows(pair, strategy, stride):
@@ -139,6 +145,7 @@ def test_token_classification_windows(pair, strategy, stride):
         assert_same(pipe(MEDIUM_TEXT, **options), ref(MEDIUM_TEXT, **options))
 
 
+@pytest.mark.slow
 def test_token_classification_default_windows_on_a_full_size_model(ours, reference):
     """With a 512-token model and no stride given, long texts are windowed with a 128-token overlap."""
     pipe, ref = ours("token-classification"), reference("token-classification")
@@ -165,6 +172,7 @@ def test_feature_extraction_tensors_and_long_text(ours, reference):
     assert_same(pipe(LONG_TEXT), ref(LONG_TEXT, truncation=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
 @pytest.mark.parametrize("normalize", [False, True])
 def test_feature_extraction_pooling(ours, reference, pooling, normalize):
@@ -211,6 +219,7 @@ CHOICE_ITEMS = [
 ]
 
 
+@pytest.mark.slow
 def test_multiple_choice(ours, choice_reference):
     pipe = ours("multiple-choice")
     for prompt, choices in CHOICE_ITEMS:

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't
 # --- question-answering -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "options",
     [
@@ -30,6 +31,7 @@ def test_question_answering_options(ours, reference, options):
     assert_same(pipe(question=QUESTION, context=CONTEXT, **options), ref(question=QUESTION, context=CONTEXT, **options))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "options",
     [
@@ -52,6 +54,7 @@ def test_question_answering_short_context(ours, reference, options):
     assert sum(answer["score"] > 0 and not answer["answer"] for answer in answers) <= options.get("handle_impossible_answer", 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "options",
     [
@@ -71,6 +74,7 @@ def test_question_answering_long_context(ours, reference, options):
     assert_same(pipe(question=question, context=LONG_TEXT, **options), ref(question=question, context=LONG_TEXT, **options))
 
 
+@pytest.mark.slow
 def test_question_answering_windows_on_a_short_model(pair):
     pipe, ref = pair("question-answering", max_position_embeddings=64, seed=13)
     for options in ({}, {"top_k": 3}, {"doc_stride": 8, "handle_impossible_answer": True}):
@@ -78,6 +82,7 @@ def test_question_answering_windows_on_a_short_model(pair):
                     ref(question=QUESTION, context=MEDIUM_TEXT, **options))
 
 
+@pytest.mark.slow
 def test_question_answering_batches(ours, reference):
     pipe, ref = ours("question-answering"), reference("question-answering")
     questions = [QUESTION, "Who flew to London?", "What airline?"]
@@ -114,6 +119,7 @@ def test_question_answering_answers_are_spans_of_the_context(ours):
 # --- fill-mask --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "options",
     [

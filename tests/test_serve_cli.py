@@ -14,6 +14,7 @@ from runtime_helpers import MEDIUM_TEXT
 
 from serve_helpers import start_server
 
+@pytest.mark.slow
 def test_sigterm_answers_every_request_in_flight_then_exits_0(exported):
     folders = [exported["text-classification"], exported["feature-extraction"]]
     process, url = start_server(*map(str, folders), "--max-batch-tokens", "1")

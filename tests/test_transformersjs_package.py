@@ -82,6 +82,7 @@ def test_user_mistakes_are_one_line_and_leave_nothing(cli, exported, tmp_path):
     assert cli("package", exported["fill-mask"], tmp_path / "web", "--for", "onnxruntime-web").exit_code == 2
 
 
+@pytest.mark.slow
 def test_export_packages_for_transformers_js_in_the_same_command(cli, make_tiny, tmp_path):
     checkpoint = make_tiny("fill-mask", name="fill_mask_for_web")
     result = cli("export", checkpoint, tmp_path / "out", "--no-optimize", "--no-openvino", "--transformers-js", tmp_path / "web")
