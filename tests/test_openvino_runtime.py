@@ -46,6 +46,16 @@ def own_cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+@pytest.fixture
+def classifier_copy(openvino_exported, tmp_path):
+    """A private copy of the text-classification folder with both OpenVINO variants, to change."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(openvino_exported("text-classification"), folder)
+    return folder
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ALL_TASKS)
 def test_openvino_pipelines_equal_onnxruntime(openvino_exported, task):
@@ -174,11 +184,8 @@ def test_auto_measures_once_then_reuses_the_cached_choice(openvino_exported, own
 
 
 @pytest.mark.slow
-def test_auto_uses_a_choice_recorded_in_the_manifest(openvino_exported, tmp_path, caplog):
-    import shutil
-
-    folder = tmp_path / "recorded"
-    shutil.copytree(openvino_exported("text-classification"), folder)
+def test_auto_uses_a_choice_recorded_in_the_manifest(classifier_copy, caplog):
+    folder = classifier_copy
     manifest = read_manifest(folder)
     key, recorded = record_choice(folder, manifest)
     assert list(recorded) == [key]
@@ -192,11 +199,8 @@ def test_auto_uses_a_choice_recorded_in_the_manifest(openvino_exported, tmp_path
 
 
 @pytest.mark.slow
-def test_choose_command_records_the_choice_in_the_manifest(cli, openvino_exported, tmp_path):
-    import shutil
-
-    folder = tmp_path / "chosen"
-    shutil.copytree(openvino_exported("text-classification"), folder)
+def test_choose_command_records_the_choice_in_the_manifest(cli, classifier_copy):
+    folder = classifier_copy
     done = cli("choose", str(folder), "--threads", "1")
     assert done.exit_code == 0, done.output
     (record,) = read_manifest(folder).data["auto_choice"].values()
@@ -211,13 +215,10 @@ def test_choose_command_on_a_folder_with_nothing_to_choose(cli, export_tiny):
 
 
 @pytest.mark.slow
-def test_auto_never_picks_a_variant_that_misses_the_target(openvino_exported, tmp_path, caplog):
+def test_auto_never_picks_a_variant_that_misses_the_target(classifier_copy, caplog):
     """A manifest recording an int8 IR that misses the folder's target (the builder leaves such a
     variant out; a folder edited by hand or made by another tool can still hold one)."""
-    import shutil
-
-    folder = tmp_path / "missed"
-    shutil.copytree(openvino_exported("text-classification"), folder)
+    folder = classifier_copy
     poor = {"rows": 24, "max_abs_diff": 0.5, "max_prob_diff": 0.3, "mean_prob_diff": 0.05, "top1_agreement": 0.8}
     record = read_manifest(folder).data["variants"]["openvino-int8"]
     update_manifest(folder, {"openvino-int8": {**record, "fidelity": poor}})
@@ -231,11 +232,8 @@ def test_auto_never_picks_a_variant_that_misses_the_target(openvino_exported, tm
 
 
 @pytest.mark.slow
-def test_auto_never_picks_a_variant_that_misses_its_metric_gate(openvino_exported, tmp_path, caplog):
-    import shutil
-
-    folder = tmp_path / "gated"
-    shutil.copytree(openvino_exported("text-classification"), folder)
+def test_auto_never_picks_a_variant_that_misses_its_metric_gate(classifier_copy, caplog):
+    folder = classifier_copy
     data = read_manifest(folder).data
     gate = {"metric": "accuracy", "value": 80.0, "fp32_value": 81.0, "drop": 1.0, "max_drop": 0.5, "changed_vs_fp32": 2.0,
             "data": "held_out.csv", "data_sha256": "0" * 64, "rows": 200, "meets": False}
