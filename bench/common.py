@@ -168,19 +168,11 @@ def minilm_as_distilbert(folder: Path = WORK / "all-MiniLM-L6-v2-distilbert") ->
 
 
 def add_openvino(folder: Path) -> Path:
-    """`folder` with the OpenVINO variants (openvino_model*.xml), made if missing: by the package's
-    `openvino` command where it has one, else by the tests' stand-in (tests/ov_helpers.py)."""
+    """`folder` with the OpenVINO variants (openvino_model*.xml), made by the package's `openvino`
+    command if missing."""
     if (folder / "openvino_model_int8.xml").exists():
         return folder
-    from distilbert_onnx.cli import main as cli
-
-    if "openvino" in cli.commands:
-        subprocess.run([sys.executable, "-m", "distilbert_onnx.cli", "openvino", str(folder)], check=True, capture_output=True)
-    else:
-        sys.path.insert(0, str(BENCH.parent / "tests"))
-        from ov_helpers import add_openvino_variants
-
-        add_openvino_variants(folder)
+    subprocess.run([sys.executable, "-m", "distilbert_onnx.cli", "openvino", str(folder)], check=True, capture_output=True)
     return folder
 
 

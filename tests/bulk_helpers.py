@@ -10,7 +10,6 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from runtime_helpers import TEXTS
 
-from distilbert_onnx.cli import main
 
 SCORE_ATOL = 1e-5
 # A JSON Lines file with good rows, rows without a usable text and a line that is not JSON.
@@ -43,9 +42,8 @@ def read_output(path) -> list[dict]:
     return pq.read_table(path).to_pylist()
 
 
-def bulk(runner, folder, source, target, *arguments):
-    return runner.invoke(main, ["predict", str(folder), "--input", str(source), "--output", str(target),
-                                "--variant", "fp32", *map(str, arguments)])
+def bulk(cli, folder, source, target, *arguments):
+    return cli("predict", folder, "--input", source, "--output", target, "--variant", "fp32", *arguments)
 
 
 def assert_ok(result):

@@ -15,7 +15,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from distilbert_onnx.exporting.demo import make_checkpoint, sample_texts, train_tokenizer  # noqa: E402
 from distilbert_onnx.tasks import TASK_NAMES  # noqa: E402
-from export_helpers import Exports  # noqa: E402
+from export_helpers import Exports, add_openvino  # noqa: E402
 from runtime_helpers import RecordingSession  # noqa: E402
 
 TINY = {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64}
@@ -25,6 +25,18 @@ EXTRA_TEXTS = [
     "John Smith flew from New York to London with British Airways on Monday.",
     "The capital of France is Paris; the capital of Italy is Rome.",
 ]
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """cli(*args) -> click's Result of `distilbert-onnx ARGS` run in this process (each argument
+    passed as str): the one CLI runner of the tests."""
+    from click.testing import CliRunner
+
+    from distilbert_onnx.cli import main
+
+    runner = CliRunner()
+    return lambda *args: runner.invoke(main, [str(arg) for arg in args])
 
 
 @pytest.fixture(scope="session")
@@ -104,12 +116,10 @@ def recorded(monkeypatch):
 
 @pytest.fixture(scope="session")
 def openvino_exported(exported, tmp_path_factory):
-    """openvino_exported(task, **options) -> a copy of exported[task] with the OpenVINO variants added
-    by tests/ov_helpers.py (options as add_openvino_variants takes them), made once per set of options."""
+    """openvino_exported(task, int8=True, f32_only=False) -> a copy of exported[task] with the OpenVINO
+    variants made by the product's builder (export_helpers.add_openvino), once per set of options."""
     pytest.importorskip("openvino")
     import shutil
-
-    from ov_helpers import add_openvino_variants
 
     made: dict[tuple, Path] = {}
 
@@ -118,7 +128,7 @@ def openvino_exported(exported, tmp_path_factory):
         if key not in made:
             folder = tmp_path_factory.mktemp("openvino_exported") / task
             shutil.copytree(exported[task], folder)
-            made[key] = add_openvino_variants(folder, **options)
+            made[key] = add_openvino(folder, **options)
         return made[key]
 
     return make
@@ -160,3 +170,51 @@ def uncertain_classifier(make_tiny, tmp_path_factory):
     weights["classifier.bias"] = (weights["classifier.bias"] - logits.mean(axis=0)).astype(np.float32)
     save_file(weights, checkpoint / "model.safetensors")
     return checkpoint
+
+
+# --- the parity tests' pipelines (test_runtime_parity*.py) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ours(exported):
+    """ours(task, variant="fp32") -> our pipeline on the shared exported folder of `task`."""
+    import distilbert_onnx as dox
+
+    loaded = {}
+
+    def get(task: str, variant: str = "fp32"):
+        if (task, variant) not in loaded:
+            loaded[task, variant] = dox.load(exported[task], variant=variant)
+        return loaded[task, variant]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def reference(checkpoints):
+    """reference(task, folder=None) -> transformers' pipeline on a checkpoint folder (default: the shared one)."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    loaded = {}
+
+    def get(task: str, folder=None):
+        folder = str(folder or checkpoints[task])
+        if folder not in loaded:
+            loaded[folder] = transformers.pipeline(task, model=folder)
+        return loaded[folder]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def pair(export_tiny, reference):
+    """pair(task, **overrides) -> (ours, transformers') on a checkpoint made with `overrides`."""
+    import distilbert_onnx as dox
+
+    def get(task: str, **overrides):
+        checkpoint, folder = export_tiny(task, **overrides)
+        return dox.load(folder, variant="fp32"), reference(task, checkpoint)
+
+    return get

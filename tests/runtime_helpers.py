@@ -22,6 +22,13 @@ TEXTS = [
 LONG_TEXT = " ".join(sample_texts())
 # About 260 tokens: several windows for a 64-position model.
 MEDIUM_TEXT = " ".join(sample_texts()[:16])
+# The parity tests' question, context and masked texts (test_runtime_parity*.py).
+QUESTION = "Where does Maria live?"
+CONTEXT = (
+    "Maria Gonzalez lives in Paris and works for the United Nations in Geneva. "
+    "John Smith flew from New York to London with British Airways on Monday."
+)
+MASKED = ["Paris is the [MASK] of France.", "The [MASK] was late [MASK] again.", "[MASK]"]
 
 
 def assert_same(ours, theirs, atol: float = ATOL, path: str = "result") -> None:

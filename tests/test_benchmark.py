@@ -9,25 +9,20 @@ import shutil
 import numpy as np
 import onnxruntime as ort
 import pytest
-from click.testing import CliRunner
 from devices import CPU, CUDA, without_cuda
 
 from distilbert_onnx import benchmark
 from distilbert_onnx.benchmark import benchmark_folder
-from distilbert_onnx.cli import main
 from distilbert_onnx.errors import ArtifactError, DeviceError, OptionError
 
 QUICK = ["--warmup", "1", "--runs", "2", "--seconds", "0"]
 ROW_KEYS = ["variant", "batch_size", "sequence_length", "p50_ms", "p90_ms", "p99_ms", "throughput"]
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(arg) for arg in args])
-
-
-def test_json_has_a_row_per_variant_batch_and_length(exported, tmp_path):
+@pytest.mark.slow
+def test_json_has_a_row_per_variant_batch_and_length(cli, exported, tmp_path):
     out = tmp_path / "bench.json"
-    result = run("benchmark", exported["text-classification"], "--batch-size", 1, "--batch-size", 3,
+    result = cli("benchmark", exported["text-classification"], "--batch-size", 1, "--batch-size", 3,
                  "--sequence-length", 8, "--sequence-length", 20, "--json", out, *QUICK)
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
@@ -50,15 +45,17 @@ def test_figures_of_a_row(exported, monkeypatch):
     assert row["throughput"] == 160.0  # 4 sequences / 0.025 s mean latency
 
 
-def test_plot_is_written(exported, tmp_path):
+@pytest.mark.slow
+def test_plot_is_written(cli, exported, tmp_path):
     pytest.importorskip("matplotlib")
     plot = tmp_path / "latency.png"
-    result = run("benchmark", exported["feature-extraction"], "--sequence-length", 8, "--sequence-length", 16,
+    result = cli("benchmark", exported["feature-extraction"], "--sequence-length", 8, "--sequence-length", 16,
                  "--plot", plot, *QUICK)
     assert result.exit_code == 0, result.output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_chosen_variants_multiple_choice_and_torch_rows(exported, checkpoints):
     result = benchmark_folder(exported["multiple-choice"], variants=["optimized"], batch_sizes=(2,),
                               sequence_lengths=(10,), compare_torch=checkpoints["multiple-choice"],
@@ -66,14 +63,14 @@ def test_chosen_variants_multiple_choice_and_torch_rows(exported, checkpoints):
     assert [row["variant"] for row in result["rows"]] == ["optimized", "torch-fp32"]
 
 
-def test_folder_without_models(exported, tmp_path):
+def test_folder_without_models(cli, exported, tmp_path):
     folder = tmp_path / "empty"
     shutil.copytree(exported["text-classification"], folder)
     for model in folder.glob("*.onnx"):
         model.unlink()
     with pytest.raises(ArtifactError, match="holds no ONNX model to benchmark"):
         benchmark_folder(folder)
-    result = run("benchmark", folder)
+    result = cli("benchmark", folder)
     assert result.exit_code == 1 and result.stderr.startswith("Error: ") and "Traceback" not in result.output
 
 
@@ -96,6 +93,6 @@ def test_int8_on_cuda_is_refused_before_anything_runs(exported, monkeypatch):
         benchmark_folder(exported["text-classification"], variants=["quantized"], device="cuda")
 
 
-def test_help():
-    result = run("benchmark", "--help")
+def test_help(cli):
+    result = cli("benchmark", "--help")
     assert result.exit_code == 0 and "--compare-torch" in result.stdout and "--plot" in result.stdout

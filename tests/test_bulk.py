@@ -15,16 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from bulk_helpers import BAD_JSONL, assert_close, assert_ok, bulk, read_output, rows_of, write_table
-from click.testing import CliRunner
 from runtime_helpers import TEXTS
 
 import distilbert_onnx as dox
-from distilbert_onnx.cli import main
-
-@pytest.fixture(scope="module")
-def runner():
-    return CliRunner()
-
 
 @pytest.fixture(scope="module")
 def fp32(exported):
@@ -44,12 +37,12 @@ def fp32(exported):
 
 @pytest.mark.parametrize("source_name", ["in.parquet", "in.csv", "in.jsonl"])
 @pytest.mark.parametrize("target_name", ["out.parquet", "out.jsonl"])
-def test_every_format_keeps_order_ids_and_kept_columns(runner, fp32, tmp_path, source_name, target_name):
+def test_every_format_keeps_order_ids_and_kept_columns(cli, fp32, tmp_path, source_name, target_name):
     folder, pipe = fp32("text-classification")
     rows = rows_of(23)
     source = write_table(tmp_path / source_name, rows)
     target = tmp_path / target_name
-    result = assert_ok(bulk(runner, folder, source, target, "--id-column", "id", "--keep-columns", "lang,n",
+    result = assert_ok(bulk(cli, folder, source, target, "--id-column", "id", "--keep-columns", "lang,n",
                             "--part-rows", 10, "--batch-size", 4))
     expected = pipe([row["text"] for row in rows])
     got = read_output(target)
@@ -59,26 +52,26 @@ def test_every_format_keeps_order_ids_and_kept_columns(runner, fp32, tmp_path, s
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source_name, target_name])  # nothing else left
 
 
-def test_parquet_types_of_kept_columns_are_kept(runner, fp32, tmp_path):
+def test_parquet_types_of_kept_columns_are_kept(cli, fp32, tmp_path):
     folder, _ = fp32("text-classification")
     table = pa.table({"key": pa.array([1, 2, 3], pa.int32()), "when": pa.array([1, 2, 3], pa.timestamp("ms", tz="UTC")),
                       "text": TEXTS[:3]})
     pq.write_table(table, tmp_path / "in.parquet")
-    assert_ok(bulk(runner, folder, tmp_path / "in.parquet", tmp_path / "out.parquet", "--id-column", "key",
+    assert_ok(bulk(cli, folder, tmp_path / "in.parquet", tmp_path / "out.parquet", "--id-column", "key",
                    "--keep-columns", "when"))
     schema = pq.read_schema(tmp_path / "out.parquet")
     assert schema.field("key").type == pa.int32() and schema.field("when").type == pa.timestamp("ms", tz="UTC")
 
 
-def test_folder_output_is_numbered_parts(runner, fp32, tmp_path):
+def test_folder_output_is_numbered_parts(cli, fp32, tmp_path):
     folder, pipe = fp32("text-classification")
     rows = rows_of(25)
     source = write_table(tmp_path / "in.parquet", rows)
-    assert_ok(bulk(runner, folder, source, tmp_path / "scored", "--part-rows", 10, "--id-column", "id"))
+    assert_ok(bulk(cli, folder, source, tmp_path / "scored", "--part-rows", 10, "--id-column", "id"))
     assert sorted(p.name for p in (tmp_path / "scored").iterdir()) == [
         "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
     assert pq.read_table(tmp_path / "scored").column("id").to_pylist() == [row["id"] for row in rows]
-    assert_ok(bulk(runner, folder, source, tmp_path / "lines", "--part-rows", 10, "--format", "jsonl"))
+    assert_ok(bulk(cli, folder, source, tmp_path / "lines", "--part-rows", 10, "--format", "jsonl"))
     assert [row["label"] for row in read_output(tmp_path / "lines")] == [r["label"] for r in pipe([r["text"] for r in rows])]
 
 
@@ -100,13 +93,14 @@ def _task_rows():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", list(_task_rows()))
 @pytest.mark.parametrize("target_name", ["out.parquet", "out.jsonl"])
-def test_every_task(runner, fp32, tmp_path, task, target_name):
+def test_every_task(cli, fp32, tmp_path, task, target_name):
     folder, pipe = fp32(task)
     rows, arguments, inputs, options = _task_rows()[task]
     source = write_table(tmp_path / "in.parquet", rows)
-    assert_ok(bulk(runner, folder, source, tmp_path / target_name, *arguments))
+    assert_ok(bulk(cli, folder, source, tmp_path / target_name, *arguments))
     expected = [want if isinstance(want, dict) else {"result": want} for want in pipe(inputs(rows), **options)]
     assert_close(read_output(tmp_path / target_name), json.loads(json.dumps(_plain(expected))))
 
@@ -116,15 +110,15 @@ def _plain(value):
         {k: _plain(v) for k, v in value.items()} if isinstance(value, dict) else value)
 
 
-def test_token_vectors_and_empty_entity_lists_are_list_columns(runner, fp32, tmp_path):
+def test_token_vectors_and_empty_entity_lists_are_list_columns(cli, fp32, tmp_path):
     folder, pipe = fp32("token-classification")
     rows = [{"text": t} for t in ["Hello", *TEXTS]]
     source = write_table(tmp_path / "in.jsonl", rows)
     labels = ",".join(pipe.context.config.id2label.values())  # ignore every label: all lists empty
-    assert_ok(bulk(runner, folder, source, tmp_path / "none.parquet", "--ignore-labels", labels))
+    assert_ok(bulk(cli, folder, source, tmp_path / "none.parquet", "--ignore-labels", labels))
     assert read_output(tmp_path / "none.parquet") == [{"result": []}] * len(rows)
     folder, _ = fp32("feature-extraction")
-    assert_ok(bulk(runner, folder, source, tmp_path / "vectors.parquet", "--result-column", "vectors"))
+    assert_ok(bulk(cli, folder, source, tmp_path / "vectors.parquet", "--result-column", "vectors"))
     table = pq.read_table(tmp_path / "vectors.parquet")
     assert table.schema.names == ["vectors"] and pa.types.is_list(table.schema.field("vectors").type)
 
@@ -132,22 +126,22 @@ def test_token_vectors_and_empty_entity_lists_are_list_columns(runner, fp32, tmp
 # --- bad rows -------------------------------------------------------------------------------------
 
 
-def test_on_error_fail_stops_and_leaves_nothing(runner, fp32, tmp_path):
+def test_on_error_fail_stops_and_leaves_nothing(cli, fp32, tmp_path):
     folder, _ = fp32("text-classification")
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(BAD_JSONL) + "\n", encoding="utf-8")
-    result = bulk(runner, folder, source, tmp_path / "out.parquet", "--id-column", "id")
+    result = bulk(cli, folder, source, tmp_path / "out.parquet", "--id-column", "id")
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "Error: in.jsonl row 2, column 'text': missing value (--on-error skip sets bad rows aside)" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
 
 
-def test_on_error_skip_sets_bad_rows_aside(runner, fp32, tmp_path):
+def test_on_error_skip_sets_bad_rows_aside(cli, fp32, tmp_path):
     folder, pipe = fp32("text-classification")
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(BAD_JSONL) + "\n", encoding="utf-8")
     target = tmp_path / "out.parquet"
-    result = assert_ok(bulk(runner, folder, source, target, "--id-column", "id", "--on-error", "skip",
+    result = assert_ok(bulk(cli, folder, source, target, "--id-column", "id", "--on-error", "skip",
                             "--errors", tmp_path / "bad.jsonl", "--part-rows", 4))
     got = read_output(target)
     assert [row["id"] for row in got] == [1, 6]
@@ -161,22 +155,22 @@ def test_on_error_skip_sets_bad_rows_aside(runner, fp32, tmp_path):
     assert "6 rows" in result.stderr and "2 written" in result.stderr and "4 bad row(s) set aside" in result.stderr
 
 
-def test_csv_empty_cell_is_missing_and_digits_are_text(runner, fp32, tmp_path):
+def test_csv_empty_cell_is_missing_and_digits_are_text(cli, fp32, tmp_path):
     folder, pipe = fp32("text-classification")
     source = tmp_path / "in.csv"
     source.write_text('id,text\n1,I love Paris.\n2,\n3,12345\n', encoding="utf-8")
-    assert_ok(bulk(runner, folder, source, tmp_path / "out.jsonl", "--id-column", "id", "--on-error", "skip"))
+    assert_ok(bulk(cli, folder, source, tmp_path / "out.jsonl", "--id-column", "id", "--on-error", "skip"))
     assert [row["id"] for row in read_output(tmp_path / "out.jsonl")] == [1, 3]
     assert read_output(tmp_path / "out.jsonl")[1]["label"] == pipe(["12345"])[0]["label"]
     errors = (tmp_path / "out.jsonl.errors.jsonl").read_text()
     assert "row 2, column 'text': missing value" in errors
 
 
-def test_the_pipelines_own_checks_cost_one_row_not_a_batch(runner, fp32, tmp_path):
+def test_the_pipelines_own_checks_cost_one_row_not_a_batch(cli, fp32, tmp_path):
     folder, pipe = fp32("fill-mask")
     texts = ["Paris is the [MASK] of France.", "no mask here", "I [MASK] this phone.", "Rome is [MASK]."]
     source = write_table(tmp_path / "in.parquet", [{"text": t} for t in texts])
-    result = assert_ok(bulk(runner, folder, source, tmp_path / "out.parquet", "--on-error", "skip"))
+    result = assert_ok(bulk(cli, folder, source, tmp_path / "out.parquet", "--on-error", "skip"))
     assert_close(read_output(tmp_path / "out.parquet"), [{"result": r} for r in pipe([texts[0], texts[2], texts[3]])])
     error = json.loads((tmp_path / "out.parquet.errors.jsonl").read_text())
     assert error["row"] == 2 and error["column"] is None and "no [MASK] token" in error["error"]
@@ -190,24 +184,24 @@ def test_the_pipelines_own_checks_cost_one_row_not_a_batch(runner, fp32, tmp_pat
     (["--errors", "bad.jsonl"], "--errors goes with --on-error skip"),
     (["--top-k", "0"], "top_k must be a positive integer"),
 ])
-def test_user_mistakes_are_one_line_and_leave_nothing(runner, fp32, tmp_path, arguments, message):
+def test_user_mistakes_are_one_line_and_leave_nothing(cli, fp32, tmp_path, arguments, message):
     folder, _ = fp32("text-classification")
     source = write_table(tmp_path / "in.parquet", [{"id": 1, "text": "a", "label": "x"}])
-    result = bulk(runner, folder, source, tmp_path / "out.parquet", *arguments)
+    result = bulk(cli, folder, source, tmp_path / "out.parquet", *arguments)
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert message in result.stderr, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
 
 
-def test_existing_output_needs_force_and_bulk_options_need_output(runner, fp32, tmp_path):
+def test_existing_output_needs_force_and_bulk_options_need_output(cli, fp32, tmp_path):
     folder, _ = fp32("text-classification")
     source = write_table(tmp_path / "in.csv", rows_of(3))
     (tmp_path / "out.jsonl").write_text("old\n")
-    result = bulk(runner, folder, source, tmp_path / "out.jsonl")
+    result = bulk(cli, folder, source, tmp_path / "out.jsonl")
     assert result.exit_code == 1 and "exists: pass --force" in result.stderr
-    assert_ok(bulk(runner, folder, source, tmp_path / "out.jsonl", "--force"))
+    assert_ok(bulk(cli, folder, source, tmp_path / "out.jsonl", "--force"))
     assert len(read_output(tmp_path / "out.jsonl")) == 3
-    result = runner.invoke(main, ["predict", str(folder), "--input", str(source), "--id-column", "id"])
+    result = cli("predict", str(folder), "--input", str(source), "--id-column", "id")
     assert result.exit_code == 2 and "--id-column go with --output" in result.output
 
 
@@ -220,6 +214,7 @@ def _cli(folder, source, target, *arguments):
             "--variant", "fp32", "--threads", "1", *map(str, arguments)]
 
 
+@pytest.mark.slow
 def test_resume_after_a_killed_job_gives_the_unbroken_output(fp32, tmp_path):
     folder, _ = fp32("text-classification")
     count, part_rows = 6000, 300
@@ -252,13 +247,13 @@ def test_resume_after_a_killed_job_gives_the_unbroken_output(fp32, tmp_path):
     assert_close(got, want)
 
 
-def test_resume_refuses_a_changed_job(runner, fp32, tmp_path):
+def test_resume_refuses_a_changed_job(cli, fp32, tmp_path):
     folder, _ = fp32("text-classification")
     source = write_table(tmp_path / "in.jsonl", rows_of(5))
     staging = tmp_path / ".out.jsonl.partial"
     staging.mkdir()
     (staging / "job.json").write_text(json.dumps({"input": "elsewhere"}))
-    result = bulk(runner, folder, source, tmp_path / "out.jsonl", "--resume")
+    result = bulk(cli, folder, source, tmp_path / "out.jsonl", "--resume")
     assert result.exit_code == 1 and "cannot resume the interrupted job" in result.stderr
 
 
@@ -270,7 +265,7 @@ def test_parts_whose_lists_were_all_empty_join_the_typed_ones(tmp_path):
     early = formats.ParquetPart(tmp_path / "a.parquet", {})
     early.write({"id": [1, 2], "result": [[], []]})
     early.close()
-    late = formats.ParquetPart(tmp_path / "b.parquet", formats.settled_types(pq.read_schema(tmp_path / "a.parquet")))
+    late = formats.ParquetPart(tmp_path / "b.parquet", formats.written_types([tmp_path / "a.parquet"], "parquet"))
     late.write({"id": [3], "result": [[]]})
     late.write({"id": [4], "result": [[{"word": "Paris", "score": 0.5}]]})
     late.close()

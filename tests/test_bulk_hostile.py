@@ -17,18 +17,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 from runtime_helpers import TEXTS, one_error_line
 from serve_helpers import SRC
 
 import distilbert_onnx as dox
-from distilbert_onnx.cli import main
 from distilbert_onnx.errors import OptionError
-
-
-@pytest.fixture(scope="module")
-def runner():
-    return CliRunner()
 
 
 @pytest.fixture
@@ -41,9 +34,8 @@ def texts(count: int, width: int = 1) -> list[str]:
     return [(TEXTS[i % len(TEXTS)] + f" #{i}. ") * width for i in range(count)]
 
 
-def predict(runner, folder, source, target, *arguments):
-    return runner.invoke(main, ["predict", str(folder), "--input", str(source), "--output", str(target),
-                                *map(str, arguments)])
+def predict(cli, folder, source, target, *arguments):
+    return cli("predict", folder, "--input", source, "--output", target, *arguments)
 
 
 def leftovers(where: Path) -> list[str]:
@@ -53,49 +45,49 @@ def leftovers(where: Path) -> list[str]:
 # --- case 1: --force -----------------------------------------------------------------------------
 
 
-def test_force_never_deletes_a_folder_the_tool_did_not_write(runner, folder, tmp_path, monkeypatch):
+def test_force_never_deletes_a_folder_the_tool_did_not_write(cli, folder, tmp_path, monkeypatch):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "thesis.txt").write_text("years of work")
     source = mine / "in.csv"
     source.write_text("text\nI love it\n")
-    line = one_error_line(predict(runner, folder, source, mine, "--force"))
+    line = one_error_line(predict(cli, folder, source, mine, "--force"))
     assert "did not write" in line or "holds" in line
     assert sorted(path.name for path in mine.iterdir()) == ["in.csv", "thesis.txt"]
     # the input inside the output folder is protected even when nothing else is there
     (mine / "thesis.txt").unlink()
-    assert "holds" in one_error_line(predict(runner, folder, source, mine, "--force"))
+    assert "holds" in one_error_line(predict(cli, folder, source, mine, "--force"))
     assert source.read_text() == "text\nI love it\n"
     # the working directory is never replaced
     monkeypatch.chdir(mine)
-    assert "working directory" in one_error_line(predict(runner, folder, source, ".", "--force"))
+    assert "working directory" in one_error_line(predict(cli, folder, source, ".", "--force"))
     assert source.is_file()
 
 
-def test_force_replaces_an_earlier_output_but_never_the_input(runner, folder, tmp_path):
+def test_force_replaces_an_earlier_output_but_never_the_input(cli, folder, tmp_path):
     source = tmp_path / "in.parquet"
     pq.write_table(pa.table({"text": texts(30)}), source)
     target = tmp_path / "scored"
-    assert predict(runner, folder, source, target, "--part-rows", 10).exit_code == 0
-    assert predict(runner, folder, source, target, "--part-rows", 15, "--force").exit_code == 0
+    assert predict(cli, folder, source, target, "--part-rows", 10).exit_code == 0
+    assert predict(cli, folder, source, target, "--part-rows", 15, "--force").exit_code == 0
     assert sorted(path.name for path in target.iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
     before = source.read_bytes()
     same = tmp_path / "in.parquet"
-    assert "cannot be replaced" in one_error_line(predict(runner, folder, source, same, "--force"))
+    assert "cannot be replaced" in one_error_line(predict(cli, folder, source, same, "--force"))
     assert "is the input or the output" in one_error_line(
-        predict(runner, folder, source, tmp_path / "out.parquet", "--on-error", "skip", "--errors", source))
+        predict(cli, folder, source, tmp_path / "out.parquet", "--on-error", "skip", "--errors", source))
     assert source.read_bytes() == before
 
 
-def test_export_force_never_replaces_user_files_or_the_checkpoint(runner, checkpoints, tmp_path):
+def test_export_force_never_replaces_user_files_or_the_checkpoint(cli, checkpoints, tmp_path):
     target = tmp_path / "taken"
     target.mkdir()
     (target / "notes.md").write_text("mine")
-    result = runner.invoke(main, ["export", str(checkpoints["text-classification"]), str(target), "--force"])
+    result = cli("export", str(checkpoints["text-classification"]), str(target), "--force")
     assert "did not write (e.g. notes.md)" in one_error_line(result)
     checkpoint = tmp_path / "checkpoint"
     shutil.copytree(checkpoints["text-classification"], checkpoint)
-    result = runner.invoke(main, ["export", str(checkpoint), str(checkpoint), "--force"])
+    result = cli("export", str(checkpoint), str(checkpoint), "--force")
     assert "cannot be replaced" in one_error_line(result) or "did not write" in one_error_line(result)
     assert (target / "notes.md").read_text() == "mine" and (checkpoint / "config.json").is_file()
 
@@ -114,7 +106,7 @@ def interrupted_job(folder, source, target, **options):
     assert (target.parent / f".{target.name}.partial" / "part-00000.parquet").is_file()
 
 
-def test_resume_refuses_a_re_exported_model(folder, export_tiny, tmp_path):
+def test_resume_refuses_a_re_exported_model(cli, folder, export_tiny, tmp_path):
     source = tmp_path / "in.parquet"
     pq.write_table(pa.table({"text": texts(40)}), source)
     target = tmp_path / "out.parquet"
@@ -124,7 +116,7 @@ def test_resume_refuses_a_re_exported_model(folder, export_tiny, tmp_path):
     shutil.copytree(other, folder)
     with pytest.raises(OptionError, match=r"the model's model\.onnx changed"):
         dox.bulk.predict_file(folder, source, target, part_rows=10, batch_size=4, variant="fp32", resume=True)
-    line = one_error_line(predict(CliRunner(), folder, source, target, "--variant", "fp32", "--part-rows", 10,
+    line = one_error_line(predict(cli, folder, source, target, "--variant", "fp32", "--part-rows", 10,
                                   "--resume"))
     assert "cannot resume" in line and "model.onnx changed" in line
 
@@ -158,14 +150,14 @@ def test_resume_refuses_an_input_changed_in_place_with_its_mtime_restored(folder
 # --- case 7: damaged input, full disk, impossible outputs ---------------------------------------------
 
 
-def test_a_damaged_parquet_page_is_one_error_line_and_leaves_nothing(runner, folder, tmp_path):
+def test_a_damaged_parquet_page_is_one_error_line_and_leaves_nothing(cli, folder, tmp_path):
     source = tmp_path / "in.parquet"
     pq.write_table(pa.table({"text": texts(3000)}), source, compression="none", row_group_size=1000)
     data = bytearray(source.read_bytes())
     at = data.index(b"#2500.")
     data[at : at + 300] = b"\xff" * 300
     source.write_bytes(bytes(data))
-    line = one_error_line(predict(runner, folder, source, tmp_path / "out.parquet", "--part-rows", 500))
+    line = one_error_line(predict(cli, folder, source, tmp_path / "out.parquet", "--part-rows", 500))
     assert "cannot read in.parquet" in line and "damaged" in line
     assert leftovers(tmp_path) == [] and not (tmp_path / "out.parquet").exists()
 
@@ -182,36 +174,37 @@ def tiny_disk(tmp_path):
         pytest.fail("a file on the full disk was left open")
 
 
-def test_a_full_disk_is_one_error_line_and_leaves_nothing(runner, folder, tmp_path, tiny_disk):
+def test_a_full_disk_is_one_error_line_and_leaves_nothing(cli, folder, tmp_path, tiny_disk):
     source = tmp_path / "in.parquet"
     noise = [os.urandom(200).hex() for _ in range(200)]  # 80 kB that does not compress, kept in the output
     pq.write_table(pa.table({"text": ["I love it"] * 200, "blob": noise}), source)
     for target in (tiny_disk / "out.parquet", tiny_disk / "parts", tiny_disk / "out.jsonl"):
-        line = one_error_line(predict(runner, folder, source, target, "--keep-columns", "blob", "--part-rows", 100))
+        line = one_error_line(predict(cli, folder, source, target, "--keep-columns", "blob", "--part-rows", 100))
         assert "No space left on device" in line, line
         assert list(tiny_disk.iterdir()) == []
 
 
 @pytest.mark.parametrize("where", ["under a file", "/proc"])
-def test_an_impossible_output_path_is_one_error_line(runner, folder, tmp_path, where):
+def test_an_impossible_output_path_is_one_error_line(cli, folder, tmp_path, where):
     source = tmp_path / "in.csv"
     source.write_text("text\nI love it\n")
     (tmp_path / "a-file").write_text("x")
     target = tmp_path / "a-file" / "out.parquet" if where == "under a file" else Path("/proc/out.parquet")
-    line = one_error_line(predict(runner, folder, source, target))
+    line = one_error_line(predict(cli, folder, source, target))
     assert "is a file, not a folder" in line or "/proc" in line
 
 
 # --- case 8: CSV rows -------------------------------------------------------------------------------
 
 
-def test_a_bad_csv_row_is_a_bad_row_named_by_number(runner, folder, tmp_path):
+@pytest.mark.slow
+def test_a_bad_csv_row_is_a_bad_row_named_by_number(cli, folder, tmp_path):
     raw = [f'{i},"{text}"'.encode() for i, text in enumerate(texts(3000))]
     raw[1200] = b'1200,"an unterminated quote runs on'
     raw[2500] = b"2500,caf\xe9 in latin-1"
     source = tmp_path / "in.csv"
     source.write_bytes(b"id,text\n" + b"\n".join(raw) + b"\n")
-    result = predict(runner, folder, source, tmp_path / "out.parquet", "--id-column", "id", "--on-error", "skip",
+    result = predict(cli, folder, source, tmp_path / "out.parquet", "--id-column", "id", "--on-error", "skip",
                      "--variant", "fp32")
     assert result.exit_code == 0, result.output
     ids = pq.read_table(tmp_path / "out.parquet").column("id").to_pylist()
@@ -219,14 +212,14 @@ def test_a_bad_csv_row_is_a_bad_row_named_by_number(runner, folder, tmp_path):
     errors = [json.loads(line) for line in (tmp_path / "out.parquet.errors.jsonl").read_text().splitlines()]
     assert [error["row"] for error in errors] == [1201, 2501]
     assert "not valid CSV" in errors[0]["error"] and "not UTF-8" in errors[1]["error"]
-    failed = predict(runner, folder, source, tmp_path / "again.parquet", "--variant", "fp32")
+    failed = predict(cli, folder, source, tmp_path / "again.parquet", "--variant", "fp32")
     assert "row 1201" in one_error_line(failed)
 
 
 # --- two jobs, one output ---------------------------------------------------------------------------
 
 
-def test_two_jobs_never_write_one_output_at_once(runner, folder, tmp_path):
+def test_two_jobs_never_write_one_output_at_once(cli, folder, tmp_path):
     source = tmp_path / "in.parquet"
     pq.write_table(pa.table({"text": texts(20_000)}), source)
     target = tmp_path / "out.parquet"
@@ -241,11 +234,11 @@ def test_two_jobs_never_write_one_output_at_once(runner, folder, tmp_path):
             assert first.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         for extra in ([], ["--resume"], ["--force"]):
-            assert "another job is writing" in one_error_line(predict(runner, folder, source, target, *extra))
+            assert "another job is writing" in one_error_line(predict(cli, folder, source, target, *extra))
         first.send_signal(signal.SIGKILL)
         first.wait()
         # the first job is dead: its parts stay for --resume, never removed behind the user's back
-        assert "interrupted job" in one_error_line(predict(runner, folder, source, target))
+        assert "interrupted job" in one_error_line(predict(cli, folder, source, target))
         assert (staging / "part-00000.parquet").is_file()
     finally:
         first.kill()

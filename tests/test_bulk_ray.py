@@ -28,24 +28,18 @@ def cluster():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def runner():
-    from click.testing import CliRunner
-
-    return CliRunner()
-
-
 RAY = ["--engine", "ray", "--workers", 2, "--threads-per-worker", 1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source_name, count", [("in.parquet", 1500), ("in.csv", 300), ("in.jsonl", 300)])
-def test_ray_engine_gives_the_local_output(cluster, runner, exported, tmp_path, source_name, count):
+def test_ray_engine_gives_the_local_output(cluster, cli, exported, tmp_path, source_name, count):
     """1,500 rows are 3 blocks of 512 for 2 actors; output in input order all the same."""
     folder = exported["text-classification"]
     source = write_table(tmp_path / source_name, rows_of(count))
     options = ["--id-column", "id", "--keep-columns", "lang,n", "--part-rows", 400]
-    assert_ok(bulk(runner, folder, source, tmp_path / "local.parquet", *options))
-    result = assert_ok(bulk(runner, folder, source, tmp_path / "ray.parquet", *options, *RAY))
+    assert_ok(bulk(cli, folder, source, tmp_path / "local.parquet", *options))
+    result = assert_ok(bulk(cli, folder, source, tmp_path / "ray.parquet", *options, *RAY))
     assert f"{count:,} rows" in result.stderr
     local, distributed = read_output(tmp_path / "local.parquet"), read_output(tmp_path / "ray.parquet")
     assert [row["id"] for row in distributed] == [row["id"] for row in rows_of(count)]
@@ -54,15 +48,16 @@ def test_ray_engine_gives_the_local_output(cluster, runner, exported, tmp_path, 
         pytest.importorskip("pyarrow.parquet").read_schema(tmp_path / "local.parquet")
 
 
-def test_ray_engine_bad_rows_as_local(cluster, runner, exported, tmp_path):
+@pytest.mark.slow
+def test_ray_engine_bad_rows_as_local(cluster, cli, exported, tmp_path):
     folder = exported["text-classification"]
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(BAD_JSONL) + "\n", encoding="utf-8")
     for engine in ("local", "ray"):
         extra = RAY if engine == "ray" else []
-        assert_ok(bulk(runner, folder, source, tmp_path / f"{engine}.jsonl", "--id-column", "id", "--on-error", "skip",
+        assert_ok(bulk(cli, folder, source, tmp_path / f"{engine}.jsonl", "--id-column", "id", "--on-error", "skip",
                        *extra))
-        failed = bulk(runner, folder, source, tmp_path / f"{engine}-fail.jsonl", *extra)
+        failed = bulk(cli, folder, source, tmp_path / f"{engine}-fail.jsonl", *extra)
         assert failed.exit_code == 1 and "Error: in.jsonl row 2, column 'text': missing value" in failed.stderr
     assert_close(read_output(tmp_path / "ray.jsonl"), read_output(tmp_path / "local.jsonl"))
     local_errors = (tmp_path / "local.jsonl.errors.jsonl").read_text()
@@ -88,6 +83,7 @@ def test_predict_dataset_takes_and_gives_a_dataset(cluster, exported):
     assert [row["answer"] for row in got] == [want["answer"] for want in expected]
 
 
+@pytest.mark.slow
 def test_predict_dataset_marks_or_refuses_bad_rows(cluster, exported):
     folder = exported["text-classification"]
     ds = ray.data.from_items([{"text": "I love Paris."}, {"text": None}, {"text": "Fine."}])

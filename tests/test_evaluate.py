@@ -12,14 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import seqeval.metrics as seqeval
-from click.testing import CliRunner
 from scipy import stats
 from sklearn import metrics as sk
 from sklearn.neighbors import NearestNeighbors
 from tokenizers import Tokenizer
 
 from distilbert_onnx.checks.evaluation import evaluate_folder, evaluate_pipeline, load_labelled
-from distilbert_onnx.cli import main
 from distilbert_onnx.exporting.demo import sample_texts
 from distilbert_onnx.tasks import get_task
 
@@ -36,8 +34,8 @@ def figures(result) -> dict:
     return {name: estimate.value for name, estimate in result.score.figures.items()}
 
 
-def evaluate(*arguments):
-    return CliRunner().invoke(main, ["evaluate", *map(str, arguments)])
+def evaluate(cli, *arguments):
+    return cli("evaluate", *arguments)
 
 
 # --- each task against its reference --------------------------------------------------------------
@@ -206,12 +204,12 @@ def test_sentence_vectors_spearman_knn_and_agreement(pipes, exported, tmp_path):
 # --- the command ----------------------------------------------------------------------------------
 
 
-def test_evaluate_command_table_json_variants_and_pytorch(exported, checkpoints, pipes, tmp_path):
+def test_evaluate_command_table_json_variants_and_pytorch(cli, exported, checkpoints, pipes, tmp_path):
     folder = exported["text-classification"]
     gold = ["POSITIVE" if i % 3 else "NEGATIVE" for i in range(len(TEXTS))]
     path = tmp_path / "reviews.csv"
     path.write_text("review,sentiment\n" + "".join(f'"{t}",{g}\n' for t, g in zip(TEXTS, gold)), encoding="utf-8")
-    result = evaluate(folder, "--data", path, "--text-column", "review", "--label-column", "sentiment",
+    result = evaluate(cli, folder, "--data", path, "--text-column", "review", "--label-column", "sentiment",
                       "--checkpoint", checkpoints["text-classification"], "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -231,7 +229,7 @@ def test_evaluate_command_table_json_variants_and_pytorch(exported, checkpoints,
         assert interval is None if row["variant"] == "fp32" else interval[0] <= row["drop_vs_fp32"] <= interval[1]
     assert rows["torch-fp32"]["drop_vs_fp32_interval"] == [0.0, 0.0]  # the same predictions: no uncertainty
 
-    table = evaluate(folder, "--data", path, "--text-column", "review", "--label-column", "sentiment",
+    table = evaluate(cli, folder, "--data", path, "--text-column", "review", "--label-column", "sentiment",
                      "--variants", "quantized", "--limit", 10)
     assert table.exit_code == 0, table.output
     lines = table.stdout.splitlines()
@@ -285,13 +283,13 @@ BAD = [
 
 
 @pytest.mark.parametrize("task, name, content, options, message", BAD)
-def test_bad_data_is_one_error_line(exported, tmp_path, task, name, content, options, message):
+def test_bad_data_is_one_error_line(cli, exported, tmp_path, task, name, content, options, message):
     path = tmp_path / name
     if isinstance(content, list):
         write_jsonl(path, content)
     elif content is not None:
         path.write_text(content, encoding="utf-8")
-    result = evaluate(exported[task], "--data", path, "--variants", "fp32", *options)
+    result = evaluate(cli, exported[task], "--data", path, "--variants", "fp32", *options)
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert "Traceback" not in result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]

@@ -20,6 +20,7 @@ def export_fp32(checkpoint, output, **options):
     return dox.export(checkpoint, output, optimize=False, quantize=False, openvino=False, **options)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_every_head_exports_and_validates_on_new_shapes(checkpoints, tmp_path, task):
     result = export_fp32(checkpoints[task], tmp_path / "out")
@@ -70,6 +71,7 @@ def test_validation_failure_reports_everything_and_writes_nothing(checkpoints, t
     assert list(tmp_path.iterdir()) == []  # no staging folder left behind
 
 
+@pytest.mark.slow
 def test_occupied_output_needs_force_and_is_kept_on_failure(checkpoints, tmp_path):
     checkpoint, output = checkpoints["text-classification"], tmp_path / "out"
     output.mkdir()

@@ -6,20 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import distilbert_onnx as dox
 from distilbert_onnx.manifest import read_manifest
-from distilbert_onnx.cli import main
 from distilbert_onnx.config import load_config
 from distilbert_onnx.checks.fidelity import Batch, calibration_batches, fidelity, reference_outputs
 from distilbert_onnx.runtime.session import OnnxModel
 from distilbert_onnx.samples import sample_texts
 from distilbert_onnx.tasks import get_task
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(arg) for arg in args])
 
 
 def sigmoid(x):
@@ -137,10 +131,11 @@ def test_dynamic_int8_is_measured_one_text_per_call_too(exported):
     assert worst["top1_agreement"] == min(figures["top1_agreement"] for figures in each)
 
 
-def test_default_export_of_a_near_zero_logit_classifier_writes_int8(uncertain_classifier, tmp_path):
+@pytest.mark.slow
+def test_default_export_of_a_near_zero_logit_classifier_writes_int8(cli, uncertain_classifier, tmp_path):
     """The issue's failure: the old default target (logit cosine) could not be met by any int8 graph."""
     out = tmp_path / "out"
-    result = run("export", uncertain_classifier, out, "--no-openvino")
+    result = cli("export", uncertain_classifier, out, "--no-openvino")
     assert result.exit_code == 0, result.output
     manifest = read_manifest(out).data
     record = manifest["variants"]["quantized"]
@@ -155,19 +150,20 @@ def test_default_export_of_a_near_zero_logit_classifier_writes_int8(uncertain_cl
     assert cosine.min() < 0.5
 
 
-def test_an_int8_variant_that_misses_is_left_out_unless_required(checkpoints, tmp_path):
+@pytest.mark.slow
+def test_an_int8_variant_that_misses_is_left_out_unless_required(cli, checkpoints, tmp_path):
     out = tmp_path / "out"
-    result = run("export", checkpoints["text-classification"], out, "--no-openvino", "--max-prob-diff", "1e-9")
+    result = cli("export", checkpoints["text-classification"], out, "--no-openvino", "--max-prob-diff", "1e-9")
     assert result.exit_code == 0, result.output
     left = [line for line in result.stderr.splitlines() if "left out" in line]
     assert len(left) == 1 and left[0].startswith("- quantized left out") and "max prob diff" in left[0] and "(by " in left[0]
     assert not (out / "model_quantized.onnx").exists() and (out / "model_optimized.onnx").is_file()
     manifest = read_manifest(out).data
     assert "quantized" not in manifest["variants"] and "max prob diff" in manifest["left_out"]["quantized"]
-    assert "quantized  LEFT OUT:" in run("info", out).stdout
+    assert "quantized  LEFT OUT:" in cli("info", out).stdout
     assert dox.load(out).variant == "optimized"
 
-    required = run("export", checkpoints["text-classification"], tmp_path / "required", "--no-openvino",
+    required = cli("export", checkpoints["text-classification"], tmp_path / "required", "--no-openvino",
                    "--max-prob-diff", "1e-9", "--require-int8")
     assert required.exit_code == 1 and "Traceback" not in required.output
     errors = [line for line in required.stderr.splitlines() if line.startswith("Error:")]
@@ -175,7 +171,7 @@ def test_an_int8_variant_that_misses_is_left_out_unless_required(checkpoints, tm
     assert not (tmp_path / "required").exists()
 
 
-def test_a_bound_of_another_head_is_refused(checkpoints, tmp_path):
-    result = run("export", checkpoints["text-classification"], tmp_path / "out", "--no-openvino", "--min-cosine", "0.9")
+def test_a_bound_of_another_head_is_refused(cli, checkpoints, tmp_path):
+    result = cli("export", checkpoints["text-classification"], tmp_path / "out", "--no-openvino", "--min-cosine", "0.9")
     assert result.exit_code == 1 and not (tmp_path / "out").exists()
     assert "--min-cosine does not apply to text-classification" in result.stderr and "--max-prob-diff" in result.stderr

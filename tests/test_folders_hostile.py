@@ -15,13 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from runtime_helpers import one_error_line
 from serve_helpers import SRC
 
 import distilbert_onnx as dox
 from distilbert_onnx.manifest import MANIFEST_NAME
-from distilbert_onnx.cli import main
 from distilbert_onnx.errors import ArtifactError
 
 
@@ -44,14 +42,13 @@ def flip_a_byte(path: Path, keep_mtime: bool = False) -> None:
 # --- case 3: a changed model is refused ---------------------------------------------------------------
 
 
-def test_a_flipped_byte_is_refused_by_load_predict_and_serve(folder):
+def test_a_flipped_byte_is_refused_by_load_predict_and_serve(cli, folder):
     assert dox.load(folder)("I love it")  # the intact folder loads
     flip_a_byte(folder / "model_quantized.onnx")
     with pytest.raises(ArtifactError, match=r"model_quantized\.onnx does not match the sha256 its manifest records"):
         dox.load(folder)
-    runner = CliRunner()
-    assert "model_quantized.onnx does not match" in one_error_line(runner.invoke(main, ["predict", str(folder), "hi"]))
-    assert "model_quantized.onnx does not match" in one_error_line(runner.invoke(main, ["serve", str(folder), "--port", "0"]))
+    assert "model_quantized.onnx does not match" in one_error_line(cli("predict", str(folder), "hi"))
+    assert "model_quantized.onnx does not match" in one_error_line(cli("serve", str(folder), "--port", "0"))
     assert dox.load(folder, variant="fp32")("I love it")  # the other graphs are intact
 
 
@@ -86,16 +83,15 @@ def test_an_optimum_folder_without_a_manifest_still_loads(folder):
      '"variants"."quantized"."file" is "../../../etc/passwd", which points outside the folder'),
     (lambda manifest: manifest["variants"]["fp32"].update(file="/etc/passwd"), "points outside the folder"),
 ])
-def test_a_manifest_of_the_wrong_shape_is_one_error_naming_the_key(folder, edit, key):
+def test_a_manifest_of_the_wrong_shape_is_one_error_naming_the_key(cli, folder, edit, key):
     manifest = json.loads((folder / MANIFEST_NAME).read_text())
     edit(manifest)
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="re-export the folder") as error:
         dox.load(folder)
     assert key in str(error.value)
-    runner = CliRunner()
     for command in (["predict", str(folder), "hi"], ["info", str(folder)], ["validate", str(folder)]):
-        assert key in one_error_line(runner.invoke(main, command)), command
+        assert key in one_error_line(cli(*command)), command
 
 
 # --- case 9: leftovers of a killed export -------------------------------------------------------------
@@ -112,7 +108,8 @@ time.sleep(300)
 """
 
 
-def test_the_next_run_removes_what_a_killed_export_left_but_not_a_live_ones(checkpoints, tmp_path):
+@pytest.mark.slow
+def test_the_next_run_removes_what_a_killed_export_left_but_not_a_live_ones(cli, checkpoints, tmp_path):
     target = tmp_path / "exported"
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     export = subprocess.Popen([sys.executable, "-m", "distilbert_onnx.cli", "export",
@@ -131,7 +128,7 @@ def test_the_next_run_removes_what_a_killed_export_left_but_not_a_live_ones(chec
         killed = [path for path in tmp_path.glob(".exported.*.partial") if path.name != ".exported.live.partial"]
         assert len(killed) == 1
         time.sleep(2.5)  # leftovers.SETTLE_SECONDS: a staging path unchanged that long is judged
-        result = CliRunner().invoke(main, ["demo-checkpoint", str(target)])  # the next run that targets it
+        result = cli("demo-checkpoint", str(target))  # the next run that targets it
         assert result.exit_code == 0, result.output
         assert not killed[0].exists()
         assert (tmp_path / ".exported.live.partial").is_dir()  # a live process's: untouched
@@ -141,13 +138,13 @@ def test_the_next_run_removes_what_a_killed_export_left_but_not_a_live_ones(chec
         live.wait()
 
 
-def test_the_next_bulk_run_removes_a_dead_writers_temporary_file(exported, tmp_path):
+def test_the_next_bulk_run_removes_a_dead_writers_temporary_file(cli, exported, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "I love it"}\n')
     leftover = tmp_path / ".out.jsonl.k3x9.partial"  # a concatenation killed half-way
     leftover.write_text("half")
     os.utime(leftover, (time.time() - 60, time.time() - 60))
-    result = CliRunner().invoke(main, ["predict", str(exported["text-classification"]), "--input", str(source),
-                                       "--output", str(tmp_path / "out.jsonl")])
+    result = cli("predict", str(exported["text-classification"]), "--input", str(source),
+                                       "--output", str(tmp_path / "out.jsonl"))
     assert result.exit_code == 0, result.output
     assert not leftover.exists() and (tmp_path / "out.jsonl").is_file()

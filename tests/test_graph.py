@@ -44,6 +44,7 @@ def test_fused_graph_has_one_attention_two_skip_norms_one_gelu_per_layer(exporte
     assert validation["reference"] == "PyTorch" and max(validation["max_abs_diff"].values()) <= 1e-4
 
 
+@pytest.mark.slow
 def test_raw_attention_mask_is_what_keeps_left_padding_right(fp32_folder):
     """The optimizer's default mask-index format assumes right padding; ours must not."""
     from onnxruntime.transformers.fusion_options import FusionOptions
@@ -63,6 +64,7 @@ def test_raw_attention_mask_is_what_keeps_left_padding_right(fp32_folder):
     check(reference, OnnxModel(fp32_folder / "model_optimized.onnx").run, spec, probes, 1e-4, "ours", "fp32")
 
 
+@pytest.mark.slow
 def test_optimize_an_existing_folder_validates_against_model_onnx(fp32_folder):
     records = dox.optimize(fp32_folder)
     assert list(records) == ["optimized"]
@@ -71,6 +73,7 @@ def test_optimize_an_existing_folder_validates_against_model_onnx(fp32_folder):
     assert manifest["variants"]["optimized"]["validation"]["atol"] == ATOL.default
 
 
+@pytest.mark.slow
 @without_cuda
 def test_fp16_graph_is_written_and_marked_unvalidated_without_a_gpu(fp32_folder):
     records = dox.optimize(fp32_folder, fp16=True)
@@ -92,6 +95,7 @@ def test_fp16_graph_is_validated_on_cuda(fp32_folder):
     assert max(record["validation"]["max_abs_diff"].values()) <= record["validation"]["atol"]
 
 
+@pytest.mark.slow
 def test_relu_model_fuses_without_gelu(make_tiny, tmp_path):
     folder = dox.export(make_tiny("text-classification", "relu", activation="relu"), tmp_path / "out", quantize=False).folder
     counts = read_manifest(folder).data["variants"]["optimized"]["fused_ops"]["counts"]
@@ -100,6 +104,7 @@ def test_relu_model_fuses_without_gelu(make_tiny, tmp_path):
         "Attention": 2, "SkipLayerNormalization": 4}
 
 
+@pytest.mark.slow
 def test_incomplete_fusion_is_an_error_and_writes_nothing(fp32_folder, monkeypatch):
     from onnxruntime.transformers import fusion_options
 
@@ -170,6 +175,7 @@ def test_the_target_of_each_head_needs_every_one_of_its_bounds():
         QuantizeSettings.from_options(min_cosine=0.9).for_task(get_task("token-classification"))
 
 
+@pytest.mark.slow
 def test_unreachable_target_is_reported_not_faked(fp32_folder):
     with pytest.raises(QuantizationError, match=r"misses the target .*best max prob diff .* > 1e-09 \(by "):
         dox.quantize(fp32_folder, max_prob_diff=1e-9)
@@ -177,6 +183,7 @@ def test_unreachable_target_is_reported_not_faked(fp32_folder):
     assert "quantized" not in read_manifest(fp32_folder).data["variants"]
 
 
+@pytest.mark.slow
 def test_a_strict_target_keeps_the_most_sensitive_matmuls_in_fp32(fp32_folder):
     loose = dox.quantize(fp32_folder, target=False)
     assert loose["quantization"]["kept_fp32"] == []
@@ -198,6 +205,7 @@ def weight_scale_shapes(path) -> list[list[int]]:
             if init.name.endswith("_scale") and not init.name.endswith("_row_scale")]
 
 
+@pytest.mark.slow
 def test_per_tensor_and_graph_choice(fp32_folder, exported):
     assert all(len(shape) == 1 and shape[0] > 1 for shape in weight_scale_shapes(
         exported["text-classification"] / "model_quantized.onnx"))  # the default: per output channel
@@ -210,6 +218,7 @@ def test_per_tensor_and_graph_choice(fp32_folder, exported):
         dox.quantize(fp32_folder, graph="fused")
 
 
+@pytest.mark.slow
 def test_calibration_texts_from_a_file(fp32_folder, tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("First text about cats.\n\nSecond one, about dogs and the weather.\n")
@@ -241,6 +250,7 @@ def test_graph_tools_need_a_distilbert_onnx_folder(tmp_path):
         dox.optimize(tmp_path / "missing")
 
 
+@pytest.mark.slow
 def test_validate_holds_the_int8_graph_to_its_recorded_target(exported, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(exported["text-classification"], folder)
@@ -254,6 +264,7 @@ def test_validate_holds_the_int8_graph_to_its_recorded_target(exported, tmp_path
     assert error.value.report[0].endswith("misses the target max prob diff <= 1e-09")
 
 
+@pytest.mark.slow
 def test_a_manifest_from_before_the_per_head_measures_still_validates_and_loads(exported, tmp_path):
     """Old records hold cosine targets and cosine figures for every head: validate says it judges the
     int8 graph by the head's default target instead; auto still judges the record as written."""

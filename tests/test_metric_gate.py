@@ -9,19 +9,13 @@ import json
 import shutil
 
 import pytest
-from click.testing import CliRunner
 
 import distilbert_onnx as dox
 from distilbert_onnx.artifacts import sha256_file
 from distilbert_onnx.manifest import read_manifest
-from distilbert_onnx.cli import main
 from distilbert_onnx.checks.user_data import DataFile
 from distilbert_onnx.samples import sample_texts
 from distilbert_onnx.tasks import get_task
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(arg) for arg in args])
 
 
 def labelled_csv(path, folder, rows: int, wrong_every: int | None = None):
@@ -49,9 +43,10 @@ def classifier(export_tiny, tmp_path):
     return folder
 
 
-def test_a_gate_that_is_met_is_recorded_and_shown(classifier, tmp_path):
+@pytest.mark.slow
+def test_a_gate_that_is_met_is_recorded_and_shown(cli, classifier, tmp_path):
     data = labelled_csv(tmp_path / "eval.csv", classifier, 40, wrong_every=4)
-    result = run("quantize", classifier, "--eval-data", data, "--text-column", "sentence", "--label-column", "gold",
+    result = cli("quantize", classifier, "--eval-data", data, "--text-column", "sentence", "--label-column", "gold",
                  "--max-metric-drop", "0.3")
     assert result.exit_code == 0, result.output
     gate = read_manifest(classifier).data["variants"]["quantized"]["gate"]
@@ -60,8 +55,8 @@ def test_a_gate_that_is_met_is_recorded_and_shown(classifier, tmp_path):
                     "rows": 40, "meets": True}
     shown = ("metric gate: accuracy 75.00 (fp32 75.00, drop 0.00, 95% interval 0.00 to 0.00; meets max drop 0.3) "
              "on 40 rows of eval.csv")
-    assert shown in result.stdout and shown in run("info", classifier).stdout
-    validated = run("validate", classifier)
+    assert shown in result.stdout and shown in cli("info", classifier).stdout
+    validated = cli("validate", classifier)
     assert validated.exit_code == 0 and f"recorded {shown}" in validated.stdout
 
 
@@ -90,6 +85,7 @@ def test_no_drop_on_the_rows_is_not_enough_when_its_interval_reaches_past_the_ga
     path = tmp_path / "eval.jsonl"
     path.write_text("".join(json.dumps({"sentence": text, "gold": label}) + "\n" for text, label in zip(texts, gold)),
                     encoding="utf-8")
+
     class Flipping(OnnxModel):
         """model.onnx, with the logits of the rows whose token ids sum to an even number turned around."""
 
@@ -107,13 +103,14 @@ def test_no_drop_on_the_rows_is_not_enough_when_its_interval_reaches_past_the_ga
     assert f"accuracy drop 0.00 points, up to {high:.2f} at 95% confidence > 0.3" in gate_shortfall(gate)
 
 
-def test_a_gate_no_graph_can_meet_writes_nothing_and_says_by_how_much(uncertain_classifier, tmp_path):
+@pytest.mark.slow
+def test_a_gate_no_graph_can_meet_writes_nothing_and_says_by_how_much(cli, uncertain_classifier, tmp_path):
     """Near-zero logits: int8 flips many predictions, so with labels = fp32's predictions no int8
     graph keeps accuracy within 0.3 points, whatever it keeps in fp32."""
     folder = dox.export(uncertain_classifier, tmp_path / "folder", optimize=False, quantize=False, openvino=False).folder
     data = labelled_csv(tmp_path / "eval.csv", folder, 60)
     gate = ["--eval-data", data, "--text-column", "sentence", "--label-column", "gold", "--max-metric-drop", "0.3"]
-    failed = run("quantize", folder, *gate)
+    failed = cli("quantize", folder, *gate)
     assert failed.exit_code == 1 and "Traceback" not in failed.output
     errors = [line for line in failed.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "a drop of the task's metric <= 0.3 points" in errors[0]
@@ -121,19 +118,19 @@ def test_a_gate_no_graph_can_meet_writes_nothing_and_says_by_how_much(uncertain_
     assert not (folder / "model_quantized.onnx").exists() and "quantized" not in read_manifest(folder).data["variants"]
 
     out = tmp_path / "exported"
-    exported = run("export", uncertain_classifier, out, "--no-openvino", "--no-optimize", *gate)
+    exported = cli("export", uncertain_classifier, out, "--no-openvino", "--no-optimize", *gate)
     assert exported.exit_code == 0, exported.output
     left = [line for line in exported.stderr.splitlines() if "left out" in line]
     assert len(left) == 1 and left[0].startswith("- quantized left out") and "accuracy drop" in left[0]
     assert not (out / "model_quantized.onnx").exists() and "accuracy drop" in read_manifest(out).data["left_out"]["quantized"]
 
 
-def test_gate_options_come_together(classifier, tmp_path):
+def test_gate_options_come_together(cli, classifier, tmp_path):
     data = labelled_csv(tmp_path / "eval.csv", classifier, 8)
     for args in (["--eval-data", data], ["--max-metric-drop", "0.5"]):
-        result = run("quantize", classifier, *args)
+        result = cli("quantize", classifier, *args)
         assert result.exit_code == 1 and "needs both --eval-data FILE and --max-metric-drop POINTS" in result.stderr
-    missing = run("quantize", classifier, "--eval-data", data, "--max-metric-drop", "0.5", "--text-column", "sentence")
+    missing = cli("quantize", classifier, "--eval-data", data, "--max-metric-drop", "0.5", "--text-column", "sentence")
     assert missing.exit_code == 1 and "has no column 'label'" in missing.stderr and "--label-column" in missing.stderr
 
 
@@ -156,12 +153,12 @@ def test_calibration_rows_from_the_users_data(classifier, tmp_path):
     assert len(whole) == 30 and details["sampled"] is None
 
 
-def test_calibration_data_errors(classifier, tmp_path):
+def test_calibration_data_errors(cli, classifier, tmp_path):
     path = tmp_path / "calibration.csv"
     path.write_text("review\nA fine day.\n", encoding="utf-8")
-    both = run("quantize", classifier, "--calibration-data", path, "--calibration-texts", path)
+    both = cli("quantize", classifier, "--calibration-data", path, "--calibration-texts", path)
     assert both.exit_code == 1 and "give --calibration-texts or --calibration-data, not both" in both.stderr
-    missing = run("quantize", classifier, "--calibration-data", path)
+    missing = cli("quantize", classifier, "--calibration-data", path)
     errors = [line for line in missing.stderr.splitlines() if line.startswith("Error:")]
     assert missing.exit_code == 1 and len(errors) == 1 and "has no column 'text'" in errors[0]
 

@@ -48,6 +48,7 @@ def compare(folder, task):
         torch.testing.assert_close(value, want, atol=ATOL, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_every_head_matches_transformers_with_padding(checkpoints, task):
     compare(checkpoints[task], task)

@@ -12,7 +12,6 @@ import textwrap
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from export_helpers import Exports
 
 import distilbert_onnx as dox
@@ -20,7 +19,6 @@ from distilbert_onnx.artifacts import sha256_file
 from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, reference_outputs
 from distilbert_onnx.checks.probes import make_probes
 from distilbert_onnx.manifest import Target, meets
-from distilbert_onnx.cli import main
 from distilbert_onnx.config import load_config
 from distilbert_onnx.manifest import read_manifest
 from distilbert_onnx.runtime.openvino_model import OpenVinoModel, native_bf16
@@ -49,10 +47,6 @@ def exported(checkpoints, tmp_path_factory):
     return Exports(checkpoints, tmp_path_factory.mktemp("exported_openvino"), openvino=True)
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(arg) for arg in args])
-
-
 def run_blocked(blocked: list[str], *args) -> subprocess.CompletedProcess:
     code = textwrap.dedent(BLOCKER.format(blocked=blocked))
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=300)
@@ -71,6 +65,7 @@ def folder_copy(source, target):
     return target
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", TASKS)
 def test_export_writes_validated_and_recorded_openvino_variants(exported, task):
     folder = exported[task]
@@ -134,6 +129,7 @@ def one_layer(make_tiny, calibration_file, tmp_path_factory):
     return folder, done
 
 
+@pytest.mark.slow
 def test_export_output_is_only_its_own_lines(one_layer):
     """NNCF's progress bars and OpenVINO's logs stay off the terminal: stdout holds the summary."""
     folder, done = one_layer
@@ -142,11 +138,12 @@ def test_export_output_is_only_its_own_lines(one_layer):
     assert "- quantize the IR to int8 with NNCF on 24 calibration texts" in done.stderr
 
 
-def test_openvino_command_meets_a_target_the_all_int8_ir_misses(one_layer, calibration_file, tmp_path):
+@pytest.mark.slow
+def test_openvino_command_meets_a_target_the_all_int8_ir_misses(cli, one_layer, calibration_file, tmp_path):
     folder = folder_copy(one_layer[0], tmp_path / "folder")
     first = read_manifest(folder).data["variants"]["openvino-int8"]["quantization"]["search"][0]["fidelity"]
     target = round(1 - (1 - first["mean_cosine"]) / 4, 9)  # a quarter of all-int8's loss
-    result = run("openvino", folder, "--min-cosine", target, "--min-worst-cosine", 0.9, "--calibration-texts", calibration_file)
+    result = cli("openvino", folder, "--min-cosine", target, "--min-worst-cosine", 0.9, "--calibration-texts", calibration_file)
     assert result.exit_code == 0, result.output
     int8 = read_manifest(folder).data["variants"]["openvino-int8"]
     quantization = int8["quantization"]
@@ -156,20 +153,21 @@ def test_openvino_command_meets_a_target_the_all_int8_ir_misses(one_layer, calib
     assert [step["kept_fp32"] for step in quantization["search"]][0] == 0
     assert f"{len(quantization['kept_fp32'])} op(s) kept in fp32" in result.stdout
     assert "openvino_model_int8.xml + openvino_model_int8.bin" in result.stdout
-    assert run("validate", folder, "--calibration-texts", calibration_file).exit_code == 0
+    assert cli("validate", folder, "--calibration-texts", calibration_file).exit_code == 0
 
 
-def test_an_impossible_target_is_an_error_with_require_int8_and_writes_nothing(one_layer, calibration_file, tmp_path):
+@pytest.mark.slow
+def test_an_impossible_target_is_an_error_with_require_int8_and_writes_nothing(cli, one_layer, calibration_file, tmp_path):
     folder = folder_copy(one_layer[0], tmp_path / "folder")
     before = {path.name: path.read_bytes() for path in folder.iterdir()}
     impossible = ["--min-cosine", 1.0, "--min-worst-cosine", 1.0, "--calibration-texts", calibration_file]
-    result = run("openvino", folder, *impossible, "--require-int8")
+    result = cli("openvino", folder, *impossible, "--require-int8")
     assert result.exit_code == 1, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "misses the target" in errors[0] and "Traceback" not in result.output
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == before  # same IRs and manifest, no temp folder
     # Without --require-int8 the fp32 IR is made again and the folder keeps its earlier int8 IR, saying so.
-    kept = run("openvino", folder, *impossible)
+    kept = cli("openvino", folder, *impossible)
     assert kept.exit_code == 0, kept.output
     assert "- openvino-int8 not rebuilt (the folder keeps its earlier one): the OpenVINO int8 IR misses" in kept.stderr
     assert (folder / "openvino_model_int8.xml").read_bytes() == before["openvino_model_int8.xml"]
@@ -177,9 +175,10 @@ def test_an_impossible_target_is_an_error_with_require_int8_and_writes_nothing(o
     assert "left_out" not in manifest and manifest["variants"]["openvino-int8"]["sha256"] == sha256_file(folder / "openvino_model_int8.xml")
 
 
-def test_export_leaves_out_the_int8_variants_that_miss_and_writes_the_rest(checkpoints, tmp_path):
+@pytest.mark.slow
+def test_export_leaves_out_the_int8_variants_that_miss_and_writes_the_rest(cli, checkpoints, tmp_path):
     out = tmp_path / "out"
-    result = run("export", checkpoints["text-classification"], out, "--no-optimize", "--max-prob-diff", "1e-9",
+    result = cli("export", checkpoints["text-classification"], out, "--no-optimize", "--max-prob-diff", "1e-9",
                  "--calibration-texts", write_texts(tmp_path, 12))
     assert result.exit_code == 0, result.output
     left = [line for line in result.stderr.splitlines() if "left out" in line]
@@ -191,14 +190,15 @@ def test_export_leaves_out_the_int8_variants_that_miss_and_writes_the_rest(check
     assert dox.load(out).variant in ("fp32", "openvino")
 
 
-def test_openvino_int8_calibrated_on_rows_and_gated_on_the_metric(one_layer, tmp_path):
+@pytest.mark.slow
+def test_openvino_int8_calibrated_on_rows_and_gated_on_the_metric(cli, one_layer, tmp_path):
     folder = folder_copy(one_layer[0], tmp_path / "folder")
     texts = sample_texts()
     with (tmp_path / "rows.csv").open("w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows([["body"], *([text] for text in texts[:20])])
     (tmp_path / "eval.jsonl").write_text("".join(
         json.dumps({"body": text, "topic": index % 2}) + "\n" for index, text in enumerate(texts[20:60])), encoding="utf-8")
-    result = run("openvino", folder, "--calibration-data", tmp_path / "rows.csv", "--calibration-rows", 12,
+    result = cli("openvino", folder, "--calibration-data", tmp_path / "rows.csv", "--calibration-rows", 12,
                  "--eval-data", tmp_path / "eval.jsonl", "--label-column", "topic", "--text-column", "body",
                  "--max-metric-drop", 100)
     assert result.exit_code == 0, result.output
@@ -218,9 +218,10 @@ def write_texts(folder, count):
     return path
 
 
-def test_validate_and_info_cover_the_openvino_files(exported, tmp_path):
+@pytest.mark.slow
+def test_validate_and_info_cover_the_openvino_files(cli, exported, tmp_path):
     folder = exported["token-classification"]
-    result = run("validate", folder)
+    result = cli("validate", folder)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     for name in IR_FILES:
@@ -228,7 +229,7 @@ def test_validate_and_info_cover_the_openvino_files(exported, tmp_path):
     assert any(line.startswith("openvino_model.xml: fp32 inference: max abs diff") for line in lines)
     assert any(line.startswith("openvino_model.xml in bf16: bf16") for line in lines)
     assert any(line.startswith("openvino_model_int8.xml: runs the padded probes; prob diff max") for line in lines)
-    info = run("info", folder).stdout
+    info = cli("info", folder).stdout
     for name in ("fp32", "optimized", "quantized", "openvino", "openvino-int8"):
         assert any(line.split()[:1] == [name] and " MB " in line for line in info.splitlines()), (name, info)
     assert "+ openvino_model_int8.bin (weights)" in info and "op(s) kept in fp32" in info
@@ -238,26 +239,28 @@ def test_validate_and_info_cover_the_openvino_files(exported, tmp_path):
     with open(changed / "openvino_model_int8.bin", "r+b") as handle:
         handle.seek(100)
         handle.write(b"\xff\xfe")
-    result = run("validate", changed)
+    result = cli("validate", changed)
     assert result.exit_code == 1 and "openvino_model_int8.bin: sha256 differs" in result.stderr
 
 
-def test_export_without_openvino_and_validate_info_on_such_folders(checkpoints, tmp_path):
-    result = run("export", checkpoints["fill-mask"], tmp_path / "out", "--no-openvino", "--no-optimize")
+@pytest.mark.slow
+def test_export_without_openvino_and_validate_info_on_such_folders(cli, checkpoints, tmp_path):
+    result = cli("export", checkpoints["fill-mask"], tmp_path / "out", "--no-openvino", "--no-optimize")
     assert result.exit_code == 0, result.output
     assert "OpenVINO" not in result.stderr and not list((tmp_path / "out").glob("openvino_*"))
     assert list(read_manifest(tmp_path / "out").data["variants"]) == ["fp32", "quantized"]
-    info = run("info", tmp_path / "out").stdout
+    info = cli("info", tmp_path / "out").stdout
     assert "openvino" not in info.split("variants:")[1]
-    validated = run("validate", tmp_path / "out")
+    validated = cli("validate", tmp_path / "out")
     assert validated.exit_code == 0 and "openvino" not in validated.stdout
 
-    added = run("openvino", tmp_path / "out", "--no-int8")
+    added = cli("openvino", tmp_path / "out", "--no-int8")
     assert added.exit_code == 0, added.output
     assert list(read_manifest(tmp_path / "out").data["variants"]) == ["fp32", "quantized", "openvino"]
     assert "validated against model.onnx" in added.stdout
 
 
+@pytest.mark.slow
 def test_export_says_the_openvino_variants_are_skipped_when_openvino_is_missing(checkpoints, tmp_path):
     done = run_blocked(["openvino", "nncf"], "export", checkpoints["multiple-choice"], tmp_path / "out", "--no-optimize")
     assert done.returncode == 0, done.stderr
@@ -269,6 +272,7 @@ def test_export_says_the_openvino_variants_are_skipped_when_openvino_is_missing(
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_without_nncf_the_int8_ir_is_skipped_or_an_error(exported, tmp_path):
     folder = folder_copy(exported["fill-mask"], tmp_path / "folder")
     before = (folder / "distilbert_onnx.json").read_bytes()
@@ -286,18 +290,19 @@ def test_without_nncf_the_int8_ir_is_skipped_or_an_error(exported, tmp_path):
     (["--calibration-texts", "empty.txt"], "the calibration texts are empty"),
     (["--calibration-texts", "missing.txt"], "no calibration text file at"),
 ])
-def test_openvino_command_errors(exported, tmp_path, monkeypatch, args, message):
+def test_openvino_command_errors(cli, exported, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty.txt").write_text("\n")
-    result = run("openvino", exported["feature-extraction"], *args)
+    result = cli("openvino", exported["feature-extraction"], *args)
     assert result.exit_code == 1 and message in result.stderr, result.output
 
 
-def test_openvino_command_on_a_folder_that_is_not_an_export(tmp_path):
-    result = run("openvino", tmp_path)
+def test_openvino_command_on_a_folder_that_is_not_an_export(cli, tmp_path):
+    result = cli("openvino", tmp_path)
     assert result.exit_code == 1 and "is not a distilbert-onnx export" in result.stderr
 
 
+@pytest.mark.slow
 def test_default_export_has_every_cpu_variant_and_nothing_else(exported):
     folder = exported["text-classification"]
     manifest = read_manifest(folder).data

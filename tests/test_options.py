@@ -4,10 +4,8 @@ API and the jobs all follow, defaults and checks alike."""
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
 
 import distilbert_onnx as dox
-from distilbert_onnx.cli import main
 from distilbert_onnx.errors import OptionError
 from distilbert_onnx.manifest import read_manifest
 from distilbert_onnx.options import (
@@ -25,19 +23,19 @@ from distilbert_onnx.quantize_settings import QuantizeSettings
 from distilbert_onnx.tasks import get_task
 
 
-def help_of(command: str) -> str:
-    return " ".join(CliRunner().invoke(main, [command, "--help"]).stdout.split())
+def help_of(cli, command: str) -> str:
+    return " ".join(cli(command, "--help").stdout.split())
 
 
-def test_the_cli_shows_the_defaults_of_the_table():
-    export = help_of("export")
+def test_the_cli_shows_the_defaults_of_the_table(cli):
+    export = help_of(cli, "export")
     assert f"--opset INTEGER ONNX opset (14 to 17). [default: {OPSET.default}]" in export
     assert f"Tolerance of the validation against PyTorch. [default: {ATOL.default}]" in export
     assert f"to fp32's (embeddings) [default: {MIN_COSINE.default}]." in export
     assert f"to fp32's (embeddings) [default: {MIN_WORST_COSINE.default}]." in export
     assert f"answer spans) [default: {MAX_PROB_DIFF.default}]." in export and "equal to fp32's [default: none]." in export
-    assert f"Tolerance of the validation against model.onnx. [default: {ATOL.default}]" in help_of("optimize")
-    assert f"[default: {GRAPH.default}]" in help_of("quantize")
+    assert f"Tolerance of the validation against model.onnx. [default: {ATOL.default}]" in help_of(cli, "optimize")
+    assert f"[default: {GRAPH.default}]" in help_of(cli, "quantize")
 
 
 def test_the_api_and_the_jobs_take_the_same_defaults(exported):
@@ -74,13 +72,13 @@ def test_each_check(option, value, message):
     assert option.value(None) == option.default and option.value(option.default) == option.default
 
 
-def test_checks_reach_every_front_end(checkpoints, exported, tmp_path):
+def test_checks_reach_every_front_end(cli, checkpoints, exported, tmp_path):
     folder = exported["text-classification"]  # each check comes before any work on it
     with pytest.raises(OptionError, match="atol must be a positive tolerance"):
         dox.optimize(folder, atol=-1.0)
     with pytest.raises(OptionError, match="graph must be"):
         dox.quantize(folder, graph="both")
-    result = CliRunner().invoke(main, ["export", str(checkpoints["text-classification"]), str(tmp_path / "out"),
-                                       "--opset", "13"])
+    result = cli("export", str(checkpoints["text-classification"]), str(tmp_path / "out"),
+                                       "--opset", "13")
     assert result.exit_code == 1 and "Error: opset 13 is not supported" in result.stderr
     assert not (tmp_path / "out").exists()

@@ -6,17 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 from devices import without_cuda
 from runtime_helpers import LONG_TEXT, TEXTS, assert_same
 
 import distilbert_onnx as dox
-from distilbert_onnx.cli import main
-
-
-@pytest.fixture(scope="module")
-def runner():
-    return CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +24,8 @@ def pipes(exported):
     return Pipes()
 
 
-def predict(runner, folder, *arguments):
-    return runner.invoke(main, ["predict", str(folder), *map(str, arguments)])
+def predict(cli, folder, *arguments):
+    return cli("predict", folder, *arguments)
 
 
 def lines_of(result) -> list:
@@ -64,19 +57,19 @@ def write_jsonl(path, records) -> str:
 # --- TEXT arguments -----------------------------------------------------------------------------
 
 
-def test_texts_as_arguments(runner, exported, pipes):
-    result = predict(runner, exported["text-classification"], *TEXTS)
+def test_texts_as_arguments(cli, exported, pipes):
+    result = predict(cli, exported["text-classification"], *TEXTS)
     assert_same(lines_of(result), jsonable(pipes["text-classification"](TEXTS)), atol=1e-6)
     assert "text-classification on cpu with the quantized graph" in result.stderr
     assert "predicting" not in result.stderr  # no progress bar for arguments
 
 
-def test_options_reach_the_pipeline(runner, exported, pipes, monkeypatch):
+def test_options_reach_the_pipeline(cli, exported, pipes, monkeypatch):
     folder = exported["text-classification"]
     loaded = []
     load = dox.load
     monkeypatch.setattr(dox, "load", lambda *args, **kwargs: loaded.append(load(*args, **kwargs)) or loaded[-1])
-    result = predict(runner, folder, TEXTS[0], TEXTS[1], "--top-k", 2, "--function-to-apply", "sigmoid",
+    result = predict(cli, folder, TEXTS[0], TEXTS[1], "--top-k", 2, "--function-to-apply", "sigmoid",
                      "--variant", "fp32", "--batch-size", 1, "--threads", 1)
     expected = load(folder, variant="fp32")(TEXTS[:2], top_k=2, function_to_apply="sigmoid")
     assert_same(lines_of(result), jsonable(expected), atol=1e-6)
@@ -85,14 +78,14 @@ def test_options_reach_the_pipeline(runner, exported, pipes, monkeypatch):
     assert pipe.model.session.get_session_options().intra_op_num_threads == 1
 
 
-def test_question_and_choices_as_options(runner, exported, pipes):
-    result = predict(runner, exported["question-answering"], TEXTS[0], TEXTS[1], "--question", "Who lives in Paris?",
+def test_question_and_choices_as_options(cli, exported, pipes):
+    result = predict(cli, exported["question-answering"], TEXTS[0], TEXTS[1], "--question", "Who lives in Paris?",
                      "--top-k", 2, "--max-answer-len", 4, "--handle-impossible-answer")
     expected = pipes["question-answering"](question=["Who lives in Paris?"] * 2, context=TEXTS[:2], top_k=2,
                                            max_answer_len=4, handle_impossible_answer=True)
     assert_same(lines_of(result), jsonable(expected), atol=1e-6)
 
-    result = predict(runner, exported["multiple-choice"], "Maria lives in", "John flew to",
+    result = predict(cli, exported["multiple-choice"], "Maria lives in", "John flew to",
                      "--choice", "Paris", "--choice", "London", "--choice", "Rome")
     lines = lines_of(result)
     assert [[entry["choice"] for entry in line] for line in lines] == [["Paris", "London", "Rome"]] * 2
@@ -101,6 +94,7 @@ def test_question_and_choices_as_options(runner, exported, pipes):
     assert_same(lines, jsonable(expected), atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "task, arguments, options",
     [
@@ -112,19 +106,20 @@ def test_question_and_choices_as_options(runner, exported, pipes):
         ("feature-extraction", [], {}),
     ],
 )
-def test_task_options(runner, exported, pipes, task, arguments, options):
+def test_task_options(cli, exported, pipes, task, arguments, options):
     texts = ["[MASK] " + text if task == "fill-mask" else text for text in (TEXTS[0], LONG_TEXT, TEXTS[3])]
-    result = predict(runner, exported[task], *texts, *arguments)
+    result = predict(cli, exported[task], *texts, *arguments)
     assert_same(lines_of(result), jsonable(pipes[task](texts, **options)), atol=1e-6)
 
 
 # --- --input files ------------------------------------------------------------------------------
 
 
-def test_txt_file_one_text_per_line(runner, exported, pipes, tmp_path):
+@pytest.mark.slow
+def test_txt_file_one_text_per_line(cli, exported, pipes, tmp_path):
     texts = TEXTS * 30  # 150 lines: several batches, results in line order
     path = write_lines(tmp_path / "texts.txt", [texts[0], "", *texts[1:], "   "])  # blank lines are skipped
-    result = predict(runner, exported["token-classification"], "--input", path, "--batch-size", 8,
+    result = predict(cli, exported["token-classification"], "--input", path, "--batch-size", 8,
                      "--aggregation-strategy", "simple")
     lines = lines_of(result)
     assert len(lines) == len(texts)
@@ -133,26 +128,26 @@ def test_txt_file_one_text_per_line(runner, exported, pipes, tmp_path):
     assert "predicting" in result.stderr  # the progress bar goes to stderr
 
 
-def test_txt_file_with_windows_line_endings(runner, exported, pipes, tmp_path):
+def test_txt_file_with_windows_line_endings(cli, exported, pipes, tmp_path):
     path = tmp_path / "crlf.txt"
     path.write_bytes(b"I love Paris.\r\nThe battery died.\r\n")
-    lines = lines_of(predict(runner, exported["text-classification"], "--input", path))
+    lines = lines_of(predict(cli, exported["text-classification"], "--input", path))
     assert_same(lines, jsonable(pipes["text-classification"](["I love Paris.", "The battery died."])), atol=1e-6)
 
 
-def test_jsonl_text_classification_with_pairs(runner, exported, pipes, tmp_path):
+def test_jsonl_text_classification_with_pairs(cli, exported, pipes, tmp_path):
     records = [{"text": TEXTS[0]}, {"text": TEXTS[1], "text_pair": TEXTS[2]}, TEXTS[3], {"text": "x", "id": 7}]
     path = write_jsonl(tmp_path / "pairs.jsonl", records)
-    lines = lines_of(predict(runner, exported["text-classification"], "--input", path, "--top-k", 2))
+    lines = lines_of(predict(cli, exported["text-classification"], "--input", path, "--top-k", 2))
     inputs = [TEXTS[0], {"text": TEXTS[1], "text_pair": TEXTS[2]}, TEXTS[3], "x"]
     assert_same(lines, jsonable(pipes["text-classification"](inputs, top_k=2)), atol=1e-6)
 
 
-def test_jsonl_question_answering(runner, exported, pipes, tmp_path):
+def test_jsonl_question_answering(cli, exported, pipes, tmp_path):
     records = [{"question": "Who lives in Paris?", "context": text} for text in TEXTS]
     records.append({"question": "What opens on Sundays?", "context": LONG_TEXT, "id": "long"})
     path = write_jsonl(tmp_path / "qa.jsonl", records)
-    lines = lines_of(predict(runner, exported["question-answering"], "--input", path, "--doc-stride", 64,
+    lines = lines_of(predict(cli, exported["question-answering"], "--input", path, "--doc-stride", 64,
                              "--max-seq-len", 256, "--max-question-len", 4, "--top-k", 1))
     expected = pipes["question-answering"](question=[r["question"] for r in records], context=[r["context"] for r in records],
                                            doc_stride=64, max_seq_len=256, max_question_len=4)
@@ -160,14 +155,14 @@ def test_jsonl_question_answering(runner, exported, pipes, tmp_path):
     assert all(set(line) == {"score", "start", "end", "answer"} for line in lines)
 
 
-def test_jsonl_multiple_choice_and_fill_mask(runner, exported, pipes, tmp_path):
+def test_jsonl_multiple_choice_and_fill_mask(cli, exported, pipes, tmp_path):
     records = [{"prompt": "Maria lives in", "choices": ["Paris", "Rome"]},
                {"prompt": "The battery", "choices": ["died.", "lasts two days.", "is blue."]}]
-    lines = lines_of(predict(runner, exported["multiple-choice"], "--input", write_jsonl(tmp_path / "mc.jsonl", records)))
+    lines = lines_of(predict(cli, exported["multiple-choice"], "--input", write_jsonl(tmp_path / "mc.jsonl", records)))
     assert_same(lines, jsonable(pipes["multiple-choice"](records)), atol=1e-6)
 
     records = [{"text": "Paris is the [MASK] of France."}, {"text": "The [MASK] was [MASK]."}]
-    lines = lines_of(predict(runner, exported["fill-mask"], "--input", write_jsonl(tmp_path / "fm.jsonl", records)))
+    lines = lines_of(predict(cli, exported["fill-mask"], "--input", write_jsonl(tmp_path / "fm.jsonl", records)))
     assert_same(lines, jsonable(pipes["fill-mask"]([record["text"] for record in records])), atol=1e-6)
 
 
@@ -193,9 +188,9 @@ def test_jsonl_multiple_choice_and_fill_mask(runner, exported, pipes, tmp_path):
         ("token-classification", ["x", "--stride", 100000], "stride must be an integer from 0 to 509", 1),
     ],
 )
-def test_errors_are_one_line(runner, exported, tmp_path, task, arguments, message, exit_code):
+def test_errors_are_one_line(cli, exported, tmp_path, task, arguments, message, exit_code):
     arguments = [write_lines(tmp_path / "in.txt", ["x"]) if argument == "__FILE__" else argument for argument in arguments]
-    assert_one_line_error(predict(runner, exported[task], *arguments), message, exit_code)
+    assert_one_line_error(predict(cli, exported[task], *arguments), message, exit_code)
 
 
 @pytest.mark.parametrize(
@@ -210,30 +205,30 @@ def test_errors_are_one_line(runner, exported, tmp_path, task, arguments, messag
         ("token-classification", '{"text": 42}\n', "is a int: expected a string"),
     ],
 )
-def test_bad_jsonl_is_one_line_error(runner, exported, tmp_path, task, content, message):
+def test_bad_jsonl_is_one_line_error(cli, exported, tmp_path, task, content, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(content, encoding="utf-8")
-    assert_one_line_error(predict(runner, exported[task], "--input", path), message, 1)
+    assert_one_line_error(predict(cli, exported[task], "--input", path), message, 1)
 
 
-def test_undecodable_file_is_one_line_error(runner, exported, tmp_path):
+def test_undecodable_file_is_one_line_error(cli, exported, tmp_path):
     path = tmp_path / "latin1.txt"
     path.write_bytes("caf\xe9\n".encode("latin-1"))
-    assert_one_line_error(predict(runner, exported["text-classification"], "--input", path), "utf-8", 1)
+    assert_one_line_error(predict(cli, exported["text-classification"], "--input", path), "utf-8", 1)
 
 
-def test_bad_folders_are_one_line_errors(runner, exported, tmp_path):
-    assert_one_line_error(predict(runner, tmp_path / "nowhere", "x"), "does not exist", 2)
+def test_bad_folders_are_one_line_errors(cli, exported, tmp_path):
+    assert_one_line_error(predict(cli, tmp_path / "nowhere", "x"), "does not exist", 2)
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text("{}")
-    assert_one_line_error(predict(runner, broken, "x"), "holds no ONNX model for cpu", 1)
-    assert_one_line_error(predict(runner, exported["text-classification"], "--input", tmp_path / "missing.txt"),
+    assert_one_line_error(predict(cli, broken, "x"), "holds no ONNX model for cpu", 1)
+    assert_one_line_error(predict(cli, exported["text-classification"], "--input", tmp_path / "missing.txt"),
                           "does not exist", 2)
 
 
-def test_help(runner):
-    result = runner.invoke(main, ["predict", "--help"])
+def test_help(cli):
+    result = cli("predict", "--help")
     assert result.exit_code == 0
     for option in ("--input", "--device", "--variant", "--batch-size", "--question", "--choice", "--top-k",
                    "--aggregation-strategy", "--doc-stride", "--targets", "--pooling", "--normalize"):

@@ -124,6 +124,7 @@ def test_every_task_keeps_the_input_order(pipes, task):
     assert_same(batched, singles, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_windows_of_long_texts_share_batches_with_short_ones(pipes):
     pipe = pipes["token-classification"]
     texts = [TEXTS[0], LONG_TEXT, TEXTS[4], MEDIUM_TEXT]
@@ -151,6 +152,7 @@ def test_an_iterator_is_consumed_lazily(pipes):
     assert_same(first, [pipe(f"{TEXTS[n % len(TEXTS)]} {n}", top_k=None) for n in range(5)], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_large_stream_comes_back_in_order(pipes):
     """Compared with each text run alone: a list goes through the same chunking and batching as a
     stream, so it would share any ordering bug."""

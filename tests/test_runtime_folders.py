@@ -146,6 +146,7 @@ def test_quantized_variant_gives_results_of_the_same_form(exported):
 # --- the folder: tokenizer settings, Optimum layout, damage (issue points 2, 3, 7) -------------
 
 
+@pytest.mark.slow
 def test_padding_and_truncation_baked_into_tokenizer_json_are_ignored(pipes, exported, tmp_path):
     for task in ("text-classification", "token-classification", "question-answering"):
         folder = copy_folder(exported[task], tmp_path, task)

@@ -52,12 +52,14 @@ def folders(exported) -> str:
     return json.dumps({task: str(exported[task]) for task in TASKS})
 
 
+@pytest.mark.slow
 def test_runtime_never_imports_torch_or_transformers(folders):
     done = run_python(textwrap.dedent(RUN_EVERY_TASK.format(modules=EXTRAS)), folders)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
 
+@pytest.mark.slow
 def test_base_install_loads_and_runs_every_task(folders):
     code = textwrap.dedent(BLOCKER.format(blocked=EXTRAS)) + textwrap.dedent(RUN_EVERY_TASK.format(modules=EXTRAS))
     done = run_python(code, folders)

@@ -1,4 +1,5 @@
-"""Parity of the torch-free pipelines with transformers' pipelines, task by task and option by option.
+"""Parity of the torch-free pipelines with transformers' pipelines, task by task and option by option
+(question-answering and fill-mask: test_runtime_parity_qa.py).
 
 Ours run the exported folder (fp32 graph, and the fused one where said); transformers runs the
 checkpoint folder it came from. Results must have the same keys in the same order, the same labels,
@@ -12,64 +13,16 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from runtime_helpers import LONG_TEXT, MEDIUM_TEXT, TEXTS, assert_same
+from runtime_helpers import CONTEXT, LONG_TEXT, MASKED, MEDIUM_TEXT, QUESTION, TEXTS, assert_same
 
-import distilbert_onnx as dox
-
-transformers.logging.set_verbosity_error()
-transformers.utils.logging.disable_progress_bar()
 # transformers' own question-answering code, not ours
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
-
-QUESTION = "Where does Maria live?"
-CONTEXT = (
-    "Maria Gonzalez lives in Paris and works for the United Nations in Geneva. "
-    "John Smith flew from New York to London with British Airways on Monday."
-)
-MASKED = ["Paris is the [MASK] of France.", "The [MASK] was late [MASK] again.", "[MASK]"]
-
-
-@pytest.fixture(scope="module")
-def ours(exported):
-    """ours(task, variant="fp32") -> our pipeline on the shared exported folder of `task`."""
-    loaded = {}
-
-    def get(task: str, variant: str = "fp32"):
-        if (task, variant) not in loaded:
-            loaded[task, variant] = dox.load(exported[task], variant=variant)
-        return loaded[task, variant]
-
-    return get
-
-
-@pytest.fixture(scope="module")
-def reference(checkpoints):
-    """reference(task, folder=None) -> transformers' pipeline on a checkpoint folder (default: the shared one)."""
-    loaded = {}
-
-    def get(task: str, folder=None):
-        folder = str(folder or checkpoints[task])
-        if folder not in loaded:
-            loaded[folder] = transformers.pipeline(task, model=folder)
-        return loaded[folder]
-
-    return get
-
-
-@pytest.fixture(scope="module")
-def pair(export_tiny, reference):
-    """pair(task, **overrides) -> (ours, transformers') on a checkpoint made with `overrides`."""
-
-    def get(task: str, **overrides):
-        checkpoint, folder = export_tiny(task, **overrides)
-        return dox.load(folder, variant="fp32"), reference(task, checkpoint)
-
-    return get
 
 
 # --- every task, fp32 and fused ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["fp32", "optimized"])
 @pytest.mark.parametrize("task", ["text-classification", "token-classification", "feature-extraction"])
 def test_text_tasks_single_and_list(ours, reference, task, variant):
@@ -96,6 +49,7 @@ def test_question_answering_default(ours, reference, variant):
 # --- text-classification ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "options",
     [
@@ -115,6 +69,7 @@ def test_text_classification_options(ours, reference, options):
     assert_same(pipe(TEXTS, **options), ref(TEXTS, **options))
 
 
+@pytest.mark.slow
 def test_text_classification_pairs(ours, reference):
     pipe, ref = ours("text-classification"), reference("text-classification")
     pairs = [{"text": text, "text_pair": other} for text, other in zip(TEXTS, TEXTS[1:] + TEXTS[:1])]
@@ -133,6 +88,7 @@ def test_text_classification_long_text_is_truncated(ours, reference):
                 ref({"text": LONG_TEXT, "text_pair": LONG_TEXT}, top_k=None, truncation=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "labels, extra_config",
     [
@@ -163,6 +119,7 @@ def test_regression_score_is_the_raw_logit(pair):
 STRATEGIES = ["none", "simple", "first", "average", "max"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("ignore_labels", [None, [], ["O", "B-PER", "I-MISC"]])
 def test_token_classification_strategies(ours, reference, strategy, ignore_labels):
@@ -175,6 +132,7 @@ def test_token_classification_strategies(ours, reference, strategy, ignore_label
     assert_same(pipe(TEXTS, **options), ref(TEXTS, **options))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES[1:])
 @pytest.mark.parametrize("stride", [0, 16, 40])
 def test_token_classification_windows(pair, strategy, stride):
@@ -187,6 +145,7 @@ def test_token_classification_windows(pair, strategy, stride):
         assert_same(pipe(MEDIUM_TEXT, **options), ref(MEDIUM_TEXT, **options))
 
 
+@pytest.mark.slow
 def test_token_classification_default_windows_on_a_full_size_model(ours, reference):
     """With a 512-token model and no stride given, long texts are windowed with a 128-token overlap."""
     pipe, ref = ours("token-classification"), reference("token-classification")
@@ -204,140 +163,6 @@ def test_token_classification_windows_cover_the_whole_text(pair):
     assert [(token["start"], token["end"]) for token in tokens] == [encoding.offsets[i] for i in content]
 
 
-# --- question-answering -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        {"top_k": 3},
-        {"top_k": 5, "max_answer_len": 3},
-        {"max_answer_len": 1},
-        {"handle_impossible_answer": True},
-        {"handle_impossible_answer": True, "top_k": 4},
-        {"align_to_words": False, "top_k": 3},
-    ],
-)
-def test_question_answering_options(ours, reference, options):
-    pipe, ref = ours("question-answering"), reference("question-answering")
-    assert_same(pipe(question=QUESTION, context=CONTEXT, **options), ref(question=QUESTION, context=CONTEXT, **options))
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        {"top_k": 50},
-        {"max_answer_len": 1},
-        {"max_answer_len": 2, "top_k": 4},
-        {"handle_impossible_answer": True, "top_k": 30},
-    ],
-)
-def test_question_answering_short_context(ours, reference, options):
-    """More candidate spans than the context holds: those cut out (end before start, too long) score 0."""
-    pipe, ref = ours("question-answering"), reference("question-answering")
-    context = "Paris is nice."
-    answers = pipe(question="Where?", context=context, **options)
-    assert_same(answers, ref(question="Where?", context=context, **options))
-    answers = answers if isinstance(answers, list) else [answers]
-    for answer in answers:
-        if answer["score"] > 0 and answer["answer"]:
-            assert context[answer["start"] : answer["end"]] == answer["answer"]
-    assert sum(answer["score"] > 0 and not answer["answer"] for answer in answers) <= options.get("handle_impossible_answer", 0)
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        {},
-        {"top_k": 3},
-        {"doc_stride": 64},
-        {"max_seq_len": 128, "doc_stride": 32, "top_k": 2},
-        {"max_seq_len": 256, "doc_stride": 0},
-        {"handle_impossible_answer": True, "top_k": 3, "max_seq_len": 96, "doc_stride": 48},
-        {"max_answer_len": 4, "top_k": 2},
-    ],
-)
-def test_question_answering_long_context(ours, reference, options):
-    """A context of ~3,400 tokens: windows of max_seq_len tokens overlapping by doc_stride."""
-    pipe, ref = ours("question-answering"), reference("question-answering")
-    question = "When does the museum open?"
-    assert_same(pipe(question=question, context=LONG_TEXT, **options), ref(question=question, context=LONG_TEXT, **options))
-
-
-def test_question_answering_windows_on_a_short_model(pair):
-    pipe, ref = pair("question-answering", max_position_embeddings=64, seed=13)
-    for options in ({}, {"top_k": 3}, {"doc_stride": 8, "handle_impossible_answer": True}):
-        assert_same(pipe(question=QUESTION, context=MEDIUM_TEXT, **options),
-                    ref(question=QUESTION, context=MEDIUM_TEXT, **options))
-
-
-def test_question_answering_batches(ours, reference):
-    pipe, ref = ours("question-answering"), reference("question-answering")
-    questions = [QUESTION, "Who flew to London?", "What airline?"]
-    contexts = [CONTEXT, LONG_TEXT, TEXTS[1]]
-    assert_same(pipe(question=questions, context=contexts, top_k=2), ref(question=questions, context=contexts, top_k=2))
-    assert_same(pipe(question=questions, context=CONTEXT), ref(question=questions, context=CONTEXT))
-    dicts = [{"question": q, "context": c} for q, c in zip(questions, contexts)]
-    assert_same(pipe(dicts, batch_size=2), ref(question=questions, context=contexts))
-    assert_same(pipe(dicts[0]), ref(question=questions[0], context=contexts[0]))
-
-
-def test_question_answering_max_question_len(ours, reference):
-    """transformers' fast tokenizers ignore max_question_len; ours cuts the question after that many
-    tokens, which answers as transformers does for the shortened question."""
-    pipe, ref = ours("question-answering"), reference("question-answering")
-    question = "Where does Maria Gonzalez live and where does she work for the United Nations?"
-    tokens = pipe.context.tokenizer.encode([question], add_special_tokens=False)[0]
-    shortened = question[: tokens.offsets[4][1]]
-    assert len(pipe.context.tokenizer.encode([shortened], add_special_tokens=False)[0].ids) == 5
-    assert_same(pipe(question=question, context=CONTEXT, max_question_len=5, top_k=2),
-                ref(question=shortened, context=CONTEXT, top_k=2))
-    # a question within the limit is untouched
-    assert_same(pipe(question=question, context=CONTEXT, max_question_len=len(tokens.ids)),
-                ref(question=question, context=CONTEXT))
-
-
-def test_question_answering_answers_are_spans_of_the_context(ours):
-    pipe = ours("question-answering")
-    for answer in pipe(question=QUESTION, context=LONG_TEXT, top_k=10):
-        assert LONG_TEXT[answer["start"] : answer["end"]] == answer["answer"]
-        assert answer["answer"]
-
-
-# --- fill-mask --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        {"top_k": 1},
-        {"top_k": 3},
-        {"top_k": 12},
-        {"targets": ["paris", "london", "the"]},
-        {"targets": ["paris", "london", "the"], "top_k": 2},
-        {"targets": "paris"},
-        {"targets": ["Paris", "unbelievably", "zzzq"]},  # not in the vocabulary: their first token
-    ],
-)
-def test_fill_mask_options(ours, reference, options):
-    pipe, ref = ours("fill-mask"), reference("fill-mask")
-    for text in MASKED:
-        assert_same(pipe(text, **options), ref(text, **options))
-    assert_same(pipe(MASKED, **options), ref(MASKED, **options))
-
-
-def test_fill_mask_long_text_is_truncated(ours, reference):
-    pipe, ref = ours("fill-mask"), reference("fill-mask")
-    text = "The [MASK] is open. " + LONG_TEXT
-    assert_same(pipe(text, top_k=3), ref(text, top_k=3, tokenizer_kwargs={"truncation": True}))
-
-
-def test_fill_mask_one_item_list_stays_a_list(ours, reference):
-    """transformers unwraps a one-item list; ours keeps the contract 'a list in, a list out'."""
-    pipe, ref = ours("fill-mask"), reference("fill-mask")
-    assert_same(pipe(MASKED[:1]), [ref(MASKED[0])])
-
-
 # --- feature-extraction -----------------------------------------------------------------------
 
 
@@ -347,6 +172,7 @@ def test_feature_extraction_tensors_and_long_text(ours, reference):
     assert_same(pipe(LONG_TEXT), ref(LONG_TEXT, truncation=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
 @pytest.mark.parametrize("normalize", [False, True])
 def test_feature_extraction_pooling(ours, reference, pooling, normalize):
@@ -393,6 +219,7 @@ CHOICE_ITEMS = [
 ]
 
 
+@pytest.mark.slow
 def test_multiple_choice(ours, choice_reference):
     pipe = ours("multiple-choice")
     for prompt, choices in CHOICE_ITEMS:

@@ -60,6 +60,7 @@ def single(exported, client):
         yield url
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", TASKS)
 def test_predict_is_what_pipe_returns(task, pipes, several, client):
     for inputs, parameters in CALLS[task]:

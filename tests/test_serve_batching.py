@@ -166,6 +166,7 @@ def raw_request(url: str, body: bytes) -> socket.socket:
     return sock
 
 
+@pytest.mark.slow
 def test_a_client_that_disconnects_does_not_stall_the_others(server, pipe):
     import json
 
@@ -185,6 +186,7 @@ def test_a_client_that_disconnects_does_not_stall_the_others(server, pipe):
     assert httpx.post(f"{server}/predict", json={"inputs": TEXTS[0]}).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_full_queue_answers_503_with_retry_after(pipe):
     with running(dox.serve.app(pipe, max_queue=4, max_batch_tokens=1)) as url:
         async def flood():

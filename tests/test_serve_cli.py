@@ -10,12 +10,11 @@ import socket
 
 import httpx
 import pytest
-from click.testing import CliRunner
 from runtime_helpers import MEDIUM_TEXT
 
-from distilbert_onnx.cli import main
 from serve_helpers import start_server
 
+@pytest.mark.slow
 def test_sigterm_answers_every_request_in_flight_then_exits_0(exported):
     folders = [exported["text-classification"], exported["feature-extraction"]]
     process, url = start_server(*map(str, folders), "--max-batch-tokens", "1")
@@ -54,18 +53,18 @@ async def _queued(client, url: str) -> str:
                      if line.startswith("distilbert_onnx_queue_rows{") and not line.endswith(" 0.0"))
 
 
-def test_an_occupied_port_is_one_error_line(exported):
+def test_an_occupied_port_is_one_error_line(cli, exported):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = CliRunner().invoke(main, ["serve", str(exported["text-classification"]), "--port", str(port)])
+        result = cli("serve", str(exported["text-classification"]), "--port", str(port))
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"Error: cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
-def test_two_folders_of_one_name_are_one_error_line(exported):
+def test_two_folders_of_one_name_are_one_error_line(cli, exported):
     folder = str(exported["text-classification"])
-    result = CliRunner().invoke(main, ["serve", folder, folder + "/"])
+    result = cli("serve", folder, folder + "/")
     assert result.exit_code == 1
     assert "Error: two folders are named 'text-classification'" in result.stderr

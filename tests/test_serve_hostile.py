@@ -50,6 +50,7 @@ def _stop(process, *signals, timeout: float = 30) -> str:
     return process.stderr.read()
 
 
+@pytest.mark.slow
 def test_a_stalled_body_gets_408_and_sigterm_still_ends_the_server(exported):
     process, url = start_server(str(exported["text-classification"]), "--client-timeout", "1")
     try:
@@ -65,6 +66,7 @@ def test_a_stalled_body_gets_408_and_sigterm_still_ends_the_server(exported):
     assert "POST /predict 408" in log and "Traceback" not in log
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT])
 def test_a_second_signal_stops_at_once_and_says_what_was_cut_off(exported, second):
     process, url = start_server(str(exported["text-classification"]))  # the stalled body would hold it 25 s
@@ -85,6 +87,7 @@ def test_a_second_signal_stops_at_once_and_says_what_was_cut_off(exported, secon
     assert answer == b"" or answer.startswith(b"HTTP/1.1 503")
 
 
+@pytest.mark.slow
 def test_the_drain_is_bounded_by_drain_timeout(exported):
     process, url = start_server(str(exported["text-classification"]), "--client-timeout", "300",
                                 "--drain-timeout", "1")
@@ -100,6 +103,7 @@ def test_the_drain_is_bounded_by_drain_timeout(exported):
     assert answer.startswith(b"HTTP/1.1 503") and b"shutting down" in answer
 
 
+@pytest.mark.slow
 def test_idle_and_trickling_connections_are_closed(exported):
     process, url = start_server(str(exported["text-classification"]), "--client-timeout", "1")
     address = urlsplit(url)
@@ -124,6 +128,7 @@ def test_idle_and_trickling_connections_are_closed(exported):
     assert "sent no complete request for 1 s" in log and "Traceback" not in log
 
 
+@pytest.mark.slow
 def test_huge_headers_are_refused_and_the_server_stays_up(exported):
     process, url = start_server(str(exported["text-classification"]))
     address = urlsplit(url)
@@ -205,6 +210,7 @@ def test_an_api_key_guards_every_route(exported):
         assert client.get(f"{url}/metrics", headers={"authorization": "bearer s3cret-key"}).status_code == 200
 
 
+@pytest.mark.slow
 def test_the_api_key_comes_from_the_environment_too(exported):
     process, url = start_server(str(exported["text-classification"]), env={"DISTILBERT_ONNX_API_KEY": "from-env"})
     try:

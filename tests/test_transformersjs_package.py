@@ -9,22 +9,16 @@ import json
 import shutil
 
 import pytest
-from click.testing import CliRunner
 
 import distilbert_onnx as dox
 from distilbert_onnx.artifacts import sha256_file
-from distilbert_onnx.cli import main
 from distilbert_onnx.manifest import Target, meets, read_manifest
 from distilbert_onnx.transformersjs import package
 from distilbert_onnx.transformersjs.operators import CHECKED_WITH, graph_operators
 from js_helpers import JS_DIR, require
 
 
-def cli(*args):
-    return CliRunner().invoke(main, [str(arg) for arg in args])
-
-
-def test_the_folder_holds_what_transformers_js_reads(exported, tmp_path):
+def test_the_folder_holds_what_transformers_js_reads(cli, exported, tmp_path):
     source = exported["text-classification"]
     result = cli("package", source, tmp_path / "web", "--for", "transformers.js")
     assert result.exit_code == 0, result.output
@@ -74,7 +68,7 @@ def test_an_int8_graph_the_web_runtime_lacks_an_operator_for_is_made_again_from_
     assert target.binding and meets(int8["fidelity"], target)  # the token head's per-token probability bound
 
 
-def test_user_mistakes_are_one_line_and_leave_nothing(exported, tmp_path):
+def test_user_mistakes_are_one_line_and_leave_nothing(cli, exported, tmp_path):
     result = cli("package", exported["multiple-choice"], tmp_path / "web", "--for", "transformers.js")
     assert result.exit_code == 1
     assert result.output.strip() == "Error: transformers.js has no pipeline for multiple-choice: a multiple-choice folder cannot be packaged for it"
@@ -88,7 +82,8 @@ def test_user_mistakes_are_one_line_and_leave_nothing(exported, tmp_path):
     assert cli("package", exported["fill-mask"], tmp_path / "web", "--for", "onnxruntime-web").exit_code == 2
 
 
-def test_export_packages_for_transformers_js_in_the_same_command(make_tiny, tmp_path):
+@pytest.mark.slow
+def test_export_packages_for_transformers_js_in_the_same_command(cli, make_tiny, tmp_path):
     checkpoint = make_tiny("fill-mask", name="fill_mask_for_web")
     result = cli("export", checkpoint, tmp_path / "out", "--no-optimize", "--no-openvino", "--transformers-js", tmp_path / "web")
     assert result.exit_code == 0, result.output

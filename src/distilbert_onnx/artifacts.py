@@ -84,6 +84,12 @@ def staged_folder(target: str | Path, force: bool = False, protected=()) -> Iter
         shutil.rmtree(staging, ignore_errors=True)
         leftovers.release(lock)
         raise
+    replace_folder(staging, target)
+    leftovers.release(lock)
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Put the finished folder `staging` at `target`, replacing a folder there (moved aside, then removed)."""
     if target.exists():
         retired = staging.with_suffix(".old")
         os.replace(target, retired)
@@ -91,7 +97,6 @@ def staged_folder(target: str | Path, force: bool = False, protected=()) -> Iter
         shutil.rmtree(retired, ignore_errors=True)
     else:
         os.replace(staging, target)
-    leftovers.release(lock)
 
 
 @contextlib.contextmanager

@@ -28,8 +28,8 @@ from .manifest import read_manifest
 from .runtime.backends import open_variant
 from .runtime.machine import cpu_model
 from .runtime.openvino_model import import_openvino, openvino_available
+from .runtime.pipelines import folder_task
 from .runtime.session import check_threads, resolve_device
-from .tasks import get_task
 from .timing import measure, synthetic_feeds
 from .variants import AUTO_PREFERENCE, OPENVINO, VARIANTS, choose_variant, present
 from .versions import package_version
@@ -67,7 +67,8 @@ def benchmark_folder(
     config = load_config(folder)
     device = resolve_device(device)
     names = _variants(folder, device, variants, echo)
-    spec = _task(folder, names[0], device, config)
+    manifest = read_manifest(folder)
+    spec = folder_task(folder, config=config, manifest=manifest, device=device)
     for length in sequence_lengths:
         if not 0 < length <= config.max_position_embeddings:
             raise OptionError(f"sequence length {length} is outside 1..{config.max_position_embeddings} (the model's maximum)")
@@ -75,10 +76,9 @@ def benchmark_folder(
         raise OptionError("batch sizes must be positive")
     threads = check_threads(threads)
     timing = {"warmup": warmup, "min_runs": min_runs, "min_seconds": min_seconds}
-    manifest = read_manifest(folder)
     rows, precisions = [], {}
     for name in names:
-        model = open_variant(folder, VARIANTS[name], device, threads, manifest)
+        model = open_variant(folder, VARIANTS[name], device, threads, manifest, config)
         precisions[name] = model.precision
         for batch_size in batch_sizes:
             for length in sequence_lengths:
@@ -105,15 +105,6 @@ def _variants(folder: Path, device: str, wanted: list[str] | None, echo) -> list
         files = ", ".join(variant.file for variant in AUTO_PREFERENCE[device])
         raise ArtifactError(f"{folder} holds no ONNX model to benchmark on {device} (looked for {files})")
     return names
-
-
-def _task(folder: Path, variant: str, device: str, config):
-    manifest = read_manifest(folder)
-    if manifest:
-        return get_task(manifest.task)
-    from .runtime.pipelines import task_from_graph
-
-    return task_from_graph(open_variant(folder, VARIANTS[variant], device, None, None), config)
 
 
 def _row(variant: str, batch_size: int, length: int, seconds: np.ndarray, echo) -> Row:

@@ -2,7 +2,7 @@
 
 Readers stream: Parquet by record batches (pyarrow.parquet.ParquetFile.iter_batches), CSV with
 pyarrow's streaming reader (pyarrow.csv.open_csv), JSON Lines a line at a time (pyarrow's JSON reader
-reads whole files, and one malformed line would sink it). A chunk is {column: list of values}.
+reads whole files, and one malformed line would sink it; json_lines.py). A chunk is {column: list of values}.
 CSV is read record by record too (csv_reader.py), so a bad record is a bad row; its text columns are
 read as text whatever they look like, and an empty cell is missing.
 A JSON Lines line that is not an object becomes a row whose values are all missing, with the reason.
@@ -24,13 +24,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import OptionError
-from . import csv_reader
+from . import csv_reader, json_lines
+from .bad_rows import UNREADABLE
 
 INPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 OUTPUT_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl"}
 CHUNK_ROWS = 1024
-# Where a JSON Lines line that cannot be read says why, in its chunk.
-UNREADABLE = "__unreadable__"
 # What pyarrow raises for a file it cannot read (a damaged page, a bad encoding).
 ArrowError = pa.ArrowException
 
@@ -118,16 +117,8 @@ def _csv(path: Path, needed, text_columns, skip: int, chunk_rows: int) -> Table:
 
 def _jsonl(path: Path, needed, skip: int, chunk_rows: int) -> Table:
     def records():
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield {UNREADABLE: f"line {number} is not JSON ({exc.msg})"}
-                    continue
-                yield record if isinstance(record, dict) else {UNREADABLE: f"line {number} is not a JSON object"}
+        for number, record, unreadable in json_lines.read_lines(path):
+            yield {UNREADABLE: f"line {number} is {unreadable}"} if unreadable else record
 
     def chunks():
         batch = []
@@ -139,13 +130,10 @@ def _jsonl(path: Path, needed, skip: int, chunk_rows: int) -> Table:
         if batch:
             yield _columns_of(batch, needed)
 
-    with open(path, encoding="utf-8") as handle:
-        first = next((line for line in handle if line.strip()), "{}")
-    try:
-        columns = list(json.loads(first))
-    except (json.JSONDecodeError, TypeError):
-        columns = []
+    with contextlib.closing(json_lines.read_lines(path)) as lines:
+        first = next(lines, (0, None, None))[1]
     # JSON Lines has no header: a record without a needed column is a bad row, not a bad file.
+    columns = list(first or {})
     columns += [name for name in needed if name not in columns]
     return Table(columns, {}, None, _skip_rows(chunks(), skip))
 
@@ -253,13 +241,15 @@ def _has_null_type(kind: pa.DataType) -> bool:
     return any(_has_null_type(kind.field(i).type) for i in range(kind.num_fields))
 
 
-def part_schema(path: Path) -> pa.Schema:
-    return pq.read_schema(path)
-
-
-def settled_types(schema: pa.Schema) -> dict[str, pa.DataType]:
-    """The column types of a written part that later parts must keep."""
-    return {field.name: field.type for field in schema if not _has_null_type(field.type)}
+def written_types(parts: list[Path], kind: str) -> dict[str, pa.DataType]:
+    """The column types that written `parts` fixed for the parts to come: every typed column of the
+    Parquet parts (a column of nulls or empty lists fixes nothing yet); JSON Lines fixes none."""
+    if kind != "parquet":
+        return {}
+    types: dict[str, pa.DataType] = {}
+    for part in parts:
+        types.update({field.name: field.type for field in pq.read_schema(part) if not _has_null_type(field.type)})
+    return types
 
 
 def concatenate(parts: list[Path], target: Path, kind: str) -> None:

@@ -16,18 +16,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ArtifactError, DistilbertOnnxError, OptionError, first_line, os_error_line
+from ..errors import ArtifactError, OptionError, first_line, os_error_line
 from . import formats, parts
+from .bad_rows import FAIL, SKIP, check_on_error, chunk_inputs, stop_if_failing
 from .columns import ColumnMap, Problem
 from .fingerprint import input_fingerprint
 from .scoring import score
 
 DEFAULT_PART_ROWS = 10_000
-ON_ERROR = ("fail", "skip")
-
-
-class RowError(DistilbertOnnxError, ValueError):
-    """A row that cannot be scored, with --on-error fail."""
 
 
 @dataclass
@@ -49,20 +45,17 @@ class Job:
     input: Path
     output: parts.Output
     columns: ColumnMap
-    on_error: str = "fail"
+    on_error: str = FAIL
     errors_file: Path | None = None
 
 
-def plan_job(input_path, output_path, columns: ColumnMap, *, options: dict, model: dict, on_error: str = "fail",
+def plan_job(input_path, output_path, columns: ColumnMap, *, options: dict, model: dict, on_error: str = FAIL,
              errors_file=None, folder_format: str | None = None, part_rows: int = DEFAULT_PART_ROWS) -> Job:
     """A Job, checked: the input's format and columns, the output's name, --on-error and --errors."""
     input_path = Path(input_path)
     if not input_path.is_file():
         raise OptionError(f"no input file at {input_path}")
-    if on_error not in ON_ERROR:
-        raise OptionError(f"on_error must be fail or skip, got {on_error!r}")
-    if errors_file and on_error != "skip":
-        raise OptionError("--errors goes with --on-error skip (with fail, the first bad row stops the job)")
+    check_on_error(on_error, errors_file)
     table = formats.open_table(input_path, columns.needed, tuple(columns.fields.values()))
     columns.check_present(table.columns, input_path.name)
     settings = {
@@ -70,7 +63,7 @@ def plan_job(input_path, output_path, columns: ColumnMap, *, options: dict, mode
         "result_column": columns.result_column, "options": options, "on_error": on_error, "part_rows": part_rows,
     }
     output = parts.plan_output(output_path, folder_format, settings, part_rows, protected=(input_path,))
-    if on_error == "skip" and errors_file is None:
+    if on_error == SKIP and errors_file is None:
         errors_file = output.target.with_name(output.target.name + ".errors.jsonl")
     if errors_file is not None and Path(errors_file).absolute() in (input_path.absolute(), output.target):
         raise OptionError(f"--errors {errors_file} is the input or the output: choose another file")
@@ -88,7 +81,7 @@ def predict_file(pipe, job: Job, *, options: dict | None = None, batch_size: int
 
     def scored():
         for chunk in readable(table.chunks, job.input, start_row):
-            inputs = _inputs(job.columns, chunk)
+            inputs = chunk_inputs(job.columns, chunk)
             yield chunk, score(pipe, inputs, batch_size, options)
 
     return write_parts(job, scored(), done_parts, table.types, total=table.rows, progress=progress)
@@ -107,20 +100,13 @@ def readable(chunks: Iterable[dict], path: Path, first_row: int) -> Iterator[dic
                             "or was changed while the job ran") from None
 
 
-def _inputs(columns: ColumnMap, chunk: dict[str, list]) -> list:
-    inputs = columns.inputs(chunk)
-    unreadable = chunk.get(formats.UNREADABLE)
-    if unreadable:
-        inputs = [Problem(reason) if reason else item for item, reason in zip(inputs, unreadable)]
-    return inputs
-
-
 def write_parts(job: Job, scored: Iterable[tuple[dict, list]], done_parts: int, types: dict,
                 total: int | None = None, progress=None) -> Summary:
     """Scored chunks, in input order from part `done_parts` on, into the job's parts; then the target."""
     output, columns = job.output, job.columns
     summary = Summary(resumed_rows=done_parts * output.part_rows)
-    types = {**{name: types[name] for name in columns.carried if name in types}, **parts.settled_types(output)}
+    types = {**{name: types[name] for name in columns.carried if name in types},
+             **formats.written_types(output.complete_parts(), output.kind)}
     started = time.perf_counter()
     row = summary.resumed_rows
     if progress:
@@ -134,8 +120,8 @@ def write_parts(job: Job, scored: Iterable[tuple[dict, list]], done_parts: int, 
                 rows, failures = _output_rows(columns, chunk, outcomes, row)
                 row += len(outcomes)
                 for failure in failures:
-                    if job.on_error == "fail":
-                        raise RowError(f"{job.input.name} {failure['error']} (--on-error skip sets bad rows aside)")
+                    stop_if_failing(job.on_error, f"{job.input.name} {failure['error']}",
+                                    "--on-error skip sets bad rows aside")
                     bad.append(failure)
                 if rows:
                     writer.write(rows)
@@ -145,7 +131,7 @@ def write_parts(job: Job, scored: Iterable[tuple[dict, list]], done_parts: int, 
                     progress(row, total)
             writer.close()
             types = getattr(writer, "types", types)
-            if job.on_error == "skip":
+            if job.on_error == SKIP:
                 _write_errors(output.errors(index), bad)
             summary.skipped += len(bad)
             summary.errors += [failure["error"] for failure in bad][: max(0, 5 - len(summary.errors))]

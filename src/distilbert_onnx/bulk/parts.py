@@ -14,13 +14,12 @@ same output is refused, and --force replaces only an earlier output (ownership.p
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import leftovers
-from ..artifacts import staged_file
+from ..artifacts import replace_folder, staged_file
 from ..errors import ArtifactError, OptionError
 from ..ownership import check_replaceable
 from . import formats
@@ -151,16 +150,6 @@ def _read_job(staging: Path) -> dict:
         raise ArtifactError(f"{staging} is not a job's parts folder (no readable {JOB_FILE}): remove it") from None
 
 
-def settled_types(output: Output) -> dict:
-    """Column types fixed by the parts already written (Parquet), for the parts to come."""
-    if output.kind != "parquet":
-        return {}
-    types: dict = {}
-    for part in output.complete_parts():
-        types.update(formats.settled_types(formats.part_schema(part)))
-    return types
-
-
 def finish(output: Output, errors_file: Path | None) -> None:
     """Turn the complete parts into the target, write the errors file, remove the staging folder."""
     staging = output.staging
@@ -175,13 +164,7 @@ def finish(output: Output, errors_file: Path | None) -> None:
         return
     for path in [staging / JOB_FILE, *staging.glob("errors-*.jsonl")]:
         path.unlink()
-    if output.target.exists():
-        retired = staging.with_suffix(".old")
-        os.replace(output.target, retired)
-        os.replace(staging, output.target)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(staging, output.target)
+    replace_folder(staging, output.target)
     discard_lock(output)
 
 

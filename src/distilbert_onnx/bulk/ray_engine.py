@@ -20,8 +20,10 @@ import ray
 import ray.data
 
 from ..runtime.pipelines.base import plain
+from .bad_rows import FAIL, SKIP, UNREADABLE, check_on_error, chunk_inputs, stop_if_failing
 from .columns import ColumnMap, Problem
-from .formats import UNREADABLE, _columns_of
+from .formats import _columns_of
+from .json_lines import parse_line
 from .scoring import score
 
 OUTCOME = "__distilbert_onnx_outcome"
@@ -58,21 +60,15 @@ class Scorer:
         else:
             chunk = {name: table.column(name).to_pylist() for name in self.columns.needed}
             carried = {name: table.column(name) for name in self.columns.carried}
-        inputs = self.columns.inputs(chunk)
-        if UNREADABLE in chunk:
-            inputs = [Problem(reason) if reason else item for item, reason in zip(inputs, chunk[UNREADABLE])]
-        outcomes = score(self.pipe, inputs, self.batch_size, self.options)
+        outcomes = score(self.pipe, chunk_inputs(self.columns, chunk), self.batch_size, self.options)
         if self.mode == "outcomes":
             return pa.table({**carried, OUTCOME: [json.dumps(_encode(outcome)) for outcome in outcomes]})
         return _with_results(table, self.columns, outcomes, self.mode)
 
 
 def _record(line: str) -> dict:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return {UNREADABLE: f"not JSON ({exc.msg})"}
-    return record if isinstance(record, dict) else {UNREADABLE: "not a JSON object"}
+    record, unreadable = parse_line(line)
+    return {UNREADABLE: unreadable} if unreadable else record
 
 
 def _encode(outcome):
@@ -89,16 +85,14 @@ def decode(text: str):
 
 def _with_results(table: pa.Table, columns: ColumnMap, outcomes: list, on_error: str) -> pa.Table:
     problems = [outcome for outcome in outcomes if isinstance(outcome, Problem)]
-    if problems and on_error == "fail":
-        from .local import RowError
-
-        raise RowError(f"{problems[0].describe(1 + outcomes.index(problems[0]))} in a batch "
-                       "(rows counted within the batch; on_error='skip' marks bad rows in an error column)")
+    if problems:
+        stop_if_failing(on_error, f"{problems[0].describe(1 + outcomes.index(problems[0]))} in a batch",
+                        "rows counted within the batch; on_error='skip' marks bad rows in an error column")
     results = [None if isinstance(outcome, Problem) else columns.result_columns(outcome) for outcome in outcomes]
     names = dict.fromkeys(key for result in results if result for key in result)
     for name in names:
         table = table.append_column(name, pa.array([result.get(name) if result else None for result in results]))
-    if on_error == "skip":
+    if on_error == SKIP:
         errors = [outcome.message if isinstance(outcome, Problem) else None for outcome in outcomes]
         table = table.append_column("error", pa.array(errors, type=pa.string()))
     return table
@@ -152,7 +146,7 @@ def scored_chunks(job, *, folder, options: dict, batch_size: int, load_options: 
 
 
 def predict_dataset(ds: "ray.data.Dataset", folder, *, text_column: str | None = None, columns: dict | None = None,
-                    options: dict | None = None, on_error: str = "fail", batch_size: int = 32, workers: int = 1,
+                    options: dict | None = None, on_error: str = FAIL, batch_size: int = 32, workers: int = 1,
                     threads_per_worker: int = 1, device: str = "cpu", variant: str = "auto", backend: str = "auto",
                     result_column: str = "result", chunk_rows: int = DEFAULT_CHUNK_ROWS) -> "ray.data.Dataset":
     """`ds` with the results of FOLDER's model as columns, scored by `workers` actors.
@@ -164,10 +158,8 @@ def predict_dataset(ds: "ray.data.Dataset", folder, *, text_column: str | None =
     Ray Data's: set DataContext.get_current().execution_options.preserve_order = True to keep it.
     """
     from .. import load
-    from ..errors import OptionError
 
-    if on_error not in ("fail", "skip"):
-        raise OptionError(f"on_error must be fail or skip, got {on_error!r}")
+    check_on_error(on_error)
     fields = dict(columns or {})
     if text_column:
         fields["text"] = text_column

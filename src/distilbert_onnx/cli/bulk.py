@@ -10,6 +10,7 @@ import time
 
 import click
 
+from ..bulk.bad_rows import FAIL, ON_ERROR
 from ..bulk.columns import RECORD_FIELDS as _FIELDS
 from .app import progress
 
@@ -22,7 +23,7 @@ BULK_OPTIONS = [
     click.option("--id-column", metavar="COLUMN", help="Bulk: an input column copied first into the output (and into --errors)."),
     click.option("--keep-columns", metavar="A,B", help="Bulk: comma-separated input columns copied into the output."),
     click.option("--result-column", default="result", show_default=True, help="Bulk: the column for results that are not a dict (entities, vectors, ranked labels)."),
-    click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True, help="Bulk: stop at the first bad row (nothing written), or set bad rows aside in --errors."),
+    click.option("--on-error", type=click.Choice(ON_ERROR), default=FAIL, show_default=True, help="Bulk: stop at the first bad row (nothing written), or set bad rows aside in --errors."),
     click.option("--errors", "errors_file", type=click.Path(dir_okay=False), help="Bulk, with --on-error skip: JSON Lines of the bad rows [default: OUT.errors.jsonl]."),
     click.option("--resume", is_flag=True, help="Bulk: continue an interrupted job from its last complete part."),
     click.option("--force", is_flag=True, help="Bulk: replace an existing output."),
@@ -34,7 +35,7 @@ BULK_OPTIONS = [
     click.option("--threads-per-worker", type=click.IntRange(min=1), default=1, show_default=True, help="Bulk, Ray: CPU threads (and Ray CPUs) per actor."),
 ]
 # Bulk options and their defaults: any other value without --output is a mistake.
-_DEFAULTS = {"result_column": "result", "on_error": "fail", "resume": False, "force": False, "part_rows": 10_000,
+_DEFAULTS = {"result_column": "result", "on_error": FAIL, "resume": False, "force": False, "part_rows": 10_000,
              "engine": "local", "workers": 1, "threads_per_worker": 1}
 BULK_NAMES = ("output", *(f"{field}_column" for field in _FIELDS), "id_column", "keep_columns", "errors_file",
               "output_format", "ray_address", *_DEFAULTS)

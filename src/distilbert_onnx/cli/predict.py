@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..bulk.json_lines import read_lines
 from ..variants import AUTO, BACKENDS, VARIANTS
 from ..runtime.pipelines.base import plain
 from ..tasks import TaskSpec
@@ -106,20 +107,15 @@ def _from_argument(text: str, spec: TaskSpec, question: str | None, choices: tup
 
 
 def _read_inputs(path: Path, spec: TaskSpec):
-    """Inputs from a .txt (a text per non-empty line) or .jsonl file (a JSON object per line), lazily."""
-    jsonl = path.suffix.lower() == ".jsonl"
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            if not jsonl:
-                yield line.rstrip("\r\n")
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path.name} line {number} is not JSON ({exc.msg})") from None
-            yield spec.input_from_record(record, f"{path.name} line {number}")
+    """Inputs from a .txt (a text per non-empty line) or .jsonl file (a JSON value per line), lazily."""
+    if path.suffix.lower() != ".jsonl":
+        with open(path, encoding="utf-8") as handle:
+            yield from (line.rstrip("\r\n") for line in handle if line.strip())
+        return
+    for number, value, unreadable in read_lines(path, records=False):
+        if unreadable:
+            raise ValueError(f"{path.name} line {number} is {unreadable}")
+        yield spec.input_from_record(value, f"{path.name} line {number}")
 
 
 def _count_lines(path: Path) -> int:

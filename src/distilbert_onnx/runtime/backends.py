@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import load_config
+from ..config import DistilBertConfig, load_config
 from ..errors import DeviceError, OptionError
 from ..manifest import Manifest
 from ..variants import AUTO, BACKENDS, OPENVINO, Variant
@@ -41,14 +41,15 @@ def check_variant_backend(variant: Variant, backend: str) -> None:
         )
 
 
-def open_variant(folder: Path, variant: Variant, device: str, threads: int | None, manifest: Manifest | None):
+def open_variant(folder: Path, variant: Variant, device: str, threads: int | None, manifest: Manifest | None,
+                 config: DistilBertConfig | None = None):
     """The model object of `variant` in `folder`: an OnnxModel or an OpenVinoModel, once its files are
-    found to be the ones the manifest records (integrity.py)."""
+    found to be the ones the manifest records (integrity.py). `config`: the folder's, if already read."""
     verify_variant(folder, variant, manifest)
     if variant.backend == OPENVINO:
         precision, why = inference_precision(variant, manifest)
         logger.info("%s computes in %s: %s", variant.name, precision, why)
-        max_length = load_config(folder).max_position_embeddings
+        max_length = (config or load_config(folder)).max_position_embeddings
         return OpenVinoModel(folder / variant.file, threads=threads, precision=precision, stored=variant.precision,
                              max_length=max_length)
     return OnnxModel(folder / variant.file, device=device, threads=threads, precision=variant.precision)

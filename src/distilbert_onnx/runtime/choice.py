@@ -66,8 +66,10 @@ class Choice:
     latency_ms: dict[str, float] = field(default_factory=dict)
 
 
-def choose_auto_cpu(folder: Path, manifest: Manifest | None, backend: str, threads: int | None) -> Choice:
-    """The variant auto runs on the CPU for `backend` (auto, onnxruntime or openvino)."""
+def choose_auto_cpu(folder: Path, manifest: Manifest | None, backend: str, threads: int | None,
+                    config=None) -> Choice:
+    """The variant auto runs on the CPU for `backend` (auto, onnxruntime or openvino); `config`: the
+    folder's config.json, if already read."""
     has_openvino_files = any(variant.backend == OPENVINO and present(folder, variant) for variant in VARIANTS.values())
     if backend == ONNXRUNTIME:
         return _onnxruntime_rule(folder, "backend='onnxruntime' asked for")
@@ -93,7 +95,7 @@ def choose_auto_cpu(folder: Path, manifest: Manifest | None, backend: str, threa
     if recorded and recorded["variant"] in [variant.name for variant in candidates]:
         return Choice(VARIANTS[recorded["variant"]], f"measured on this machine before ({where}): {_timings(recorded['latency_ms'])}",
                       latency_ms=recorded["latency_ms"])
-    choice = measure_candidates(folder, manifest, candidates, threads)
+    choice = measure_candidates(folder, manifest, candidates, threads, config)
     _save_choice(key, {"variant": choice.variant.name, "latency_ms": choice.latency_ms, "machine": machine, "folder": str(folder)})
     return choice
 
@@ -185,15 +187,16 @@ def machine_key(folder: Path, manifest: Manifest, candidates: list[Variant], thr
     return hashlib.sha256(material.encode()).hexdigest()[:32], machine
 
 
-def measure_candidates(folder: Path, manifest: Manifest, candidates: list[Variant], threads: int | None) -> Choice:
+def measure_candidates(folder: Path, manifest: Manifest, candidates: list[Variant], threads: int | None,
+                       config=None) -> Choice:
     """Time each candidate here, in turns, on synthetic inputs of CHOICE_SHAPE; the fastest wins."""
     from ..config import load_config
 
-    config = load_config(folder)
+    config = config or load_config(folder)
     batch, length = CHOICE_SHAPE
     feeds = synthetic_feeds(get_task(manifest.task), config.vocab_size, batch, min(length, config.max_position_embeddings))
     started = time.perf_counter()
-    models = {variant.name: open_variant(folder, variant, "cpu", threads, manifest) for variant in candidates}
+    models = {variant.name: open_variant(folder, variant, "cpu", threads, manifest, config) for variant in candidates}
     seconds = in_turns({name: partial(model.run, feeds) for name, model in models.items()}, CHOICE_ROUNDS)
     latency = {name: round(value * 1000, 3) for name, value in seconds.items()}
     order = [variant.name for variant in CPU_CANDIDATES]

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from ..runtime.batching import DEFAULT_BATCH_SIZE, plan_batches
 from ..runtime.pipelines import Pipeline
+from ..runtime.pipelines.base import plain
 from ..tasks import get_task
 from .batcher import Batcher, QueueFull, Ticket
 from .limits import Limits
@@ -222,12 +223,5 @@ def _encode_vector(vector: np.ndarray, encoding: str):
 
 
 def json_response(content: Any, status: int = 200, headers: dict | None = None) -> Response:
-    body = json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=_plain).encode("utf-8")
+    body = json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=plain).encode("utf-8")
     return Response(body, status_code=status, headers=headers, media_type="application/json")
-
-
-def _plain(value: Any):
-    """numpy values (return_tensors=True, numpy scalars) as JSON values."""
-    if isinstance(value, (np.ndarray, np.generic)):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -31,7 +31,7 @@ from starlette.schemas import SchemaGenerator
 
 from .. import __version__
 from ..errors import ArtifactError, OptionError
-from ..runtime.pipelines import Pipeline
+from ..runtime.pipelines import Pipeline, folder_task
 from ..versions import package_version
 from .auth import RequireApiKey
 from .drain import CutOffGuard
@@ -139,7 +139,7 @@ def build_app(
     limits = limits or Limits()
     server = Server(sources, {"device": device, "variant": variant, "threads": threads}, limits)
     for name, source in sources.items():  # the task decides the routes: read from the folder before loading
-        task = source.task if isinstance(source, Pipeline) else _folder_task(source)
+        task = source.task if isinstance(source, Pipeline) else folder_task(source).name
         server.services[name] = ModelService(name, task, limits, server.metrics)
 
     routes = [
@@ -204,19 +204,6 @@ def _named(folders) -> dict[str, str | Path | Pipeline]:
         if not name or "/" in name:
             raise OptionError(f"{name!r} cannot be a model name in a URL")
     return named
-
-
-def _folder_task(folder) -> str:
-    """The task of a folder, read cheaply (manifest or config.json) before it is loaded."""
-    from ..config import load_config
-    from ..manifest import read_manifest
-    from ..tasks import task_from_config
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ArtifactError(f"no folder at {folder}: pass a folder made by distilbert-onnx export (or Optimum)")
-    manifest = read_manifest(folder)
-    return manifest.task if manifest else task_from_config(load_config(folder)).name
 
 
 def _paths(routes) -> set[str]:

@@ -50,9 +50,7 @@ def load_pipeline(
 ) -> Pipeline:
     """The pipeline of the folder's task on `device` (cpu, cuda, auto) with `variant` (auto or a name),
     run by `backend` (auto, onnxruntime or openvino; auto: whichever runs the chosen variant)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ArtifactError(f"no folder at {folder}: pass a folder made by distilbert-onnx export (or Optimum)")
+    folder = _existing(folder)
     positive_int("max_tokens", max_tokens)
     config = load_config(folder)
     manifest = read_manifest(folder)
@@ -63,18 +61,18 @@ def load_pipeline(
         resolved = "cpu"
     check_backend(backend, resolved)
     try:
-        model, chosen = _open_model(folder, manifest, resolved, variant, backend, threads)
+        model, chosen = _open_model(folder, manifest, config, resolved, variant, backend, threads)
     except DeviceError:
         if device != "auto" or resolved == "cpu":
             raise
         # onnxruntime-gpu lists its CUDA provider even where no GPU can be used: auto means the CPU then.
         logger.info("device=auto: the CUDA provider did not start, using the CPU")
-        model, chosen = _open_model(folder, manifest, "cpu", variant, backend, threads)
+        model, chosen = _open_model(folder, manifest, config, "cpu", variant, backend, threads)
     if sorted(model.input_names) != sorted(INPUT_NAMES):
         raise ArtifactError(
             f"{chosen.file} takes inputs {model.input_names}; a DistilBERT graph takes input_ids and attention_mask only"
         )
-    spec = get_task(manifest.task) if manifest else task_from_graph(model, config)
+    spec = folder_task(folder, model, config=config, manifest=manifest)
     tokenizer = TextTokenizer(folder, config.max_position_embeddings)
     return Pipeline(HANDLERS[spec.name], model, Context(spec, config, tokenizer), folder, chosen.name, max_tokens)
 
@@ -84,31 +82,55 @@ def pipeline_on(model, folder: str | Path, variant: str, max_tokens: int = DEFAU
     """The pipeline of FOLDER's task running `model` in place of one of the folder's graphs: anything
     with `run(feeds) -> {output name: array}` and `device`, `backend`, `precision` (a candidate graph
     being built, the PyTorch model). The folder gives config.json, the tokenizer and the task
-    (`spec`, else the manifest's, else config.json architectures'); `variant` is the name the
-    pipeline reports."""
+    (`spec`, else folder_task's); `variant` is the name the pipeline reports."""
     folder = Path(folder)
     config = load_config(folder)
-    spec = spec or folder_task(folder)
+    spec = spec or folder_task(folder, config=config)
     tokenizer = TextTokenizer(folder, config.max_position_embeddings)
     return Pipeline(HANDLERS[spec.name], model, Context(spec, config, tokenizer), folder, variant, max_tokens)
 
 
-def folder_task(folder: str | Path) -> TaskSpec:
-    """The task of a folder from its manifest, else from config.json `architectures`."""
-    manifest = read_manifest(folder)
-    return get_task(manifest.task) if manifest else task_from_config(load_config(folder))
+# folder_task's default: the manifest is read from the folder.
+_READ = object()
 
 
-def _open_model(folder: Path, manifest: Manifest | None, device: str, variant: str, backend: str, threads: int | None):
+def folder_task(folder: str | Path, model=None, *, config: DistilBertConfig | None = None, manifest=_READ,
+                device: str = "cpu") -> TaskSpec:
+    """The task a folder holds, decided one way for load, benchmark, the server and the checks: the
+    manifest's task; for a folder without a manifest (an Optimum export), its graph's outputs, with
+    config.json `architectures` settling what they leave open (task_from_graph).
+
+    `model` is one of the folder's graphs already open (else its `auto` graph for `device` is opened to
+    read the outputs); `config` and `manifest` (None: the folder has none) spare reading them again.
+    """
+    folder = _existing(folder)
+    manifest = read_manifest(folder) if manifest is _READ else manifest
+    if manifest:
+        return get_task(manifest.task)
+    config = config or load_config(folder)
+    if model is None:
+        model = open_variant(folder, choose_variant(folder, device), device, None, None, config=config)
+    return task_from_graph(model, config)
+
+
+def _existing(folder: str | Path) -> Path:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ArtifactError(f"no folder at {folder}: pass a folder made by distilbert-onnx export (or Optimum)")
+    return folder
+
+
+def _open_model(folder: Path, manifest: Manifest | None, config: DistilBertConfig, device: str, variant: str,
+                backend: str, threads: int | None):
     """(the model, its Variant) for `variant` on `device`: auto on the CPU is chosen per machine (choice.py)."""
     if variant == AUTO and device == "cpu":
-        choice = choose_auto_cpu(folder, manifest, backend, threads)
+        choice = choose_auto_cpu(folder, manifest, backend, threads, config=config)
         logger.info("variant=auto picked %s on the CPU: %s", choice.variant.name, choice.reason)
-        model = choice.model or open_variant(folder, choice.variant, device, threads, manifest)
+        model = choice.model or open_variant(folder, choice.variant, device, threads, manifest, config=config)
         return model, choice.variant
     chosen = choose_variant(folder, device, variant)
     check_variant_backend(chosen, backend)
-    return open_variant(folder, chosen, device, threads, manifest), chosen
+    return open_variant(folder, chosen, device, threads, manifest, config=config), chosen
 
 
 def task_from_graph(model, config: DistilBertConfig) -> TaskSpec:
