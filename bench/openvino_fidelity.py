@@ -26,7 +26,7 @@ from distilbert_onnx.checks.fidelity import calibration_batches, fidelity, refer
 from distilbert_onnx.config import load_config
 from distilbert_onnx.openvino_build.build import openvino_folder
 from distilbert_onnx.openvino_build.int8 import _quiet, calibration_texts, int8_meeting_target
-from distilbert_onnx.quantize_settings import QuantizeSettings
+from distilbert_onnx.checks.quantize_settings import QuantizeSettings
 from distilbert_onnx.runtime.openvino_model import OpenVinoModel, core
 from distilbert_onnx.runtime.session import OnnxModel
 from distilbert_onnx.tasks import get_task

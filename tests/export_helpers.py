@@ -36,7 +36,7 @@ def add_openvino(folder: Path, int8: bool = True, f32_only: bool = False) -> Pat
     manifest records that bf16 misses it and the fp32 IR computes in f32 on any CPU."""
     from distilbert_onnx.manifest import read_manifest
     from distilbert_onnx.openvino_build.build import openvino_folder
-    from distilbert_onnx.quantize_settings import QuantizeSettings
+    from distilbert_onnx.checks.quantize_settings import QuantizeSettings
     from distilbert_onnx.samples import sample_texts
     from distilbert_onnx.targets import BOUNDS, MEASURES
     from distilbert_onnx.tasks import get_task

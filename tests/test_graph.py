@@ -16,7 +16,7 @@ from distilbert_onnx.errors import ArtifactError, DeviceError, FusionError, Opti
 from distilbert_onnx.manifest import read_manifest, write_manifest
 from distilbert_onnx.onnx_build.optimize import expected_fusions
 from distilbert_onnx.options import ATOL
-from distilbert_onnx.quantize_settings import QuantizeSettings
+from distilbert_onnx.checks.quantize_settings import QuantizeSettings
 from distilbert_onnx.runtime.choice import fidelity_candidates
 from distilbert_onnx.runtime.session import OnnxModel
 from distilbert_onnx.tasks import TASK_NAMES, get_task

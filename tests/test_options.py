@@ -19,7 +19,7 @@ from distilbert_onnx.options import (
     MIN_WORST_COSINE,
     OPSET,
 )
-from distilbert_onnx.quantize_settings import QuantizeSettings
+from distilbert_onnx.checks.quantize_settings import QuantizeSettings
 from distilbert_onnx.tasks import get_task
 
 

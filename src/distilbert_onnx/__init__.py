@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import MissingExtraError
-from .versions import package_version
+from .versions import this_version
 
-__version__ = package_version("distilbert-onnx") or "0+unknown"
+__version__ = this_version()
 
 __all__ = ["export", "optimize", "quantize", "validate", "load", "serve", "bulk", "__version__"]
 # Front ends whose extras the base import never loads: dox.serve (the [serve] extra) and dox.bulk
@@ -70,7 +70,7 @@ def export(
         raise MissingExtraError(
             f"export needs PyTorch and onnx ({exc.name} is missing): pip install 'distilbert-onnx[export]'"
         ) from None
-    from .quantize_settings import QuantizeSettings
+    from .checks.quantize_settings import QuantizeSettings
     from .variants import opt_in_asked, pop_opt_in
 
     also = opt_in_asked(fp16=fp16, **pop_opt_in(settings))
@@ -104,7 +104,7 @@ def optimize(folder: str | Path, fp16: bool = False, *, atol: float | None = Non
 def quantize(folder: str | Path, *, echo=None, **options) -> dict:
     """Add the int8 graph to an exported folder; `options` as QuantizeSettings.from_options takes them."""
     from .onnx_build.quantize import quantize_folder
-    from .quantize_settings import QuantizeSettings
+    from .checks.quantize_settings import QuantizeSettings
     from .progress import Stages
 
     return quantize_folder(folder, QuantizeSettings.from_options(**options), stages=Stages(echo))

@@ -14,6 +14,11 @@ def package_version(name: str) -> str | None:
         return None
 
 
+def this_version() -> str:
+    """This package's installed version ("0+unknown" when it runs from a source tree not installed)."""
+    return package_version("distilbert-onnx") or "0+unknown"
+
+
 def tool_versions() -> dict[str, str]:
     """Installed versions of the tools in TOOLS (those not installed are left out)."""
     versions = {name: package_version(name) for name in TOOLS}

@@ -25,7 +25,7 @@ def predict_file(folder, input, output, *, columns: dict | None = None, id_colum
     their own names). The output holds `id_column`, `keep_columns` and the result columns.
     """
     local = _require("local", "pyarrow", "files")
-    from .. import load
+    from ..runtime.pipelines import load_pipeline as load
     from .columns import ColumnMap
     from .fingerprint import model_fingerprint
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DistilbertOnnxError, OptionError
+from ..tables.readers import UNREADABLE
 from .columns import ColumnMap, Problem
 
 FAIL, SKIP = "fail", "skip"
 ON_ERROR = (FAIL, SKIP)
-# The column of a chunk that says why each row could not be read (None for a row that could).
-UNREADABLE = "__unreadable__"
 
 
 class RowError(DistilbertOnnxError, ValueError):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ArtifactError, OptionError, first_line, os_error_line
+from ..tables import readers
 from . import formats, parts
 from .bad_rows import FAIL, SKIP, check_on_error, chunk_inputs, stop_if_failing
 from .columns import ColumnMap, Problem
@@ -56,7 +57,7 @@ def plan_job(input_path, output_path, columns: ColumnMap, *, options: dict, mode
     if not input_path.is_file():
         raise OptionError(f"no input file at {input_path}")
     check_on_error(on_error, errors_file)
-    table = formats.open_table(input_path, columns.needed, tuple(columns.fields.values()))
+    table = readers.open_table(input_path, columns.needed, tuple(columns.fields.values()))
     columns.check_present(table.columns, input_path.name)
     settings = {
         "input": input_fingerprint(input_path), "model": model, "fields": columns.fields, "carried": list(columns.carried),
@@ -77,7 +78,7 @@ def predict_file(pipe, job: Job, *, options: dict | None = None, batch_size: int
     pipe([], batch_size=batch_size, **options)  # refuse bad options before any file is made
     done_parts = parts.start(job.output, resume, force)
     start_row = done_parts * job.output.part_rows
-    table = formats.open_table(job.input, job.columns.needed, tuple(job.columns.fields.values()), skip=start_row)
+    table = readers.open_table(job.input, job.columns.needed, tuple(job.columns.fields.values()), skip=start_row)
 
     def scored():
         for chunk in readable(table.chunks, job.input, start_row):
@@ -93,9 +94,9 @@ def readable(chunks: Iterable[dict], path: Path, first_row: int) -> Iterator[dic
     row = first_row
     try:
         for chunk in chunks:
-            row += formats.row_count(chunk)
+            row += readers.row_count(chunk)
             yield chunk
-    except (OSError, formats.ArrowError) as exc:
+    except (OSError, readers.ArrowError) as exc:
         raise ArtifactError(f"cannot read {path.name} after row {row:,} ({first_line(exc)}): the file is damaged "
                             "or was changed while the job ran") from None
 
@@ -126,7 +127,7 @@ def write_parts(job: Job, scored: Iterable[tuple[dict, list]], done_parts: int, 
                 if rows:
                     writer.write(rows)
                 summary.rows += len(outcomes)
-                summary.written += formats.row_count(rows)
+                summary.written += readers.row_count(rows)
                 if progress:
                     progress(row, total)
             writer.close()

@@ -22,6 +22,7 @@ from .. import leftovers
 from ..artifacts import replace_folder, staged_file
 from ..errors import ArtifactError, OptionError
 from ..ownership import check_replaceable
+from ..tables import readers
 from . import formats
 from .fingerprint import changes
 
@@ -68,7 +69,7 @@ def plan_output(target: str | Path, folder_format: str | None, settings: dict, p
         if folder_format and folder_format != kind:
             raise OptionError(f"--format {folder_format} does not match the output's name {target.name}")
         return Output(target, kind, True, settings, part_rows, tuple(protected))
-    if target.suffix.lower() in formats.INPUT_FORMATS:
+    if target.suffix.lower() in readers.INPUT_FORMATS:
         raise OptionError(f"cannot write {target.name}: name the output .parquet or .jsonl, or a folder for parts")
     return Output(target, folder_format or "parquet", False, settings, part_rows, tuple(protected))
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import contextlib
 
-from . import formats, parts, ray_engine
+from ..tables import readers
+from . import parts, ray_engine
 from .local import Job, Summary, write_parts
 
 
@@ -21,6 +22,6 @@ def predict_file_on_ray(pipe, job: Job, *, folder, load_options: dict, options: 
     chunks = ray_engine.scored_chunks(job, folder=folder, options=options, batch_size=batch_size,
                                       load_options=load_options, workers=workers,
                                       threads_per_worker=threads_per_worker)
-    types = formats.open_table(job.input, job.columns.needed, ()).types  # the input's, as locally
+    types = readers.open_table(job.input, job.columns.needed, ()).types  # the input's, as locally
     with contextlib.closing(chunks):  # stops the Ray execution when the job stops early
         return write_parts(job, chunks, 0, types, progress=progress)

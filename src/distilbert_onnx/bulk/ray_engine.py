@@ -22,8 +22,8 @@ import ray.data
 from ..runtime.pipelines.base import plain
 from .bad_rows import FAIL, SKIP, UNREADABLE, check_on_error, chunk_inputs, stop_if_failing
 from .columns import ColumnMap, Problem
-from .formats import _columns_of
-from .json_lines import parse_line
+from ..tables.json_lines import parse_line
+from ..tables.readers import columns_of
 from .scoring import score
 
 OUTCOME = "__distilbert_onnx_outcome"
@@ -47,7 +47,7 @@ class Scorer:
 
     def __init__(self, folder: str, load_options: dict, columns: ColumnMap, options: dict, batch_size: int,
                  mode: str, lines: bool = False):
-        from .. import load
+        from ..runtime.pipelines import load_pipeline as load
 
         self.pipe = load(folder, **load_options)
         self.columns, self.options, self.batch_size = columns, options, batch_size
@@ -55,7 +55,7 @@ class Scorer:
 
     def __call__(self, table: pa.Table) -> pa.Table:
         if self.lines:  # JSON Lines read as text: parse here, one bad line is one bad row
-            chunk = _columns_of([_record(line) for line in table.column("text").to_pylist()], self.columns.needed)
+            chunk = columns_of([_record(line) for line in table.column("text").to_pylist()], self.columns.needed)
             carried = {name: pa.array(chunk[name]) for name in self.columns.carried}
         else:
             chunk = {name: table.column(name).to_pylist() for name in self.columns.needed}
@@ -132,7 +132,7 @@ def read_input(path, kind: str, columns: ColumnMap) -> "ray.data.Dataset":
 def scored_chunks(job, *, folder, options: dict, batch_size: int, load_options: dict, workers: int,
                   threads_per_worker: int):
     """(chunk of carried columns, outcomes) in input order, scored on the cluster, for write_parts."""
-    from .formats import input_format
+    from ..tables.readers import input_format
 
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     kind = input_format(job.input)
@@ -157,7 +157,7 @@ def predict_dataset(ds: "ray.data.Dataset", folder, *, text_column: str | None =
     "skip" keeps every row, with an `error` column (null where the row was scored). Row order is
     Ray Data's: set DataContext.get_current().execution_options.preserve_order = True to keep it.
     """
-    from .. import load
+    from ..runtime.pipelines import load_pipeline as load
 
     check_on_error(on_error)
     fields = dict(columns or {})

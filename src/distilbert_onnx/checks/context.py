@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..manifest import Manifest, Target
-from ..quantize_settings import QuantizeSettings, recorded_settings
+from ..checks.quantize_settings import QuantizeSettings, recorded_settings
 from ..tasks import TaskSpec
 from .fidelity import Batch, calibration_batches, reference_outputs
 from .probes import Probe, Runner

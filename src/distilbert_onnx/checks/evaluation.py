@@ -109,11 +109,12 @@ def _drop_fields(drop: Estimate | None) -> dict:
 
 def evaluate_folder(folder, data, *, columns: dict | None = None, label_column: str | None = DEFAULT_LABEL_COLUMN,
                     label_required: bool = True, limit: int | None = None, variants: list[str] | None = None,
-                    checkpoint=None, device: str = "cpu", batch_size: int = 32, threads: int | None = None,
-                    progress: Callable[[str], None] | None = None) -> Evaluation:
+                    pytorch: Callable | None = None, device: str = "cpu", batch_size: int = 32,
+                    threads: int | None = None, progress: Callable[[str], None] | None = None) -> Evaluation:
     """Score FOLDER's variants (all it has that run on `device`, or `variants`) on the labelled file
-    `data`, with the PyTorch `checkpoint` as an extra row when given (load_labelled says what the
-    column arguments mean)."""
+    `data`, with the PyTorch checkpoint as an extra row when the caller gives `pytorch(folder,
+    threads)`, its pipeline (exporting.torch_pipeline: torch lives above the checks; load_labelled
+    says what the column arguments mean)."""
     from ..runtime.pipelines import load_pipeline as load
 
     echo = progress or (lambda message: None)
@@ -127,20 +128,18 @@ def evaluate_folder(folder, data, *, columns: dict | None = None, label_column: 
     for name, reason in skipped.items():
         echo(f"  {name}: not run ({reason})")
     echo(f"evaluating {fp32.task} on {labelled.rows:,} rows of {labelled.path.name}: "
-         f"{', '.join(([TORCH_ROW] if checkpoint else []) + names)}")
+         f"{', '.join(([TORCH_ROW] if pytorch else []) + names)}")
     reference = evaluate_pipeline(fp32, labelled, batch_size=batch_size)
     results = {REFERENCE: reference}
-    if checkpoint is not None:
-        from .torch_model import torch_pipeline
-
-        results[TORCH_ROW] = evaluate_pipeline(torch_pipeline(checkpoint, folder, threads), labelled, reference, batch_size)
+    if pytorch is not None:
+        results[TORCH_ROW] = evaluate_pipeline(pytorch(folder, threads), labelled, reference, batch_size)
         echo(f"  {TORCH_ROW}: {results[TORCH_ROW].score.metric} {results[TORCH_ROW].score.value:.2f}")
     for name in names:
         if name != REFERENCE:
             pipe = load(folder, device=device, variant=name, threads=threads)
             results[name] = evaluate_pipeline(pipe, labelled, reference, batch_size)
         echo(f"  {name}: {results[name].score.metric} {results[name].score.value:.2f}")
-    order = ([TORCH_ROW] if checkpoint else []) + [REFERENCE] + [name for name in names if name != REFERENCE]
+    order = ([TORCH_ROW] if pytorch else []) + [REFERENCE] + [name for name in names if name != REFERENCE]
     ordered = [results[name] for name in order]
     return Evaluation(fp32.task, labelled.path, labelled.rows, labelled.sha256, ordered, skipped)
 

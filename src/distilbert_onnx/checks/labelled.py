@@ -1,4 +1,4 @@
-"""Labelled rows read from a Parquet, CSV or JSON Lines file through the bulk readers.
+"""Labelled rows read from a Parquet, CSV or JSON Lines file through tables/readers.py.
 
 The task's fields come from the columns `predict` reads them from (the same --FIELD-column
 mapping: required fields default to a column of their own name), the gold label from
@@ -73,7 +73,7 @@ def load_labelled(path, spec: TaskSpec, columns: dict[str, str | None] | None = 
     a label column the file lacks when `label_required` is False and labels are optional (sentence
     vectors that are not pairs). `labels=False` reads the task's fields only, for any head (calibration)."""
     try:
-        from ..bulk import formats
+        from ..tables import readers
     except ImportError as exc:
         raise MissingExtraError(f"reading tables needs {exc.name}: pip install 'distilbert-onnx[files]'") from None
     path = Path(path)
@@ -85,10 +85,10 @@ def load_labelled(path, spec: TaskSpec, columns: dict[str, str | None] | None = 
     if label_column is None and not optional and labels:
         raise OptionError(f"evaluating {spec.name} needs gold labels: name their column with --label-column")
     if label_column and optional and not label_required:
-        if label_column not in formats.open_table(path, tuple(fields.values()), ()).columns:
+        if label_column not in readers.open_table(path, tuple(fields.values()), ()).columns:
             label_column = None
     needed = tuple(dict.fromkeys([*fields.values(), *([label_column] if label_column else [])]))
-    table = formats.open_table(path, needed, text_columns=tuple(fields.values()))
+    table = readers.open_table(path, needed, text_columns=tuple(fields.values()))
     missing = [column for column in needed if column not in table.columns]
     if missing:
         hint = ", ".join(table.columns[:20]) + (", ..." if len(table.columns) > 20 else "")
@@ -97,11 +97,11 @@ def load_labelled(path, spec: TaskSpec, columns: dict[str, str | None] | None = 
     lists = LIST_FIELDS.get(spec.metric, ())
     records, labels = [], []
     for chunk in table.chunks:
-        for position in range(formats.row_count(chunk)):
+        for position in range(readers.row_count(chunk)):
             if limit is not None and len(records) >= limit:
                 break
             where = f"{path.name} row {len(records) + 1}"
-            unreadable = chunk.get(formats.UNREADABLE, [None] * (position + 1))[position]
+            unreadable = chunk.get(readers.UNREADABLE, [None] * (position + 1))[position]
             if unreadable:
                 raise DataError(f"{where}: {unreadable}")
             records.append({name: _field_value(chunk[column][position], name in lists, f"{where}, column {column!r}")

@@ -4,6 +4,7 @@ as a table for people or JSON for machines."""
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import click
 
@@ -37,11 +38,16 @@ def evaluate(folder, data, label_column, limit, variants, checkpoint, device, ba
     predictions that differ from fp32, and rows per second on this machine."""
     from ..checks.evaluation import evaluate_folder
 
+    pytorch = None
+    if checkpoint is not None:
+        from ..exporting.torch_pipeline import torch_pipeline
+
+        pytorch = partial(torch_pipeline, checkpoint)
     fields = {name.removesuffix("_column"): column for name, column in columns.items() if column}
     wanted = [name.strip() for name in (variants or "").split(",") if name.strip()] or None
     result = evaluate_folder(folder, data, columns=fields, label_column=label_column or "label",
                              label_required=label_column is not None, limit=limit, variants=wanted,
-                             checkpoint=checkpoint, device=device, batch_size=batch_size, threads=threads,
+                             pytorch=pytorch, device=device, batch_size=batch_size, threads=threads,
                              progress=progress)
     click.echo(json.dumps(result.as_dict(), indent=2) if as_json else format_table(result))
 

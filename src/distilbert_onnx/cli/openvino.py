@@ -23,7 +23,7 @@ def openvino(folder, no_int8, require_int8, **options):
     An int8 IR that cannot meet its target is left out with a line saying why (the fp32 IR is still
     written); --require-int8 makes that an error."""
     from ..openvino_build.build import openvino_folder
-    from ..quantize_settings import QuantizeSettings
+    from ..checks.quantize_settings import QuantizeSettings
     from ..progress import Stages
 
     settings = QuantizeSettings.from_options(require_int8=require_int8, **settings_options(options))

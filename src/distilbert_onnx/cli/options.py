@@ -10,7 +10,7 @@ import click
 
 from ..bulk.columns import RECORD_FIELDS
 from ..options import ATOL, CALIBRATION_ROWS, GRAPH, MAX_METRIC_DROP, OPSET
-from ..quantize_settings import BUILT_IN_SAMPLE
+from ..checks.quantize_settings import BUILT_IN_SAMPLE
 from ..targets import BOUNDS
 from ..tasks import TASK_CHOICES
 from ..variants import OPT_IN

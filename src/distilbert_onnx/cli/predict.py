@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..bulk.json_lines import read_lines
+from ..tables.json_lines import read_lines
 from ..variants import AUTO, BACKENDS, VARIANTS
 from ..runtime.pipelines.base import plain
 from ..tasks import TaskSpec

@@ -25,7 +25,7 @@ from ..onnx_build.write_int8 import Int8Child
 from ..openvino_build.build import export_openvino
 from ..options import ATOL, OPSET
 from ..progress import Stages
-from ..quantize_settings import QuantizeSettings, int8_or_left_out
+from ..checks.quantize_settings import QuantizeSettings, int8_or_left_out
 from ..runtime.choice import record_choice_in_manifest
 from ..tasks import TaskSpec
 from ..variants import FP32, QUANTIZED, Variant

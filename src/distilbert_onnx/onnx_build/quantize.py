@@ -37,7 +37,7 @@ from ..config import load_config
 from ..errors import ArtifactError, OptionError, QuantizationError
 from ..manifest import require_manifest, update_manifest, variant_record
 from ..progress import Stages
-from ..quantize_settings import QuantizeSettings
+from ..checks.quantize_settings import QuantizeSettings
 from ..runtime.session import OnnxModel
 from ..tasks import TaskSpec, get_task
 from ..timing import in_turns, synthetic_feeds

@@ -20,7 +20,7 @@ from .. import targets
 from ..checks.fidelity import Batch, fidelity
 from ..checks.metric_gate import MetricGate, gate_shortfall
 from ..errors import QuantizationError
-from ..quantize_settings import MAX_FP32_SHARE, RELAX_HINT, SENSITIVITY_BATCHES, QuantizeSettings
+from ..checks.quantize_settings import MAX_FP32_SHARE, RELAX_HINT, SENSITIVITY_BATCHES, QuantizeSettings
 from ..runtime.session import OnnxModel
 from ..tasks import TaskSpec
 from ..variants import QUANTIZED

@@ -25,7 +25,7 @@ from ..errors import MissingExtraError, OptionError, ValidationError
 from ..checks.metric_gate import MetricGate, open_gate
 from ..manifest import require_manifest, update_manifest, variant_record
 from ..progress import Stages
-from ..quantize_settings import QuantizeSettings, int8_or_left_out
+from ..checks.quantize_settings import QuantizeSettings, int8_or_left_out
 from ..runtime.machine import cpu_model
 from ..runtime.openvino_model import OpenVinoModel, import_openvino, native_bf16
 from ..runtime.session import OnnxModel

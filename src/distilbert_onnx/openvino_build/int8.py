@@ -35,7 +35,7 @@ from .. import targets
 from ..checks.fidelity import Batch, fidelity
 from ..checks.metric_gate import MetricGate, gate_shortfall
 from ..errors import MissingExtraError, QuantizationError
-from ..quantize_settings import MAX_FP32_SHARE, RELAX_HINT, SENSITIVITY_BATCHES, QuantizeSettings
+from ..checks.quantize_settings import MAX_FP32_SHARE, RELAX_HINT, SENSITIVITY_BATCHES, QuantizeSettings
 from ..runtime.openvino_model import OpenVinoModel, core
 from ..tasks import TaskSpec
 from ..variants import OPENVINO_INT8

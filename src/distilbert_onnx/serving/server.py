@@ -29,7 +29,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.schemas import SchemaGenerator
 
-from .. import __version__
+from ..versions import this_version
 from ..errors import ArtifactError, OptionError
 from ..runtime.pipelines import Pipeline, folder_task
 from ..versions import package_version
@@ -62,11 +62,11 @@ class Server:
         self.services: dict[str, ModelService] = {}
         self.status = "loading"
         self.error: str | None = None
-        self.schemas = SchemaGenerator({"openapi": "3.0.0", "info": {"title": "distilbert-onnx serve", "version": __version__}})
+        self.schemas = SchemaGenerator({"openapi": "3.0.0", "info": {"title": "distilbert-onnx serve", "version": this_version()}})
 
     def load(self) -> None:
         """Load every folder (on a thread) and start its batcher; the server is ready when all are."""
-        from .. import load
+        from ..runtime.pipelines import load_pipeline as load
 
         try:
             for name, source in self.sources.items():

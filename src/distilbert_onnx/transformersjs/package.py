@@ -126,7 +126,9 @@ def _int8(folder: Path, staging: Path, manifest: Manifest, contrib_ops: frozense
 def _quantize_unfused(folder: Path, manifest: Manifest, work: Path, echo) -> tuple[dict, Path]:
     """int8 from model.onnx alone, to the target (and on the calibration texts) the folder's int8 was
     made for, by this project's quantize step; its manifest entry and file."""
-    from .. import quantize
+    from ..checks.quantize_settings import QuantizeSettings
+    from ..onnx_build.quantize import quantize_folder
+    from ..progress import Stages
 
     for name in (*TEXT_FILES, *OPTIONAL_TEXT_FILES, FP32.file):
         if (folder / name).is_file():
@@ -139,7 +141,8 @@ def _quantize_unfused(folder: Path, manifest: Manifest, work: Path, echo) -> tup
     options = {**(target.binding if target else {}), "target": target is not None, "graph": "unfused",
                "per_channel": "per tensor" not in quantization.get("weights", ""),
                "calibration_texts": texts if texts and Path(texts).is_file() else None}
-    record = quantize(work, echo=echo, **{key: value for key, value in options.items() if value is not None})
+    settings = QuantizeSettings.from_options(**{key: value for key, value in options.items() if value is not None})
+    record = quantize_folder(work, settings, stages=Stages(echo))
     return record, work / QUANTIZED.file
 
 

@@ -8,16 +8,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from . import targets
-from .checks.user_data import DataFile
-from .errors import OptionError, QuantizationError
-from .manifest import Target, describe_target, meets, require_manifest, shortfalls, update_manifest
-from .options import CALIBRATION_ROWS, GRAPH, MAX_METRIC_DROP
-from .samples import sample_texts
-from .tasks import TaskSpec
+from .. import targets
+from .user_data import DataFile
+from ..errors import OptionError, QuantizationError
+from ..manifest import Target, describe_target, meets, require_manifest, shortfalls, update_manifest
+from ..options import CALIBRATION_ROWS, GRAPH, MAX_METRIC_DROP
+from ..samples import sample_texts
+from ..tasks import TaskSpec
 
 if TYPE_CHECKING:
-    from .checks.metric_gate import MetricGate
+    from .metric_gate import MetricGate
 
 BUILT_IN_SAMPLE = "built-in sample of varied English"
 # Both int8 searches (onnx_build/search.py, openvino_build/int8.py): keeping more than this share of

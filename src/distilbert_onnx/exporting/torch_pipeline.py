@@ -21,7 +21,7 @@ class TorchModel:
         try:
             import torch
 
-            from ..exporting.checkpoint import load_checkpoint
+            from .checkpoint import load_checkpoint
         except ImportError as exc:
             raise MissingExtraError(f"--checkpoint needs PyTorch ({exc.name} is missing): "
                                     "pip install 'distilbert-onnx[export]'") from None
