@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DistilbertOnnxError, OptionError
-from ..tables.readers import UNREADABLE
+from ..tables import UNREADABLE
 from .columns import ColumnMap, Problem
 
 FAIL, SKIP = "fail", "skip"

@@ -73,7 +73,7 @@ def load_labelled(path, spec: TaskSpec, columns: dict[str, str | None] | None = 
     a label column the file lacks when `label_required` is False and labels are optional (sentence
     vectors that are not pairs). `labels=False` reads the task's fields only, for any head (calibration)."""
     try:
-        from ..tables import readers
+        from ..tables import UNREADABLE, readers
     except ImportError as exc:
         raise MissingExtraError(f"reading tables needs {exc.name}: pip install 'distilbert-onnx[files]'") from None
     path = Path(path)
@@ -101,7 +101,7 @@ def load_labelled(path, spec: TaskSpec, columns: dict[str, str | None] | None = 
             if limit is not None and len(records) >= limit:
                 break
             where = f"{path.name} row {len(records) + 1}"
-            unreadable = chunk.get(readers.UNREADABLE, [None] * (position + 1))[position]
+            unreadable = chunk.get(UNREADABLE, [None] * (position + 1))[position]
             if unreadable:
                 raise DataError(f"{where}: {unreadable}")
             records.append({name: _field_value(chunk[column][position], name in lists, f"{where}, column {column!r}")

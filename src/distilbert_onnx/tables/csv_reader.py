@@ -3,7 +3,7 @@
 A record that is not valid CSV (an unterminated quote, text after a closing quote, a quote still open
 at the end of the file), that has more or fewer values than the header has columns, or whose needed
 values are not UTF-8 is a bad row: it becomes a row whose values are all missing, with the reason
-(readers.UNREADABLE), exactly as a bad JSON Lines line does, and reading goes on at the line after
+(tables.UNREADABLE), exactly as a bad JSON Lines line does, and reading goes on at the line after
 the one it started on. A value quoted over several lines is one record, as in any CSV.
 
 The columns a task reads as text stay text; other needed columns (ids, kept columns) take the type

@@ -20,12 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import OptionError
-from . import csv_reader, json_lines
+from . import UNREADABLE, csv_reader, json_lines
 
 INPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 CHUNK_ROWS = 1024
-# The column of a chunk that says why each row could not be read (None for a row that could).
-UNREADABLE = "__unreadable__"
 # What pyarrow raises for a file it cannot read (a damaged page, a bad encoding).
 ArrowError = pa.ArrowException
 
