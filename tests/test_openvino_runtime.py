@@ -235,15 +235,17 @@ def test_auto_never_picks_a_variant_that_misses_the_target(classifier_copy, capl
 def test_auto_never_picks_a_variant_that_misses_its_metric_gate(classifier_copy, caplog):
     folder = classifier_copy
     data = read_manifest(folder).data
-    gate = {"metric": "accuracy", "value": 80.0, "fp32_value": 81.0, "drop": 1.0, "max_drop": 0.5, "changed_vs_fp32": 2.0,
-            "data": "held_out.csv", "data_sha256": "0" * 64, "rows": 200, "meets": False}
+    gate = {"metric": "accuracy", "value": 80.0, "fp32_value": 81.0, "drop": 1.0, "drop_interval": [0.4, 1.6],
+            "max_drop": 0.5, "changed_vs_fp32": 2.0, "data": "held_out.csv", "data_sha256": "0" * 64, "rows": 200,
+            "meets": False}
     data["variants"]["openvino-int8"]["gate"] = gate
-    data["variants"]["quantized"]["gate"] = {**gate, "value": 80.8, "drop": 0.2, "meets": True}
+    data["variants"]["quantized"]["gate"] = {**gate, "value": 80.8, "drop": 0.2, "drop_interval": [-0.1, 0.45], "meets": True}
     manifest = write_manifest(folder, data)
     candidates, excluded = fidelity_candidates(folder, manifest, "auto")
     names = [variant.name for variant in candidates]
     assert "quantized" in names and "openvino-int8" not in names
-    assert excluded["openvino-int8"] == "it misses its metric gate: accuracy drop 1.00 > 0.5 points on held_out.csv"
+    assert excluded["openvino-int8"] == ("it misses its metric gate: accuracy drop 1.00 (95% interval up to 1.60) > 0.5 "
+                                         "points on held_out.csv")
     with caplog.at_level(logging.INFO, logger="distilbert_onnx"):
         assert dox.load(folder).variant != "openvino-int8"
     del data["variants"]["openvino-int8"]["gate"]  # ungated beside a gated int8 variant: not a candidate either
