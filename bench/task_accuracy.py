@@ -15,6 +15,7 @@ Steps whose command the installed package lacks (evaluate, --eval-data) are repo
 Prints a table and writes results/task_accuracy.json.
 
     python bench/task_accuracy.py [polarity sms-spam wnut16] [--max-metric-drop 0.3] [--threads 2] [--out F]
+                                  [--exports default,gated,gated+calibration]
 
 Data, checkpoints and exported folders are cached under $TASK_BENCH_CACHE (default
 bench/results/task-accuracy); delete its exports/ folder to export again. Timings (rows/s) need a
@@ -121,14 +122,19 @@ def evaluate(folder: Path, checkpoint: Path, data: Path, columns: list[str], tor
             "auto_drop_vs_torch": rows.get(chosen, {}).get("drop_vs_torch"), "auto_speed_vs_optimized": speed}
 
 
+EXPORT_KINDS = ("default", "gated", "gated+calibration")
+
+
 def export_kinds(files: dict[str, Path], columns: list[str], max_drop: float) -> dict[str, tuple[str | None, list[str]]]:
     """Each export measured: (the `export` option it needs, or None, its options)."""
     gate = ["--eval-data", str(files["gate"]), *columns, "--max-metric-drop", str(max_drop)]
-    return {"default": (None, []), "gated": ("--eval-data", gate),
+    made = {"default": (None, []), "gated": ("--eval-data", gate),
             "gated+calibration": ("--calibration-data", [*gate, "--calibration-data", str(files["train"])])}
+    return {kind: made[kind] for kind in EXPORT_KINDS}
 
 
-def bench_model(name: str, max_drop: float, threads: int, export_help: str, can_evaluate: bool) -> dict:
+def bench_model(name: str, max_drop: float, threads: int, export_help: str, can_evaluate: bool,
+                kinds: list[str]) -> dict:
     data = DATA_SETS[name]
     checkpoint = train(name)
     files = prepared(name)
@@ -138,6 +144,8 @@ def bench_model(name: str, max_drop: float, threads: int, export_help: str, can_
     out = {"model": name, "checkpoint": str(checkpoint), "test_rows": len(load(name, "test")),
            "torch_fp32": scores, "metric": headline, "exports": {}}
     for kind, (needs, options) in export_kinds(files, columns, max_drop).items():
+        if kind not in kinds:
+            continue
         if needs and needs not in export_help:
             out["exports"][kind] = {"missing": f"this package's export has no {needs}"}
             continue
@@ -196,10 +204,17 @@ def main() -> None:
     parser.add_argument("--max-metric-drop", type=float, default=0.3)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of evaluate and of the auto choice")
     parser.add_argument("--out", type=Path, default=WORK / "task_accuracy.json")
+    parser.add_argument("--exports", default=",".join(EXPORT_KINDS),
+                        help=f"the exports to make and evaluate, of {', '.join(EXPORT_KINDS)} [default: all]")
     args = parser.parse_args()
     can_evaluate = has_option("evaluate", "--data")
     export_help = subprocess.run([*CLI, "export", "--help"], capture_output=True, text=True).stdout
-    results = [bench_model(name, args.max_metric_drop, args.threads, export_help, can_evaluate) for name in args.models or DATA_SETS]
+    kinds = [kind for kind in args.exports.split(",") if kind]
+    unknown = set(kinds) - set(EXPORT_KINDS)
+    if unknown:
+        parser.error(f"unknown export {sorted(unknown)[0]!r}: choose from {', '.join(EXPORT_KINDS)}")
+    results = [bench_model(name, args.max_metric_drop, args.threads, export_help, can_evaluate, kinds)
+               for name in args.models]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine(), "cache": str(CACHE), "results": results}, indent=2))
     header = ["model", "row", "metric (test)", "95% interval", "drop vs torch", "% changed vs fp32", "rows/s"]
