@@ -75,6 +75,11 @@ def describe_target(target: Target) -> str:
     return " and ".join(parts) or "none"
 
 
+def gate_interval(gate: Mapping) -> list[float]:
+    """The 95% interval of a metric gate record's drop (a record written before intervals has the drop alone)."""
+    return gate.get("drop_interval") or [gate["drop"], gate["drop"]]
+
+
 def describe_fidelity(figures: Mapping | None, digits: int = 5, full: bool = False) -> str:
     """Fidelity figures as text, in the head's terms: "prob diff max 0.0123, mean 0.00101" or "mean
     cosine 0.99912, worst 0.99501", and with `full` the agreement, the max abs diff and the rows."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..manifest import gate_interval
 from ..variants import FP32
 from .user_data import DataFile
 
@@ -74,7 +75,7 @@ def gate_shortfall(record: dict | None) -> str:
     """How a gate record misses, in words ("" when it meets or there is no gate)."""
     if not record or record["meets"]:
         return ""
-    high = _interval(record)[1]
+    high = gate_interval(record)[1]
     return (f"{record['metric']} drop {record['drop']:.2f} points, up to {high:.2f} at 95% confidence > {record['max_drop']:g} "
             f"(by {high - record['max_drop']:.2f}; {record['value']:.2f} against fp32's {record['fp32_value']:.2f} "
             f"on {record['rows']} rows of {record['data']})")
@@ -83,12 +84,7 @@ def gate_shortfall(record: dict | None) -> str:
 def gate_summary(record: dict) -> str:
     """A gate record in one line (info, quantize, validate)."""
     verdict = "meets" if record["meets"] else "MISSES"
-    low, high = _interval(record)
+    low, high = gate_interval(record)
     return (f"metric gate: {record['metric']} {record['value']:.2f} (fp32 {record['fp32_value']:.2f}, drop {record['drop']:.2f}, "
             f"95% interval {low:.2f} to {high:.2f}; {verdict} max drop {record['max_drop']:g}) on {record['rows']} rows of "
             f"{record['data']} (sha256 {record['data_sha256'][:12]})")
-
-
-def _interval(record: dict) -> list[float]:
-    """The 95% interval of the gate's drop (a record written before intervals has the drop alone)."""
-    return record.get("drop_interval") or [record["drop"], record["drop"]]

@@ -35,7 +35,8 @@ from pathlib import Path
 
 from ..artifacts import read_json, staged_file
 from ..errors import ArtifactError
-from ..manifest import Manifest, Target, describe_fidelity, describe_target, require_manifest, shortfalls, update_manifest
+from ..manifest import (Manifest, Target, describe_fidelity, describe_target, gate_interval, require_manifest, shortfalls,
+                        update_manifest)
 from ..targets import measures
 from ..tasks import get_task
 from ..timing import in_turns, synthetic_feeds
@@ -123,7 +124,7 @@ def _gate_verdict(gate, gated: bool) -> str | None:
     gate, or the folder's other int8 variants were gated and this one was not."""
     if gate and not gate["meets"]:
         return (f"it misses its metric gate: {gate['metric']} drop {gate['drop']:.2f} (95% interval up to "
-                f"{gate.get('drop_interval', [None, gate['drop']])[1]:.2f}) > {gate['max_drop']:g} points on {gate['data']}")
+                f"{gate_interval(gate)[1]:.2f}) > {gate['max_drop']:g} points on {gate['data']}")
     if gated and not gate:
         return "it was not checked against a metric gate, as the folder's other int8 variants were"
     return None
